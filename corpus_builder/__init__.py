@@ -1,0 +1,1 @@
+"""Build one deduplicated, linked movie corpus (with embeddings and a FAISS index) from many sources."""

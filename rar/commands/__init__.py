@@ -1,0 +1,1 @@
+"""One module per `rar` sub-command (registered in rar/cli.py)."""

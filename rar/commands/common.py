@@ -1,0 +1,26 @@
+"""Shared CLI plumbing: turning expected errors into one clear line instead of a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Errors that mean "the user gave us something wrong", shown without a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print expected errors as `error: ...` and exit with status 2."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,1 @@
+"""Datasets: MovieLens sessions and conversation samples."""

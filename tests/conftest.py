@@ -1,0 +1,32 @@
+"""Shared fixtures: the real datasets in ../shared/data (or $RAR_DATA_DIR)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("RAR_DATA_DIR")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.fail(f"real data not found at {path}; set RAR_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory, data_dir):
+    """A small but real corpus (real metadata, real MiniLM embeddings, real FAISS index),
+    built once per test session by the corpus builder's own code."""
+    from corpus_builder.testing import build_small_corpus
+
+    return build_small_corpus(tmp_path_factory.mktemp("corpus"), data_dir)
