@@ -1,0 +1,160 @@
+"""Turning conversations into training/evaluation samples, with the paper's rules.
+
+One sample per recommender turn that mentions at least one movie:
+- history = movies mentioned earlier by either role, in order of their most recent mention
+  (a movie mentioned twice appears once, at its last position), capped at the 64 most recent;
+- context = all earlier turns, with roles;
+- targets = the movies mentioned at that turn minus every movie mentioned earlier (no-shortcut
+  rule: the model must not win by repeating a title already in the conversation).
+A recommender turn whose movies were all mentioned before yields no sample; it is counted as
+dropped. Consecutive messages by the same speaker stay separate turns.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rar.data.types import Dialogue, Mention, Sample, Turn
+
+MAX_HISTORY = 64
+SEEKER = "seeker"
+RECOMMENDER = "recommender"
+ROLES = (SEEKER, RECOMMENDER)
+
+
+def unique_keep_last(mentions: Iterable[Mention]) -> list[Mention]:
+    """Mentions deduplicated by key, each at the position of its last occurrence."""
+    ordered: OrderedDict[str, Mention] = OrderedDict()
+    for mention in mentions:
+        ordered.pop(mention.key, None)
+        ordered[mention.key] = mention
+    return list(ordered.values())
+
+
+def unique_keep_first(mentions: Iterable[Mention]) -> list[Mention]:
+    """Mentions deduplicated by key, in order of first occurrence."""
+    seen: dict[str, Mention] = {}
+    for mention in mentions:
+        seen.setdefault(mention.key, mention)
+    return list(seen.values())
+
+
+def make_sample(
+    dataset: str,
+    dialogue_id: str,
+    turn_index: int,
+    context: Sequence[Turn],
+    history: Sequence[Mention],
+    targets: Sequence[Mention],
+    max_history: int = MAX_HISTORY,
+) -> Sample | None:
+    """A sample with the no-shortcut rule applied, or None when no target is left."""
+    history = unique_keep_last(history)
+    earlier = {m.key for m in history}
+    kept = [m for m in unique_keep_first(targets) if m.key not in earlier]
+    if not kept:
+        return None
+    capped = history[-max_history:] if max_history > 0 else []
+    return Sample(dataset, dialogue_id, turn_index, list(context), capped, kept)
+
+
+@dataclass
+class DialogueSamples:
+    """What one dialogue contributed: its samples, its dropped turns, its annotated mentions."""
+
+    dialogue_id: str
+    samples: list[Sample]
+    dropped: int
+    mentions: list[Mention] = field(default_factory=list)  # every annotated mention, in order
+
+    @property
+    def mention_keys(self) -> list[str]:
+        return [m.key for m in self.mentions]
+
+
+def samples_from_dialogue(
+    dialogue: Dialogue, dataset: str, max_history: int = MAX_HISTORY
+) -> DialogueSamples:
+    """All samples of one dialogue (see the module docstring for the rules)."""
+    samples: list[Sample] = []
+    dropped = 0
+    history: OrderedDict[str, Mention] = OrderedDict()
+    for index, turn in enumerate(dialogue.turns):
+        if turn.role not in ROLES:
+            raise ValueError(
+                f"dialogue {dialogue.dialogue_id} ({dialogue.source}): turn {index} has role "
+                f"{turn.role!r}, expected one of {ROLES}"
+            )
+        if turn.role == RECOMMENDER and turn.mentions:
+            sample = make_sample(
+                dataset,
+                dialogue.dialogue_id,
+                index,
+                dialogue.turns[:index],
+                list(history.values()),
+                turn.mentions,
+                max_history,
+            )
+            if sample is None:
+                dropped += 1
+            else:
+                samples.append(sample)
+        for mention in turn.mentions:
+            history.pop(mention.key, None)
+            history[mention.key] = mention
+    mentions = [m for t in dialogue.turns for m in t.mentions]
+    return DialogueSamples(dialogue.dialogue_id, samples, dropped, mentions)
+
+
+def group_samples(
+    samples: Iterable[Sample], dropped_by_dialogue: dict[str, int] | None = None
+) -> list[DialogueSamples]:
+    """Samples that arrive one per record (custom, Reddit) grouped back into dialogues."""
+    groups: dict[str, DialogueSamples] = {}
+    for sample in samples:
+        group = groups.setdefault(sample.dialogue_id, DialogueSamples(sample.dialogue_id, [], 0))
+        group.samples.append(sample)
+    for dialogue_id, count in (dropped_by_dialogue or {}).items():
+        groups.setdefault(dialogue_id, DialogueSamples(dialogue_id, [], 0)).dropped += count
+    return list(groups.values())
+
+
+@dataclass
+class SampleStats:
+    """Counts like the paper's Table 8, plus what was dropped or deduplicated."""
+
+    dialogues: int = 0
+    samples: int = 0
+    movies: int = 0  # distinct movie keys among annotated mentions
+    mentions: int = 0  # annotated movie mentions
+    dropped: int = 0  # recommender turns with movies but no new target
+    duplicates: int = 0  # duplicate dialogues / records removed while loading
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "dialogues": self.dialogues,
+            "samples": self.samples,
+            "movies": self.movies,
+            "mentions": self.mentions,
+            "dropped": self.dropped,
+            "duplicates": self.duplicates,
+        }
+
+
+def summarize(records: Sequence[DialogueSamples], duplicates: int = 0) -> SampleStats:
+    """Counts over a set of dialogues."""
+    keys: set[str] = set()
+    mentions = 0
+    for record in records:
+        keys.update(m.key for m in record.mentions)
+        mentions += len(record.mentions)
+    return SampleStats(
+        dialogues=len(records),
+        samples=sum(len(r.samples) for r in records),
+        movies=len(keys),
+        mentions=mentions,
+        dropped=sum(r.dropped for r in records),
+        duplicates=duplicates,
+    )
