@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -47,20 +48,61 @@ def _fields_at(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _type_name(model: type[BaseModel], path: tuple[Any, ...]) -> str:
-    current: Any = model
-    annotation: Any = None
-    for part in path:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            break
-        field = current.model_fields.get(str(part))
-        if field is None:
-            break
-        annotation = field.annotation
-        current = annotation
-    if annotation is None:
-        return "?"
+def _unwrap_optional(annotation: Any) -> Any:
+    """`X | None` -> X (left alone when the union has several non-None members)."""
+    if get_origin(annotation) in (Union, UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def describe_type(annotation: Any) -> str:
+    """A readable type: `float`, `list[float]`, `Literal['a', 'b']`, `RetrieverConfig | None`."""
+    origin = get_origin(annotation)
+    if annotation is type(None):
+        return "None"
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in get_args(annotation))}]"
+    if origin in (Union, UnionType):
+        return " | ".join(describe_type(a) for a in get_args(annotation))
+    if origin is not None:
+        args = ", ".join(describe_type(a) for a in get_args(annotation))
+        name = getattr(origin, "__name__", str(origin).replace("typing.", ""))
+        return f"{name}[{args}]" if args else name
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _annotation_at(model: type[BaseModel], path: tuple[Any, ...]) -> Any:
+    """The declared type at `path` (field names, and list/dict positions), or None if unknown."""
+    annotation: Any = model
+    for part in path:
+        current = _unwrap_optional(annotation)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+            continue
+        origin, args = get_origin(current), get_args(current)
+        if origin in (list, set, frozenset) and args:
+            annotation = args[0]
+        elif origin is tuple and args:
+            variadic = args[-1] is Ellipsis
+            if variadic or (isinstance(part, int) and part < len(args)):
+                annotation = args[0] if variadic else args[part]
+            else:
+                return None
+        elif origin is dict and len(args) == 2:
+            annotation = args[1]
+        else:
+            return None
+    return None if annotation is model else annotation
+
+
+def _type_name(model: type[BaseModel], path: tuple[Any, ...]) -> str:
+    annotation = _annotation_at(model, path)
+    return "?" if annotation is None else describe_type(annotation)
 
 
 def format_validation_error(model: type[BaseModel], error: ValidationError, source: str) -> str:
@@ -80,9 +122,7 @@ def format_validation_error(model: type[BaseModel], error: ValidationError, sour
         else:
             expected = _type_name(model, loc)
             got = item.get("input")
-            lines.append(
-                f"  field '{dotted}': {item['msg']} (expected {expected}, got {got!r})"
-            )
+            lines.append(f"  field '{dotted}': {item['msg']} (expected {expected}, got {got!r})")
     return "\n".join(lines)
 
 
@@ -101,6 +141,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _keep_string(model: type[BaseModel], parts: list[str], text: str, value: Any) -> Any:
+    """For a `str` field keep the text as typed: `--set name=123` or `=2024-01-01` stay strings."""
+    annotation = _annotation_at(model, tuple(parts))
+    if value is None or isinstance(value, str):
+        return value
+    if annotation is str or _unwrap_optional(annotation) is str:
+        return text.split("=", 1)[1].strip()
+    return value
+
+
 def apply_overrides(
     data: dict[str, Any], overrides: list[str], model: type[BaseModel]
 ) -> dict[str, Any]:
@@ -113,9 +163,11 @@ def apply_overrides(
             if valid and part not in valid:
                 close = difflib.get_close_matches(part, valid, n=1, cutoff=0.5)
                 hint = f"; did you mean '{'.'.join([*parts[:depth], close[0]])}'?" if close else ""
-                raise ConfigError(f"--set {text}: unknown key '{'.'.join(parts[: depth + 1])}'{hint}")
+                raise ConfigError(
+                    f"--set {text}: unknown key '{'.'.join(parts[: depth + 1])}'{hint}"
+                )
             if depth == len(parts) - 1:
-                node[part] = value
+                node[part] = _keep_string(model, parts, text, value)
             else:
                 child = node.get(part)
                 if not isinstance(child, dict):

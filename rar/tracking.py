@@ -27,10 +27,17 @@ class TrackingConfig(ConfigModel):
 
 
 def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):
+    """Plain JSON values: numpy/torch scalars and arrays unwrapped, NaN/inf as null."""
+    if hasattr(value, "tolist") and callable(value.tolist):
+        value = value.tolist()  # numpy/torch scalar -> number, array -> (nested) list
+    elif hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -123,8 +130,12 @@ def _start_wandb(path: Path, name: str, config: BaseModel, project: str) -> Any:
     try:
         import wandb
     except ImportError as exc:  # pragma: no cover - depends on extras
-        raise RuntimeError("W&B logging asked for but wandb is not installed: pip install 'rar[wandb]'") from exc
-    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        raise RuntimeError(
+            "W&B logging asked for but wandb is not installed: pip install 'rar[wandb]'"
+        ) from exc
+    mode = os.environ.get("WANDB_MODE") or (
+        "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    )
     return wandb.init(
         project=project, name=name, dir=str(path), config=config.model_dump(mode="json"), mode=mode
     )

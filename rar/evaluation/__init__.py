@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics with uncertainty (`metrics`), linking and end-to-end evaluation."""
