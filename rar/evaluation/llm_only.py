@@ -1,0 +1,173 @@
+"""The LLM-only baseline: no retrieval, the LLM names movies from its own knowledge.
+
+Its titles are matched against *every* corpus title (threshold 0.85); a title that matches no
+corpus movie is a hallucination. This is the paper's "LLM-only Qwen" comparison point for the
+popularity and hallucination analysis. It reuses the ranker's backend, response cache,
+concurrency, retries and cost accounting, so numbers are comparable with the RAR runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rar.data.types import Turn
+from rar.rankers.base import CallError, PromptRanker
+from rar.rankers.cache import CachedReply, cache_key
+from rar.rankers.parser import extract_items
+from rar.rankers.prompt import format_context
+
+LLM_ONLY_INSTRUCTIONS = (
+    "You are an expert in movie recommendations. Analyze the provided conversation history to "
+    "identify the user's preferences, such as genres and actors. Then, recommend {n} movies that "
+    "best match these preferences, best first. Return your answer as a numbered list with each "
+    "movie on a new line in the format: '<rank>. <movie name> (<year>)'. Do not include any "
+    "additional commentary, formatting or chattiness."
+)
+
+
+def llm_only_prompt(context: list[Turn], n_items: int, ranker: PromptRanker) -> str:
+    return (
+        LLM_ONLY_INSTRUCTIONS.format(n=n_items)
+        + "\n\nConversation history:\n"
+        + format_context(context, ranker.config.prompt)
+    )
+
+
+@dataclass
+class LLMOnlyResult:
+    sample_id: str
+    ranked_ids: list[str]
+    predicted: list[str] = field(default_factory=list)  # titles as the model wrote them
+    hallucinations: list[str] = field(default_factory=list)
+    raw_reply: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cached: bool = False
+
+
+class LLMOnlyRecommender:
+    """Ask an LLM ranker backend for movies without candidates; match its titles to the corpus."""
+
+    def __init__(self, ranker: Any, corpus: Any, n_items: int = 20, threshold: float = 0.85):
+        if not isinstance(ranker, PromptRanker):
+            raise ValueError(
+                f"LLM-only evaluation needs an LLM backend (openai, gemini or local); "
+                f"'{getattr(ranker, 'backend', type(ranker).__name__)}' cannot name movies itself"
+            )
+        if (
+            getattr(getattr(ranker.config, "local", None), "mode", "generate") == "loglik"
+            and ranker.backend == "local"
+        ):
+            raise ValueError(
+                "LLM-only evaluation needs free generation; set ranker.local.mode=generate"
+            )
+        self.ranker = ranker
+        self.corpus = corpus
+        self.n_items = n_items
+        self.threshold = threshold
+        self._matcher = None
+
+    @property
+    def matcher(self):
+        if self._matcher is None:
+            from rar.matching import TitleMatcher
+
+            movies = self.corpus.movies
+            self._matcher = TitleMatcher(
+                movies["title"].tolist(), movies["year"].tolist(), threshold=self.threshold
+            )
+        return self._matcher
+
+    def parse(self, reply: str) -> tuple[list[str], list[str], list[str]]:
+        """(ranked corpus ids, predicted titles, hallucinated titles) from a reply."""
+        items = extract_items(reply)
+        matches = self.matcher.match_many(items) if items else []
+        ranked: list[str] = []
+        hallucinations: list[str] = []
+        for text, match in zip(items, matches, strict=True):
+            if match is None:
+                hallucinations.append(text)
+                continue
+            cid = self.corpus.ids[match.index]
+            if cid not in ranked:
+                ranked.append(cid)
+        return ranked, items, hallucinations
+
+    async def _one(self, sample_id: str, context: list[Turn], sem, rpm, tpm) -> LLMOnlyResult:
+        r = self.ranker
+        prompt = llm_only_prompt(context, self.n_items, r)
+        key = cache_key(r.backend, r.model_name, "llm-only\n" + prompt, r.generation_params())
+        cached = r.cache.get(key) if r.cache is not None else None
+        if cached is not None:
+            r._stats.cache_hits += 1
+            reply, usage, from_cache = cached.reply, dict(cached.usage), True
+        else:
+            if r.cache is not None:
+                r._stats.cache_misses += 1
+            start = time.perf_counter()
+            try:
+                completion, attempts = await r._call_with_retries(prompt, [], sem, rpm, tpm)
+            except CallError as err:
+                r._stats.failures += 1
+                return LLMOnlyResult(sample_id, [], error=r._scrub(str(err)))
+            latency = time.perf_counter() - start
+            reply = completion.text
+            usage = {
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "cost_usd": r.cost(completion.prompt_tokens, completion.completion_tokens),
+                "attempts": attempts,
+            }
+            r._stats.prompt_tokens += completion.prompt_tokens
+            r._stats.completion_tokens += completion.completion_tokens
+            r._stats.cost_usd += usage["cost_usd"]
+            r._stats.latency_s += latency
+            if r.cache is not None:
+                r.cache.put(key, r.backend, r.model_name, CachedReply(reply, usage, latency))
+            from_cache = False
+        return LLMOnlyResult(sample_id, [], raw_reply=reply, usage=usage, cached=from_cache)
+
+    async def _run(self, requests: Sequence[tuple[str, list[Turn]]], progress: bool):
+        r = self.ranker
+        from rar.rankers.limits import AsyncRateLimiter
+
+        lim = r.config.limits
+        sem = asyncio.Semaphore(r.max_in_flight())
+        rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None
+        tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
+        await r._open()
+        try:
+            tasks = [
+                asyncio.ensure_future(self._one(sid, ctx, sem, rpm, tpm)) for sid, ctx in requests
+            ]
+            if progress and tasks:
+                from tqdm.auto import tqdm
+
+                with tqdm(total=len(tasks), desc=f"llm-only ({r.backend})", unit="sample") as bar:
+                    for fut in asyncio.as_completed(tasks):
+                        await fut
+                        bar.update(1)
+            return list(await asyncio.gather(*tasks))
+        finally:
+            await r._aclose()
+
+    def recommend(
+        self, requests: Sequence[tuple[str, list[Turn]]], progress: bool = False
+    ) -> list[LLMOnlyResult]:
+        """One result per (sample_id, context), in order; failed calls carry `error`."""
+        results = asyncio.run(self._run(list(requests), progress))
+        self.ranker._stats.requests += len(results)
+        for res in results:
+            if res.error is None:
+                res.ranked_ids, res.predicted, res.hallucinations = self.parse(res.raw_reply)
+                res.usage.update(
+                    n_items=len(res.predicted),
+                    n_matched=len(res.predicted) - len(res.hallucinations),
+                )
+                self.ranker._stats.items_parsed += len(res.predicted)
+                self.ranker._stats.hallucinations += len(res.hallucinations)
+        return results

@@ -1,0 +1,143 @@
+"""Glue for `rar evaluate`: load samples from a file or dataset directory, load run retrievers,
+build the ranker, and hand everything to :func:`evaluate_systems`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rar.data.types import Sample
+from rar.evaluation.evaluate_config import EvaluateConfig
+from rar.evaluation.evaluator import EvaluationReport, SystemSpec, evaluate_systems
+
+DATASETS = ("redial", "inspired", "reddit", "custom")
+
+
+def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[Sample], str]:
+    """Samples from a file in any supported format, or a dataset's split from a data directory.
+
+    Returns (samples, description of the source)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset '{dataset}'; choose from {', '.join(DATASETS)}")
+    path = Path(data)
+    if path.is_file():
+        from rar.data.registry import load_samples_from_file
+
+        samples = load_samples_from_file(path)
+        # the link table to use is the named dataset's, whatever the file's own label
+        samples = [
+            s if s.dataset == dataset else dataclasses.replace(s, dataset=dataset) for s in samples
+        ]
+        return samples, str(path)
+    if path.is_dir():
+        from rar.data.registry import load_conversation_samples
+
+        return load_conversation_samples(dataset, path, split), f"{path} ({dataset}, split {split})"
+    raise FileNotFoundError(f"--data {path} is neither a file nor a directory")
+
+
+def corpus_from_run(run_dir: str | Path) -> str | None:
+    """The corpus directory a run was trained with (a `corpus` key anywhere in config.yaml)."""
+    file = Path(run_dir) / "config.yaml"
+    if not file.is_file():
+        return None
+    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+
+    def find(node: Any) -> str | None:
+        if isinstance(node, dict):
+            for key in ("corpus", "corpus_dir", "corpus_path"):
+                if isinstance(node.get(key), str):
+                    return node[key]
+            for value in node.values():
+                found = find(value)
+                if found:
+                    return found
+        return None
+
+    return find(data)
+
+
+def run_label(run_dir: str | Path) -> str:
+    return Path(run_dir).resolve().name
+
+
+def evaluate_runs(
+    runs: Sequence[str | Path],
+    dataset: str,
+    data: str | Path,
+    config: EvaluateConfig,
+    corpus_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> EvaluationReport:
+    """`rar evaluate`: each run's retriever alone and (with a ranker) re-ranked, plus LLM-only."""
+    from corpus_builder.corpus import Corpus
+
+    from rar.retrievers import load_pretrained_run
+
+    if not runs and not config.llm_only:
+        raise ValueError("give at least one --run (or --llm-only with an LLM --ranker)")
+    for run in runs:
+        if not Path(run).is_dir():
+            raise FileNotFoundError(f"run directory not found: {run}")
+    if corpus_dir is None:
+        found = [corpus_from_run(r) for r in runs]
+        corpus_dir = next((c for c in found if c), None)
+        if corpus_dir is None:
+            raise ValueError("no --corpus given and the run's config.yaml names none")
+    if not Path(corpus_dir).is_dir():
+        raise FileNotFoundError(
+            f"corpus directory not found: {corpus_dir} (build it with `rar build-corpus`)"
+        )
+    corpus = Corpus.load(corpus_dir)
+    samples, source = load_eval_samples(dataset, data, config.split)
+    ranker = None
+    if config.ranker is not None:
+        from rar.rankers import build_ranker
+
+        ranker = build_ranker(config.ranker, corpus)
+    systems: list[SystemSpec] = []
+    for run in runs:
+        retriever = load_pretrained_run(run, corpus)
+        label = run_label(run)
+        if config.retriever_only or ranker is None:
+            systems.append(SystemSpec(label, retriever, None, str(run)))
+        if ranker is not None:
+            systems.append(
+                SystemSpec(f"{label} + {ranker_label(config)}", retriever, ranker, str(run))
+            )
+    if config.llm_only:
+        if ranker is None:
+            raise ValueError("--llm-only needs an LLM --ranker (openai, gemini or local)")
+        systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
+    if out_dir is None:
+        base = Path(runs[0]) if runs else Path("runs") / "llm-only"
+        tag = Path(data).stem if Path(data).is_file() else config.split
+        out_dir = base / "eval" / f"{dataset}-{tag}"
+    try:
+        return evaluate_systems(
+            samples,
+            corpus,
+            systems,
+            config,
+            out_dir=out_dir,
+            dataset=dataset,
+            data_source=source,
+            progress=progress,
+            data_path=data,
+            corpus_dir=corpus_dir,
+        )
+    finally:
+        if ranker is not None:
+            ranker.close()
+
+
+def ranker_label(config: EvaluateConfig) -> str:
+    r = config.ranker
+    if r is None:
+        return ""
+    return r.backend if r.backend == "semantic" else f"{r.backend}:{r.model}"
