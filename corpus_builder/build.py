@@ -1,0 +1,358 @@
+"""Build a corpus directory: read sources -> merge -> link -> filter -> write -> embed -> index.
+
+Everything is written into a temporary sibling directory that replaces the old corpus by
+rename only when complete, so a crash never leaves a half-written corpus. Same inputs and
+config give byte-identical `movies.parquet`, link tables and `manifest.json` (rows sorted, fixed
+parquet options, no timestamps); timings and cache hits go to `build_log.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corpus_builder.corpus_config import CorpusConfig
+from corpus_builder.embed import embed_texts, model_id, movie_text
+from corpus_builder.filter import filter_movies
+from corpus_builder.index import build_index, write_index
+from corpus_builder.link import (
+    CONVERSATION_DATASETS,
+    LinkTable,
+    MovieMatcher,
+    collect_mentions,
+    link_dataset,
+)
+from corpus_builder.merge import merge_records
+from corpus_builder.records import MovieRecord, SkipLog
+from corpus_builder.sources.base import SourceResult, find_inputs
+from corpus_builder.writer import write_links, write_movies
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    manifest: dict
+    build_log: dict
+
+
+def source_module(name: str):
+    try:
+        return importlib.import_module(f"corpus_builder.sources.{name}")
+    except ModuleNotFoundError:
+        from corpus_builder.corpus_config import ALL_SOURCES
+
+        raise ValueError(
+            f"unknown corpus source {name!r}; expected one of {', '.join(ALL_SOURCES)}"
+        ) from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_sources(
+    data_dir: Path, config: CorpusConfig, skips: SkipLog
+) -> tuple[list[tuple[str, SourceResult]], dict]:
+    """Run each configured reader on its inputs; absent default inputs are reported, not errors."""
+    results: list[tuple[str, SourceResult]] = []
+    report: dict[str, dict] = {}
+    unknown = set(config.source_paths) - set(config.sources)
+    if unknown:
+        raise ValueError(
+            f"source_paths names source(s) not in sources: {', '.join(sorted(unknown))}"
+        )
+    for name in config.sources:
+        module = source_module(name)
+        explicit = name in config.source_paths
+        patterns = config.source_paths.get(name, module.DEFAULT_PATHS)
+        paths = find_inputs(data_dir, patterns, explicit)
+        if not paths:
+            report[name] = {"status": "absent", "looked_for": list(patterns), "records": 0}
+            continue
+        t0 = time.perf_counter()
+        result = module.read(paths, skips)
+        report[name] = {
+            "status": "read",
+            "records": len(result.records),
+            "files": sorted(_relative(p, data_dir) for p in result.files or paths),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        results.append((name, result))
+        log.info("source %s: %d records", name, len(result.records))
+    return results, report
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace `out` by the finished `tmp` (two renames; the old corpus is removed last)."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_output(out: Path) -> None:
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").exists())
+    ):
+        raise FileExistsError(
+            f"{out} exists and is not a corpus directory (no manifest.json); refusing to replace it"
+        )
+
+
+def build_corpus(
+    data_dir: Path,
+    out: Path,
+    config: CorpusConfig | None = None,
+    progress: bool = True,
+) -> BuildResult:
+    """Build the corpus described by `config` from the files in `data_dir` into `out`."""
+    config = config or CorpusConfig()
+    data_dir, out = Path(data_dir), Path(out)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    _check_output(out)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    skips = SkipLog(strict=config.strict)
+    results, source_report = read_sources(data_dir, config, skips)
+    if not results:
+        raise FileNotFoundError(
+            f"no corpus source files found in {data_dir} (looked for: "
+            + "; ".join(f"{n}: {', '.join(r['looked_for'])}" for n, r in source_report.items())
+            + ")"
+        )
+    records: list[MovieRecord] = []
+    dataset_keys: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    record_popularity: dict[int, int] = {}
+    for _name, result in results:
+        offset = len(records)
+        records.extend(result.records)
+        for dataset, keys in result.dataset_keys.items():
+            for key, index in keys.items():
+                dataset_keys[dataset][key].append(offset + index)
+        for index, count in result.popularity.items():
+            record_popularity[offset + index] = count
+    lap("read")
+
+    merged = merge_records(
+        records,
+        {d: dict(k) for d, k in dataset_keys.items()},
+        fuzzy_threshold=config.merge.fuzzy_threshold,
+        year_tolerance=config.merge.year_tolerance,
+        source_priority=config.merge.source_priority,
+        conflict_year_gap=config.merge.conflict_year_gap,
+    )
+    movies = merged.movies
+    lap("merge")
+
+    # link every dataset
+    popularity = np.zeros(len(movies), dtype=np.float64)
+    for index, count in record_popularity.items():
+        row = merged.record_movie[index]
+        if row >= 0:
+            popularity[row] += count
+    matcher = MovieMatcher(
+        movies,
+        popularity + np.array([m["votes"] or 0 for m in movies]) * 1e-6,
+        config.link.fuzzy_threshold,
+    )
+    datasets: list[str] = []
+    for name in config.link.datasets:
+        if name == "movielens":
+            datasets.extend(sorted(d for d in dataset_keys if d.startswith("movielens-")))
+        elif name not in datasets:
+            datasets.append(name)
+    record_titles = [r.title if r.year is None else f"{r.title} ({r.year})" for r in records]
+    tables: dict[str, LinkTable] = {}
+    for dataset in datasets:
+        mentions = None
+        if config.link.use_data_loaders and dataset in CONVERSATION_DATASETS:
+            mentions = collect_mentions(dataset, data_dir)
+        catalogue = dataset_keys.get(dataset, {})
+        if not catalogue and not mentions:
+            continue
+        tables[dataset] = link_dataset(
+            dataset, catalogue, merged.record_movie, record_titles, mentions, matcher
+        )
+    linked_by: list[list[str]] = [[] for _ in movies]
+    for dataset, table in tables.items():
+        for row, count in zip(table.rows, table.counts, strict=True):
+            if row >= 0:
+                if dataset not in linked_by[row]:
+                    linked_by[row].append(dataset)
+                popularity[row] += count
+    lap("link")
+
+    filtered = filter_movies(movies, linked_by, popularity, config.filter)
+    new_row = np.full(len(movies), -1, dtype=np.int64)
+    kept = np.flatnonzero(filtered.keep)
+    new_row[kept] = np.arange(len(kept))
+    movies = [movies[i] for i in kept]
+    for table in tables.values():
+        for i, row in enumerate(table.rows):
+            if row >= 0 and new_row[row] < 0:
+                table.methods[i] = "filtered"
+            table.rows[i] = int(new_row[row]) if row >= 0 else -1
+    lap("filter")
+
+    # write into a temporary sibling, then swap
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        write_movies(movies, tmp / "movies.parquet")
+        (tmp / "links").mkdir()
+        link_report: dict[str, dict] = {}
+        for dataset, table in sorted(tables.items()):
+            write_links(table, movies, tmp / "links" / f"{dataset}.parquet")
+            unlinked = table.unlinked()
+            link_report[dataset] = {
+                **table.stats(),
+                "unlinked_total": len(unlinked),
+                "unlinked": unlinked[:200],
+            }
+        input_files = []
+        for name, result in results:
+            for path in sorted(set(result.files)):
+                input_files.append(
+                    {
+                        "source": name,
+                        "path": _relative(path, data_dir),
+                        "bytes": path.stat().st_size,
+                        "sha256": file_sha256(path),
+                    }
+                )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "corpus_version": config.version,
+            "config": config.model_dump(mode="json"),
+            "inputs": input_files,
+            "sources": source_report_without_times(source_report),
+            "skips": skips.to_json(),
+            "merge": merged.stats.to_json(),
+            "filter": filtered.report,
+            "links": link_report,
+            "counts": corpus_counts(movies),
+        }
+        lap("write")
+        build_log: dict = {"timings": timings, "sources": source_report}
+        if config.embedding.enabled:
+            texts = [movie_text(m, config.embedding.fields) for m in movies]
+            result = embed_texts(
+                texts, config.embedding, previous=[out] if out.exists() else [], progress=progress
+            )
+            (tmp / "embeddings").mkdir()
+            np.save(tmp / "embeddings" / "vectors.npy", result.vectors)
+            np.save(tmp / "embeddings" / "hashes.npy", result.hashes)
+            meta = {
+                "model_id": model_id(config.embedding),
+                "model": config.embedding.model,
+                "max_seq_length": config.embedding.max_seq_length,
+                "fields": list(config.embedding.fields),
+                "dim": int(result.vectors.shape[1]) if result.vectors.ndim == 2 else 0,
+                "count": len(movies),
+                "normalized": True,
+            }
+            (tmp / "embeddings" / "meta.json").write_text(
+                json.dumps(meta, indent=2, sort_keys=True) + "\n"
+            )
+            lap("embed")
+            write_index(build_index(result.vectors, config.index), tmp / "index.faiss")
+            lap("index")
+            manifest["embeddings"] = {k: meta[k] for k in ("model_id", "dim", "count", "fields")}
+            manifest["index"] = config.index.model_dump(mode="json")
+            build_log["embedding"] = {
+                "computed": result.computed,
+                "reused": result.reused,
+                "seconds": round(result.seconds, 3),
+                "model_load_seconds": round(result.model_seconds, 3),
+                "movies_per_second": round(
+                    result.computed / max(result.seconds - result.model_seconds, 1e-9), 2
+                )
+                if result.computed
+                else None,
+            }
+        (tmp / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
+        build_log["timings"] = timings
+        (tmp / "build_log.json").write_text(json.dumps(build_log, indent=2, sort_keys=True) + "\n")
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildResult(out, manifest, build_log)
+
+
+def source_report_without_times(report: dict) -> dict:
+    return {
+        name: {k: v for k, v in entry.items() if k != "seconds"}
+        for name, entry in sorted(report.items())
+    }
+
+
+def corpus_counts(movies: list[dict]) -> dict:
+    """How many movies have each field (coverage), for the manifest and `rar corpus stats`."""
+    fields = (
+        "year",
+        "genres",
+        "directors",
+        "cast",
+        "writers",
+        "plot",
+        "runtime",
+        "rating",
+        "votes",
+        "imdb_id",
+    )
+    coverage = {}
+    for name in fields:
+        coverage[name] = sum(
+            1
+            for m in movies
+            if (len(m[name]) > 0 if isinstance(m[name], list) else m[name] is not None)
+        )
+    per_source: dict[str, int] = defaultdict(int)
+    for movie in movies:
+        for source in json.loads(movie["source_ids"]):
+            per_source[source] += 1
+    return {
+        "movies": len(movies),
+        "with_field": coverage,
+        "movies_per_source": dict(sorted(per_source.items())),
+    }

@@ -1,0 +1,173 @@
+"""Read-only access to a built corpus directory (movies, links, vectors, FAISS search)."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from corpus_builder.corpus_config import EmbeddingConfig
+from corpus_builder.embed import load_model, movie_text
+
+DEFAULT_TEXT_FIELDS = ("title", "year", "genres", "directors", "cast", "writers", "plot")
+
+
+class Corpus:
+    """A corpus directory: `movies.parquet`, `links/*.parquet`, `embeddings/`, `index.faiss`.
+
+    Row i of `movies` is row i of `vectors()` and FAISS id i (and retriever token i + 1).
+    """
+
+    def __init__(self, path: Path, movies: pd.DataFrame, manifest: dict):
+        self.path = path
+        self.movies = movies
+        self.manifest = manifest
+        self.ids: list[str] = movies["corpus_id"].tolist()
+        self._row = {cid: i for i, cid in enumerate(self.ids)}
+        self._links: dict[str, dict[str, str]] = {}
+        self._vectors: np.ndarray | None = None
+        self._index = None
+        self._model = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Corpus:
+        path = Path(path)
+        movies_path = path / "movies.parquet"
+        if not movies_path.exists():
+            raise FileNotFoundError(
+                f"{path} is not a corpus directory (no movies.parquet); build one with `rar build-corpus`"
+            )
+        movies = pq.read_table(movies_path).to_pandas()
+        for name in ("genres", "directors", "cast", "writers"):
+            movies[name] = movies[name].map(lambda v: list(v) if v is not None else [])
+        movies["year"] = movies["year"].astype("Int64")
+        movies["votes"] = movies["votes"].astype("Int64")
+        manifest_path = path / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        return cls(path, movies, manifest)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index_of(self, corpus_id: str) -> int:
+        try:
+            return self._row[corpus_id]
+        except KeyError:
+            raise KeyError(f"corpus id {corpus_id!r} is not in {self.path}") from None
+
+    def movie(self, i: int) -> dict:
+        """Row i as a plain dict (lists as lists, missing values as None)."""
+        record = self.movies.iloc[int(i)].to_dict()
+        return {
+            k: (None if not isinstance(v, list) and pd.isna(v) else v) for k, v in record.items()
+        }
+
+    def movie_text(self, i: int, fields: list[str] | tuple[str, ...] | None = None) -> str:
+        """The movie as 'key: value' lines (the embedder's input when fields match)."""
+        if fields is None:
+            fields = self.embedding_meta.get("fields", DEFAULT_TEXT_FIELDS)
+        return movie_text(self.movie(i), fields)
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted(p.stem for p in (self.path / "links").glob("*.parquet"))
+
+    def link_frame(self, dataset: str) -> pd.DataFrame:
+        path = self.path / "links" / f"{dataset}.parquet"
+        if not path.exists():
+            raise KeyError(
+                f"no link table for dataset {dataset!r} in {self.path} (have: {', '.join(self.datasets)})"
+            )
+        return pq.read_table(path).to_pandas()
+
+    def link_table(self, dataset: str) -> dict[str, str]:
+        """Mention.key -> corpus_id for every linked key of `dataset`."""
+        if dataset not in self._links:
+            frame = self.link_frame(dataset)
+            frame = frame[frame["corpus_id"].notna()]
+            self._links[dataset] = dict(
+                zip(frame["key"].tolist(), frame["corpus_id"].tolist(), strict=True)
+            )
+        return self._links[dataset]
+
+    @cached_property
+    def embedding_meta(self) -> dict:
+        path = self.path / "embeddings" / "meta.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def vectors(self) -> np.ndarray:
+        """float32 [N, d] L2-normalised movie vectors (memory-mapped)."""
+        if self._vectors is None:
+            path = self.path / "embeddings" / "vectors.npy"
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{self.path} has no embeddings (built with embedding.enabled=false?)"
+                )
+            self._vectors = np.load(path, mmap_mode="r")
+            if self._vectors.shape[0] != len(self):
+                raise ValueError(
+                    f"{path} has {self._vectors.shape[0]} rows but the corpus has {len(self)} movies"
+                )
+        return self._vectors
+
+    def index(self):
+        if self._index is None:
+            from corpus_builder.index import read_index
+
+            path = self.path / "index.faiss"
+            if not path.exists():
+                raise FileNotFoundError(f"{self.path} has no index.faiss")
+            self._index = read_index(path)
+        return self._index
+
+    def embedder(self):
+        """The sentence-transformers model that made the vectors."""
+        if self._model is None:
+            meta = self.embedding_meta
+            config = EmbeddingConfig(
+                model=meta.get("model"), max_seq_length=meta.get("max_seq_length", 128)
+            )
+            self._model = load_model(config)
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(
+            self.embedder().encode(
+                texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            ),
+            dtype=np.float32,
+        )
+
+    def search(self, query: str | np.ndarray, k: int = 10) -> list[tuple[int, float]]:
+        """Top-k (row, cosine score) for a free-text query or a query vector."""
+        from corpus_builder.index import search
+
+        vector = (
+            self.encode([query]) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
+        )
+        scores, rows = search(self.index(), vector, k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def find(self, id_or_title: str, limit: int = 5) -> list[int]:
+        """Rows for a corpus id, IMDb id, or title (best title matches first)."""
+        if id_or_title in self._row:
+            return [self._row[id_or_title]]
+        hits = self.movies.index[self.movies["imdb_id"] == id_or_title].tolist()
+        if hits:
+            return hits
+        return [m.index for m in self.title_matcher.candidates(id_or_title, limit=limit)]
+
+    @cached_property
+    def title_matcher(self):
+        """A TitleMatcher over the corpus titles (years and votes break ties), built once."""
+        from rar.matching import TitleMatcher
+
+        return TitleMatcher(
+            self.movies["title"].tolist(),
+            self.movies["year"].tolist(),
+            popularity=self.movies["votes"].fillna(0).astype(float).tolist(),
+        )

@@ -1,0 +1,443 @@
+"""Merge records from all sources into movies: identity keys, then blocked fuzzy title+year.
+
+Order of evidence, strongest first:
+1. the same IMDb id; the same dataset key (e.g. ReDial movieId in two ReDial tables, a TMDB id);
+2. the same normalised title with years within the tolerance (exact block);
+3. similar normalised titles (rapidfuzz, >= threshold) with years within the tolerance, compared
+   only inside blocks of (4-character prefix or suffix of the title, year), so the work grows
+   near-linearly with the number of movies instead of with all pairs;
+4. records without a year, and weak records (e.g. Wikipedia summaries), attach to the best
+   existing movie with a matching title; unmatched weak records are counted, not kept.
+Two groups never merge when that would join two IMDb ids, two disjoint director lists, or two
+different entries of one exclusive catalogue (a catalogue lists each movie once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
+
+from corpus_builder.records import LIST_FIELDS, MovieRecord
+from rar.matching import TitleMatcher, normalize_core, normalize_title, normalized_similarity
+
+MOVIE_COLUMNS = (
+    "corpus_id", "title", "year", "genres", "directors", "cast", "writers", "plot", "runtime",
+    "rating", "votes", "imdb_id", "source_ids", "provenance",
+)  # fmt: skip
+
+
+@dataclass
+class MergeStats:
+    records: int = 0
+    movies: int = 0
+    merged_by_id: int = 0
+    merged_by_key: int = 0
+    merged_by_exact_title: int = 0
+    merged_by_fuzzy_title: int = 0
+    attached: int = 0
+    unattached_weak: dict[str, int] = field(default_factory=dict)
+    blocked_merges: dict[str, int] = field(default_factory=dict)
+    id_conflicts: list[dict] = field(default_factory=list)
+    fuzzy_comparisons: int = 0
+    no_title: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self, max_examples: int = 50) -> dict:
+        return {
+            "records": self.records,
+            "movies": self.movies,
+            "merged_by_id": self.merged_by_id,
+            "merged_by_dataset_key": self.merged_by_key,
+            "merged_by_exact_title": self.merged_by_exact_title,
+            "merged_by_fuzzy_title": self.merged_by_fuzzy_title,
+            "attached_yearless_or_weak": self.attached,
+            "unattached_weak_records": dict(sorted(self.unattached_weak.items())),
+            "merges_refused": dict(sorted(self.blocked_merges.items())),
+            "fuzzy_comparisons": self.fuzzy_comparisons,
+            "records_without_title_key": dict(sorted(self.no_title.items())),
+            "id_conflicts": len(self.id_conflicts),
+            "id_conflict_examples": self.id_conflicts[:max_examples],
+        }
+
+
+@dataclass
+class MergeResult:
+    """Merged movies (sorted by corpus_id) and, per input record, its movie row (or -1)."""
+
+    movies: list[dict]
+    record_movie: np.ndarray
+    stats: MergeStats
+
+
+class _Groups:
+    """Union-find over records that refuses merges contradicting identity evidence."""
+
+    def __init__(self, records: list[MovieRecord], stats: MergeStats):
+        n = len(records)
+        self.parent = list(range(n))
+        self.stats = stats
+        self.imdb: list[str | None] = [r.imdb_id for r in records]
+        self.directors: list[frozenset[str]] = [
+            frozenset(normalize_core(d) for d in r.directors) for r in records
+        ]
+        self.catalogues: list[dict[str, str] | None] = [
+            {r.catalogue or r.source: r.source_id} if r.exclusive and not r.weak else None
+            for r in records
+        ]
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def conflict(self, a: int, b: int) -> str | None:
+        """Why roots a and b must stay apart, or None."""
+        if self.imdb[a] and self.imdb[b] and self.imdb[a] != self.imdb[b]:
+            return "different_imdb_ids"
+        if self.directors[a] and self.directors[b] and not (self.directors[a] & self.directors[b]):
+            return "disjoint_directors"
+        ca, cb = self.catalogues[a], self.catalogues[b]
+        if ca and cb:
+            for name, source_id in ca.items():
+                other = cb.get(name)
+                if other is not None and other != source_id:
+                    return "same_catalogue_twice"
+        return None
+
+    def union(self, a: int, b: int, check: bool = True) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        if check:
+            reason = self.conflict(ra, rb)
+            if reason:
+                self.stats.blocked_merges[reason] = self.stats.blocked_merges.get(reason, 0) + 1
+                return False
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.imdb[ra] = self.imdb[ra] or self.imdb[rb]
+        self.directors[ra] = self.directors[ra] | self.directors[rb]
+        if self.catalogues[rb]:
+            merged = dict(self.catalogues[ra] or {})
+            for name, source_id in self.catalogues[rb].items():
+                merged.setdefault(name, source_id)
+            self.catalogues[ra] = merged
+        return True
+
+
+# titles repeat across sources; normalising each distinct title once halves merge time
+_normalize = functools.lru_cache(maxsize=1 << 20)(normalize_title)
+
+
+def _compact(key: str) -> str:
+    return key.replace(" ", "")
+
+
+def stable_id(title: str, year: int | None) -> str:
+    """Corpus id for a movie without an IMDb id: a hash of its normalised title and year."""
+    digest = hashlib.sha1(f"{_normalize(title)}|{year or ''}".encode()).hexdigest()
+    return f"rar:{digest[:12]}"
+
+
+def merge_records(
+    records: list[MovieRecord],
+    dataset_keys: dict[str, dict[str, list[int]]],
+    fuzzy_threshold: float = 0.9,
+    year_tolerance: int = 1,
+    source_priority: list[str] | None = None,
+    conflict_year_gap: int = 2,
+) -> MergeResult:
+    """Group records into movies and resolve each movie's fields (see module doc)."""
+    stats = MergeStats(records=len(records))
+    groups = _Groups(records, stats)
+    keys = [_normalize(r.title) for r in records]
+    priority = {name: i for i, name in enumerate(source_priority or [])}
+
+    # 1. identity: IMDb id (after setting aside ids whose years contradict), then dataset keys.
+    records = _check_imdb_years(records, priority, year_tolerance, conflict_year_gap, stats)
+    groups.imdb = [r.imdb_id for r in records]
+    by_imdb: dict[str, int] = {}
+    for i, record in enumerate(records):
+        if record.imdb_id:
+            first = by_imdb.setdefault(record.imdb_id, i)
+            if first != i and groups.union(first, i, check=False):
+                stats.merged_by_id += 1
+    for dataset in sorted(dataset_keys):
+        for _key, indices in sorted(dataset_keys[dataset].items()):
+            for other in indices[1:]:
+                if groups.union(indices[0], other):
+                    stats.merged_by_key += 1
+
+    # 2. exact normalised title, years within tolerance (strong records with a year).
+    strong = [i for i, r in enumerate(records) if not r.weak and r.year is not None and keys[i]]
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i in strong:
+        by_key[keys[i]].append(i)
+    for members in by_key.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda i: (records[i].year, i))
+        for pos in range(1, len(members)):
+            i = members[pos]
+            # join the closest earlier record within tolerance that is compatible
+            for back in range(pos - 1, -1, -1):
+                j = members[back]
+                if records[i].year - records[j].year > year_tolerance:
+                    break
+                if groups.find(i) == groups.find(j):
+                    break
+                if groups.union(j, i):
+                    stats.merged_by_exact_title += 1
+                    break
+
+    # 3. fuzzy titles inside (prefix|suffix, year) blocks; compare year y with y..y+tolerance.
+    distinct: dict[tuple[str, int], int] = {}
+    for i in strong:
+        distinct.setdefault((keys[i], records[i].year), i)
+    entries = sorted(distinct.items())
+    blocks: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for pos, ((key, year), _i) in enumerate(entries):
+        compact = _compact(key)
+        if len(compact) < 4:
+            continue  # very short titles only merge exactly
+        blocks[("p" + compact[:4], year)].append(pos)
+        blocks[("s" + compact[-4:], year)].append(pos)
+    plain_cutoff = max(0.0, 2 * fuzzy_threshold - 1) * 100 - 1e-6
+    for (block, year), members in sorted(blocks.items()):
+        others = list(members)
+        for offset in range(1, year_tolerance + 1):
+            others.extend(blocks.get((block, year + offset), ()))
+        if len(others) < 2:
+            continue
+        left = [entries[p][0][0] for p in members]
+        right = [entries[p][0][0] for p in others]
+        scores = cdist(left, right, scorer=fuzz.ratio, score_cutoff=plain_cutoff, dtype=np.uint8)
+        stats.fuzzy_comparisons += len(left) * len(right)
+        rows, cols = np.nonzero(scores)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            a, b = members[r], others[c]
+            if a >= b and c < len(members):
+                continue  # each unordered pair once within one year
+            key_a, key_b = entries[a][0][0], entries[b][0][0]
+            if key_a == key_b:
+                continue
+            if normalized_similarity(key_a, key_b) + 1e-9 < fuzzy_threshold:
+                continue
+            if groups.union(entries[a][1], entries[b][1]):
+                stats.merged_by_fuzzy_title += 1
+    # members of one distinct (key, year) entry were merged by the exact step already
+
+    # 4. attach yearless and weak records to the best movie with a matching title.
+    # strong yearless records first, so weak records can also attach to the movies they create
+    pending = sorted(
+        (i for i, r in enumerate(records) if (r.weak or r.year is None) and keys[i]),
+        key=lambda i: (records[i].weak, i),
+    )
+    dropped: set[int] = set()
+    if pending:
+        titles: list[str] = []
+        years: list[int | None] = []
+        popularity: list[float] = []
+        owners: list[int] = []
+        size: dict[int, int] = defaultdict(int)
+        votes: dict[int, int] = defaultdict(int)
+        for i in strong:
+            root = groups.find(i)
+            size[root] += 1
+            votes[root] = max(votes[root], records[i].votes or 0)
+        seen: set[tuple[int, str, int | None]] = set()
+        for i in strong:
+            root = groups.find(i)
+            entry = (root, keys[i], records[i].year)
+            if entry in seen:
+                continue
+            seen.add(entry)
+            titles.append(records[i].title)
+            years.append(records[i].year)
+            popularity.append(size[root] * 1e7 + votes[root])
+            owners.append(root)
+        matcher = TitleMatcher(
+            titles,
+            years,
+            threshold=fuzzy_threshold,
+            popularity=popularity,
+            year_tolerance=year_tolerance,
+        )
+        matches = matcher.match_many(
+            [records[i].title for i in pending], [records[i].year for i in pending]
+        )
+        yearless_by_key: dict[str, int] = {}
+        for i, match in zip(pending, matches, strict=True):
+            record = records[i]
+            if match is not None and groups.union(owners[match.index], i):
+                stats.attached += 1
+            elif match is not None and groups.find(owners[match.index]) == groups.find(i):
+                continue
+            elif keys[i] in yearless_by_key and groups.union(yearless_by_key[keys[i]], i):
+                stats.attached += 1
+            elif record.weak:
+                stats.unattached_weak[record.source] = (
+                    stats.unattached_weak.get(record.source, 0) + 1
+                )
+                dropped.add(i)  # counted, not kept
+            else:
+                yearless_by_key.setdefault(keys[i], i)
+
+    # 5. resolve fields per group.
+    members_of: dict[int, list[int]] = defaultdict(list)
+    group_size = Counter(groups.find(i) for i in range(len(records)))
+    for i in range(len(records)):
+        if not keys[i] and group_size[groups.find(i)] == 1:
+            # nothing to compare by and no identity evidence: counted, not kept
+            stats.no_title[records[i].source] = stats.no_title.get(records[i].source, 0) + 1
+            continue
+        if i in dropped:
+            continue
+        members_of[groups.find(i)].append(i)
+    movies = [_resolve([records[i] for i in members], priority) for members in members_of.values()]
+    _assign_ids(movies)
+    order = sorted(range(len(movies)), key=lambda m: movies[m]["corpus_id"])
+    position = np.empty(len(order), dtype=np.int64)
+    position[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
+    record_movie = np.full(len(records), -1, dtype=np.int64)
+    for m, members in enumerate(members_of.values()):
+        record_movie[np.asarray(members, dtype=np.int64)] = position[m]
+    movies = [movies[m] for m in order]
+    stats.movies = len(movies)
+    return MergeResult(movies, record_movie, stats)
+
+
+def _check_imdb_years(
+    records: list[MovieRecord],
+    priority: dict[str, int],
+    year_tolerance: int,
+    conflict_year_gap: int,
+    stats: MergeStats,
+) -> list[MovieRecord]:
+    """Records sharing an IMDb id must agree on the year; outliers lose the id (reported).
+
+    The reference year is the one most records give (ties: the higher-priority source), so
+    one mis-linked row (e.g. a remake tagged with the original's id) cannot pull two films together.
+    """
+    by_imdb: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        if record.imdb_id and record.year is not None:
+            by_imdb[record.imdb_id].append(i)
+    out = list(records)
+    for imdb in sorted(by_imdb):
+        members = by_imdb[imdb]
+        years = {records[i].year for i in members}
+        if len(years) < 2 or max(years) - min(years) < conflict_year_gap:
+            continue
+        votes: dict[int, tuple[int, int]] = {}
+        for i in members:
+            y = records[i].year
+            count, best = votes.get(y, (0, 10**9))
+            votes[y] = (count + 1, min(best, priority.get(records[i].source, len(priority))))
+        reference = min(votes, key=lambda y: (-votes[y][0], votes[y][1], y))
+        detached = [i for i in members if abs(records[i].year - reference) > year_tolerance]
+        for i in detached:
+            out[i] = dataclasses.replace(records[i], imdb_id=None)
+        stats.id_conflicts.append(
+            {
+                "imdb_id": imdb,
+                "kept_year": reference,
+                "detached": sorted(
+                    f"{records[i].source}:{records[i].source_id} ({records[i].year})"
+                    for i in detached
+                ),
+            }
+        )
+    return out
+
+
+def _rank(record: MovieRecord, priority: dict[str, int]) -> tuple[int, int, str]:
+    return (1 if record.weak else 0, priority.get(record.source, len(priority)), record.source_id)
+
+
+def _resolve(records: list[MovieRecord], priority: dict[str, int]) -> dict:
+    """One movie from its records: most informative value per field, with the winning source."""
+    ranked = sorted(records, key=lambda r: _rank(r, priority))
+    provenance: dict[str, object] = {}
+    movie: dict[str, object] = {}
+
+    def first(name: str):
+        for record in ranked:
+            if record.filled(name):
+                provenance[name] = record.source
+                return getattr(record, name)
+        return None
+
+    movie["title"] = first("title")
+    movie["year"] = first("year")
+    # genres: the union, in priority order; provenance lists every contributing source
+    genres: list[str] = []
+    contributors: list[str] = []
+    for record in ranked:
+        added = [g for g in record.genres if g not in genres]
+        if added:
+            genres.extend(added)
+            contributors.append(record.source)
+    movie["genres"] = genres
+    if contributors:
+        provenance["genres"] = contributors
+    # people: the longest list (ties: priority)
+    for name in LIST_FIELDS[1:]:
+        best = max(ranked, key=lambda r: len(getattr(r, name)), default=None)
+        value = list(getattr(best, name)) if best is not None else []
+        movie[name] = value
+        if value:
+            provenance[name] = best.source
+    # plot: the longest text
+    plots = [r for r in ranked if r.plot]
+    if plots:
+        best = max(plots, key=lambda r: len(r.plot or ""))
+        movie["plot"] = best.plot
+        provenance["plot"] = best.source
+    else:
+        movie["plot"] = None
+    movie["runtime"] = first("runtime")
+    movie["rating"] = first("rating")
+    with_votes = [r for r in ranked if r.votes is not None]
+    if with_votes:
+        best = max(with_votes, key=lambda r: r.votes or 0)
+        movie["votes"] = best.votes
+        provenance["votes"] = best.source
+    else:
+        movie["votes"] = None
+    movie["imdb_id"] = first("imdb_id")
+    source_ids: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        if record.source_id not in source_ids[record.source]:
+            source_ids[record.source].append(record.source_id)
+    movie["source_ids"] = json.dumps(
+        {s: sorted(v) for s, v in sorted(source_ids.items())}, ensure_ascii=False, sort_keys=True
+    )
+    movie["provenance"] = json.dumps(provenance, sort_keys=True)
+    movie["_key"] = min(f"{r.source}:{r.source_id}" for r in records)
+    return movie
+
+
+def _assign_ids(movies: list[dict]) -> None:
+    """IMDb id when known, else `rar:<hash>`; hash collisions get `-2`, `-3` in a fixed order."""
+    taken: dict[str, int] = {}
+    ordered = sorted(
+        range(len(movies)), key=lambda m: (movies[m]["imdb_id"] is None, movies[m]["_key"])
+    )
+    for m in ordered:
+        movie = movies[m]
+        base = movie["imdb_id"] or stable_id(str(movie["title"]), movie["year"])
+        count = taken.get(base, 0) + 1
+        taken[base] = count
+        movie["corpus_id"] = base if count == 1 else f"{base}-{count}"
+        del movie["_key"]
