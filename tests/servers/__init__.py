@@ -1,0 +1,1 @@
+"""Loopback fake servers speaking real LLM wire formats (OpenAI Chat Completions, Gemini)."""
