@@ -1,0 +1,84 @@
+"""Save and reload retrievers. The frozen corpus vectors are not stored: they come from the corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rar.retrievers.base import Retriever
+from rar.retrievers.registry import build_retriever
+from rar.retrievers.retriever_config import RetrieverConfig
+
+FORMAT = "rar-retriever-v1"
+
+
+def retriever_state(model: Retriever) -> dict[str, Any]:
+    """What a checkpoint holds: config, weights and the corpus shape they were trained for."""
+    return {
+        "format": FORMAT,
+        "config": model.config.model_dump(mode="json"),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "num_items": model.num_items,
+        "d_text": model.items.d_text,
+    }
+
+
+def save_retriever(model: Retriever, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = retriever_state(model)
+    if extra:
+        payload["extra"] = extra
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def retriever_from_state(
+    payload: dict[str, Any], item_vectors: torch.Tensor | np.ndarray, source: str = "checkpoint"
+) -> Retriever:
+    """Rebuild a retriever from a checkpoint payload over the given corpus vectors."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{source} is not a RAR retriever checkpoint (expected format {FORMAT})")
+    n_items = int(item_vectors.shape[0])
+    if payload["num_items"] != n_items:
+        raise ValueError(
+            f"{source} was trained over a corpus of {payload['num_items']} items but the given "
+            f"corpus has {n_items}; load it with the corpus it was trained on"
+        )
+    config = RetrieverConfig.model_validate(payload["config"])
+    model = build_retriever(config, item_vectors)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model
+
+
+def load_retriever(
+    path: str | Path, item_vectors: torch.Tensor | np.ndarray, map_location: str = "cpu"
+) -> Retriever:
+    """Load a checkpoint written by :func:`save_retriever` (model in eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"retriever checkpoint not found: {path}")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    return retriever_from_state(payload, item_vectors, source=str(path))
+
+
+def load_pretrained_run(run_dir: str | Path, corpus: Any) -> Retriever:
+    """The best checkpoint of a `rar pretrain` run directory, over `corpus` (a Corpus or its path)."""
+    run_dir = Path(run_dir)
+    best = run_dir / "checkpoints" / "best.pt"
+    if not best.is_file():
+        raise FileNotFoundError(
+            f"{run_dir} has no checkpoints/best.pt; is it a finished `rar pretrain` run directory?"
+        )
+    if isinstance(corpus, (str, Path)):
+        from corpus_builder.corpus import Corpus
+
+        corpus = Corpus.load(corpus)
+    return load_retriever(best, corpus.vectors())

@@ -1,0 +1,299 @@
+"""Pretrain a retriever on MovieLens sessions linked to the corpus (`rar pretrain`).
+
+Sessions come from the DATA helper's 8:1:1 split; items are mapped to corpus rows through the
+corpus link table `movielens-<variant>`. Training: shifted-sequence next-item NLL (sampled or
+full softmax), AdamW, early stopping on validation NDCG@10; the best model is
+`checkpoints/best.pt`, the last epoch `checkpoints/last.pt` (for --resume).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rar.retrievers.base import Retriever
+from rar.retrievers.checkpoint import load_retriever, retriever_state, save_retriever
+from rar.retrievers.pretrain_config import PretrainConfig, PretrainTrainingConfig
+from rar.retrievers.ranking_eval import popularity_scores, ranking_metrics
+from rar.retrievers.registry import build_retriever
+from rar.retrievers.sequences import (
+    LinkStats,
+    eval_examples,
+    left_pad,
+    link_sessions,
+    training_windows,
+)
+from rar.retrievers.training_loss import next_item_loss
+from rar.tracking import Run
+
+
+@dataclass
+class PretrainData:
+    """Token sequences per split (corpus row + 1) and what linking dropped."""
+
+    train: list[list[int]]
+    val: list[list[int]]
+    test: list[list[int]]
+    num_items: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def movielens_dir(spec: str, data_dir: Path | None) -> Path:
+    path = Path(spec)
+    if not path.is_absolute() and data_dir is not None:
+        path = data_dir / path
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"MovieLens directory not found: {path} (set data.movielens or --data-dir)"
+        )
+    return path
+
+
+def build_pretrain_data(
+    movielens_path: Path, corpus: Any, seed: int, min_length: int = 2, max_eval: int | None = None
+) -> PretrainData:
+    """Split MovieLens into sessions and link every item to a corpus row (drops counted)."""
+    from rar.data.movielens import load_movielens, sessionize, split_sessions
+
+    variant = movielens_path.name
+    links = corpus.link_table(f"movielens-{variant}")
+    if not links:
+        raise ValueError(
+            f"the corpus has no links for 'movielens-{variant}'; build the corpus with that MovieLens release"
+        )
+    key_to_row = {key: corpus.index_of(cid) for key, cid in links.items() if cid is not None}
+    sessions = sessionize(load_movielens(movielens_path).ratings)
+    splits = split_sessions(sessions.sessions, seed=seed)
+    out: dict[str, list[list[int]]] = {}
+    stats: dict[str, Any] = {
+        "variant": variant,
+        "linked_movies": len(key_to_row),
+        "sessions_shorter_than_2_ratings": sessions.dropped_sessions,
+        "ratings_in_those_sessions": sessions.dropped_interactions,
+    }
+    for name in ("train", "val", "test"):
+        link_stats = LinkStats()
+        seqs = link_sessions(splits[name], key_to_row, min_length, link_stats)
+        if name != "train" and max_eval is not None and len(seqs) > max_eval:
+            pick = np.random.default_rng(seed).choice(len(seqs), max_eval, replace=False)
+            stats[f"{name}_sessions_subsampled_from"] = len(seqs)
+            seqs = [seqs[i] for i in sorted(pick)]
+        out[name] = seqs
+        stats[name] = {**link_stats.as_dict(), "sessions_kept": len(seqs)}
+    if not out["train"]:
+        raise ValueError(f"no training sessions left after linking {movielens_path} to the corpus")
+    return PretrainData(out["train"], out["val"], out["test"], len(corpus), stats)
+
+
+def evaluate(
+    model: Retriever, sequences: list[list[int]], batch_size: int = 256
+) -> dict[str, float]:
+    """Val/test metrics: predict each session's last item from the items before it."""
+    was_training = model.training
+    model.eval()
+    histories, targets = eval_examples(sequences, model.config.max_len)
+    metrics = ranking_metrics(model.logits, histories, targets, batch_size)
+    model.train(was_training)
+    return metrics
+
+
+def evaluate_popularity(
+    data: PretrainData, sequences: list[list[int]], max_len: int
+) -> dict[str, float]:
+    """The most-popular-in-training baseline (history items excluded), for scale."""
+    pop = popularity_scores(data.train, data.num_items).float()
+    histories, targets = eval_examples(sequences, max_len)
+    return ranking_metrics(lambda h: pop.expand(len(h), -1), histories, targets)
+
+
+def _training_state(
+    model: Retriever, optimizer: torch.optim.Optimizer, **extra: Any
+) -> dict[str, Any]:
+    return {"retriever": retriever_state(model), "optimizer": optimizer.state_dict(), **extra}
+
+
+def train_retriever(
+    model: Retriever,
+    data: PretrainData,
+    cfg: PretrainTrainingConfig,
+    run: Run,
+    seed: int,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train with early stopping on val NDCG@10; returns the best epoch's summary."""
+    windows = training_windows(data.train, model.config.max_len)
+    model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best = {"epoch": -1, "val/ndcg@10": -math.inf}
+    bad_evals, start_epoch, step = 0, 0, 0
+    last_path = run.checkpoints / "last.pt"
+    best_path = run.checkpoints / "best.pt"
+    if resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["retriever"]["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        best, bad_evals = state["best"], state["bad_evals"]
+        run.truncate_history(step)
+    steps_per_epoch = math.ceil(len(windows) / cfg.batch_size)
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    for epoch in range(start_epoch, cfg.max_epochs):
+        if bad_evals >= cfg.patience:
+            break
+        torch.manual_seed(seed * 100_003 + epoch)  # dropout; per epoch so --resume repeats it
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(windows))
+        model.train()
+        losses, started = [], time.perf_counter()
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
+        for i in bar:
+            batch = left_pad(
+                [windows[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
+            )
+            inputs, targets = model.training_pairs(batch, generator)
+            loss = next_item_loss(
+                model,
+                inputs,
+                targets,
+                cfg.loss,
+                cfg.num_negatives,
+                cfg.in_batch_negatives,
+                cfg.max_in_batch_negatives,
+                generator,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        train_seconds = time.perf_counter() - started
+        val = evaluate(model, data.val, cfg.eval_batch_size)
+        improved = val["ndcg@10"] > best["val/ndcg@10"]
+        if improved:
+            best = {"epoch": epoch, **{f"val/{k}": v for k, v in val.items()}}
+            bad_evals = 0
+            save_retriever(model, best_path, extra={"epoch": epoch, "step": step, "val": val})
+        else:
+            bad_evals += 1
+        run.log(
+            step,
+            epoch=epoch,
+            train_loss=float(np.mean(losses)) if losses else None,
+            train_seconds=round(train_seconds, 2),
+            sequences_per_s=round(
+                min(len(windows), steps_per_epoch * cfg.batch_size) / max(train_seconds, 1e-9), 1
+            ),
+            **{f"val/{k}": v for k, v in val.items()},
+            best=improved,
+        )
+        torch.save(
+            _training_state(
+                model, optimizer, epoch=epoch, step=step, best=best, bad_evals=bad_evals
+            ),
+            last_path,
+        )
+    if not best_path.is_file():
+        raise RuntimeError(
+            "training finished without any evaluation (max_epochs reached on resume?)"
+        )
+    return best
+
+
+def pretrain(
+    config: PretrainConfig,
+    data_dir: Path | None = None,
+    corpus: Any = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run a full pretraining job; returns (and writes to metrics.json) val and test metrics."""
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _pretrain(config, data_dir, corpus, resume, overwrite, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _pretrain(
+    config: PretrainConfig,
+    data_dir: Path | None,
+    corpus: Any,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    from corpus_builder.corpus import Corpus
+
+    if corpus is None:
+        corpus_dir = Path(config.data.corpus)
+        if not corpus_dir.is_dir():
+            raise FileNotFoundError(
+                f"corpus directory not found: {corpus_dir} (set data.corpus or --corpus)"
+            )
+        corpus = Corpus.load(corpus_dir)
+    ml_path = movielens_dir(config.data.movielens, data_dir)
+    data = build_pretrain_data(
+        ml_path,
+        corpus,
+        config.seed,
+        config.training.min_session_length,
+        config.data.max_eval_sessions,
+    )
+    vectors = corpus.vectors()
+    torch.manual_seed(config.seed)
+    model = build_retriever(config.retriever, vectors)
+    run = Run.create(
+        config.name,
+        config,
+        config.tracking.runs_dir,
+        resume=resume,
+        overwrite=overwrite,
+        wandb=config.tracking.wandb,
+        wandb_project=config.tracking.wandb_project,
+    )
+    run.log(0, event="data", **{"data": data.stats})
+    best = train_retriever(
+        model, data, config.training, run, config.seed, resume=resume, progress=progress
+    )
+    model = load_retriever(run.checkpoints / "best.pt", vectors)
+    bs = config.training.eval_batch_size
+    metrics: dict[str, Any] = {"retriever": config.retriever.name, "best_epoch": best["epoch"]}
+    metrics.update({f"val/{k}": v for k, v in evaluate(model, data.val, bs).items()})
+    metrics.update({f"test/{k}": v for k, v in evaluate(model, data.test, bs).items()})
+    max_len = config.retriever.max_len
+    metrics.update(
+        {
+            f"popularity/test/{k}": v
+            for k, v in evaluate_popularity(data, data.test, max_len).items()
+        }
+    )
+    metrics.update(
+        {
+            "n_train_sessions": len(data.train),
+            "n_val_sessions": len(data.val),
+            "n_test_sessions": len(data.test),
+            "items_unlinked": sum(
+                data.stats[s]["items_unlinked"] for s in ("train", "val", "test")
+            ),
+            "sessions_dropped": sum(
+                data.stats[s]["sessions_too_short"] for s in ("train", "val", "test")
+            ),
+        }
+    )
+    run.finish(metrics)
+    metrics["run_dir"] = str(run.path)
+    return metrics

@@ -1,0 +1,48 @@
+"""Build a retriever by name, checking its config against the corpus vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rar.retrievers.base import Retriever
+from rar.retrievers.bert4rec import BERT4Rec
+from rar.retrievers.fmlp import FMLPRec
+from rar.retrievers.gru4rec import GRU4Rec
+from rar.retrievers.lru import LRURec
+from rar.retrievers.retriever_config import RETRIEVER_NAMES, RetrieverConfig
+from rar.retrievers.sasrec import SASRec
+
+RETRIEVERS: dict[str, type[Retriever]] = {
+    "lrurec": LRURec,
+    "sasrec": SASRec,
+    "gru4rec": GRU4Rec,
+    "bert4rec": BERT4Rec,
+    "fmlprec": FMLPRec,
+}
+assert set(RETRIEVERS) == set(RETRIEVER_NAMES)
+
+
+def build_retriever(config: RetrieverConfig, item_vectors: torch.Tensor | np.ndarray) -> Retriever:
+    """A fresh retriever of `config.name` whose item table projects `item_vectors` [N, d_text]."""
+    if config.name not in RETRIEVERS:
+        raise ValueError(
+            f"unknown retriever '{config.name}'; choose one of: {', '.join(RETRIEVER_NAMES)}"
+        )
+    if isinstance(item_vectors, np.ndarray):
+        item_vectors = torch.from_numpy(np.array(item_vectors, dtype=np.float32, copy=True))
+    if item_vectors.ndim != 2 or item_vectors.shape[0] == 0:
+        raise ValueError(
+            f"item vectors must be a non-empty [N, d_text] matrix, got shape {tuple(item_vectors.shape)}"
+        )
+    if config.d_text is not None and int(item_vectors.shape[1]) != config.d_text:
+        raise ValueError(
+            f"dimension mismatch: retriever config expects d_text={config.d_text} but the corpus "
+            f"vectors have {item_vectors.shape[1]} dimensions (was the corpus embedded with another model?)"
+        )
+    if config.name in ("sasrec", "bert4rec") and config.d_model % config.attn_heads:
+        raise ValueError(
+            f"d_model={config.d_model} must be divisible by attn_heads={config.attn_heads}"
+        )
+    config = config.model_copy(update={"d_text": int(item_vectors.shape[1])})
+    return RETRIEVERS[config.name](config, item_vectors)

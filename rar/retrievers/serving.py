@@ -1,0 +1,52 @@
+"""Top-k serving through a FAISS inner-product index over the projected item table.
+
+History items are excluded by over-fetching k + len(history) neighbours and filtering, which
+is exact: at most len(history) of the fetched rows can be history items.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import torch
+
+from rar.retrievers.base import Retriever
+
+
+class FaissTopK:
+    """Exact inner-product top-k over a retriever's item table (rebuild after training steps)."""
+
+    def __init__(self, model: Retriever):
+        self.model = model
+        self.refresh()
+
+    def refresh(self) -> None:
+        """(Re)build the index from the model's current item table."""
+        with torch.no_grad():
+            table = self.model.item_table().detach().float().cpu().numpy()
+        self.index = faiss.IndexFlatIP(table.shape[1])
+        self.index.add(np.ascontiguousarray(table))
+
+    @torch.no_grad()
+    def topk(self, history: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k corpus rows [B, k] and scores [B, k] per history, history items excluded.
+
+        Rows are -1 (score -inf) when fewer than k items remain."""
+        history = self.model.check_tokens(history)
+        queries = np.ascontiguousarray(self.model.encode(history).float().cpu().numpy())
+        fetch = min(k + history.shape[1], self.index.ntotal)
+        scores, rows = self.index.search(queries, fetch)
+        out_rows = np.full((len(queries), k), -1, dtype=np.int64)
+        out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        seen = history.cpu().numpy() - 1
+        for b in range(len(queries)):
+            exclude = set(seen[b][seen[b] >= 0].tolist())
+            kept = [
+                (r, s)
+                for r, s in zip(rows[b], scores[b], strict=True)
+                if r >= 0 and r not in exclude
+            ][:k]
+            if kept:
+                out_rows[b, : len(kept)] = [r for r, _ in kept]
+                out_scores[b, : len(kept)] = [s for _, s in kept]
+        return out_rows, out_scores
