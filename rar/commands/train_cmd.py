@@ -1,0 +1,74 @@
+"""`rar train`: RL post-training of a pretrained retriever against a frozen ranker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rar.commands.common import console, user_errors
+
+
+def train(
+    config: Path = typer.Option(
+        Path("configs/redial_dpo_semantic.yaml"), "--config", "-c", help="Training YAML config."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config key, e.g. --set rl.method=grpo (repeatable)."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Data directory (else $RAR_DATA_DIR, ./data)."
+    ),
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="Corpus directory (overrides `corpus`)."
+    ),
+    pretrained: Path | None = typer.Option(
+        None, "--pretrained", help="`rar pretrain` run directory (overrides `pretrained_run`)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Run name (overrides `name`)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run from checkpoints/last.pt."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Delete an existing run directory first."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Post-train the retriever with sft | dpo | simpo | grpo (+ NLL) from ranker feedback;
+    writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/best.pt, metrics.json)."""
+    with user_errors():
+        from rar.config import load_config
+        from rar.rl.train_config import TrainConfig
+        from rar.rl.trainer import train as run_train
+
+        extra = list(overrides)
+        if data_dir is not None:
+            extra.append(f"data.data_dir={data_dir}")
+        if corpus is not None:
+            extra.append(f"corpus={corpus}")
+        if pretrained is not None:
+            extra.append(f"pretrained_run={pretrained}")
+        if name is not None:
+            extra.append(f"name={name}")
+        cfg = load_config(TrainConfig, config, extra)
+        final = run_train(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
+        console.print(
+            f"[bold]{cfg.rl.method}[/] on {cfg.data.dataset}: {final['steps']} steps, "
+            f"best step {final['best_step']} -> {final['run_dir']}"
+        )
+        for split in ("val", "test"):
+            keys = [f"{split}/{m}@{k}" for k in cfg.eval_ks for m in ("ndcg", "recall")]
+            if all(key in final for key in keys):
+                console.print(
+                    f"  {split}: "
+                    + "  ".join(f"{key.split('/')[1]} {final[key]:.4f}" for key in keys)
+                    + "   (retriever alone: "
+                    + "  ".join(
+                        f"{key.split('/')[1]} {final[f'{split}/retriever/' + key.split('/')[1]]:.4f}"
+                        for key in keys
+                    )
+                    + ")"
+                )
+
+
+train.command_name = "train"  # type: ignore[attr-defined]

@@ -1,0 +1,96 @@
+"""TrainConfig: everything `rar train` needs (data, corpus, pretrained run, ranker, RL, optimiser)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rar.config import ConfigModel
+from rar.rankers.ranker_config import RankerConfig
+from rar.rl.rl_config import RLConfig
+from rar.tracking import TrackingConfig
+
+
+class OptimConfig(ConfigModel):
+    """AdamW with a cosine schedule and linear warm-up."""
+
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate (paper searches 5e-5 and 1e-4).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps (paper: 100).")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Cosine floor as a fraction of lr.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Clip the gradient norm (None = off).")
+
+
+class DataConfig(ConfigModel):
+    """Which conversations train and validate the policy."""
+
+    dataset: str = Field(
+        "redial", description="Conversation dataset: redial, inspired, reddit or custom."
+    )
+    data_dir: str | None = Field(
+        None, description="Data directory (None = $RAR_DATA_DIR, else ./data)."
+    )
+    train_size: int | None = Field(
+        2500, ge=1, description="Subsample the training split to this many samples (paper: 2.5k)."
+    )
+    val_size: int | None = Field(
+        500, ge=1, description="Validation samples used for model selection."
+    )
+    test_size: int | None = Field(
+        None, ge=1, description="Test samples evaluated at the end (None = all)."
+    )
+    subsample_seed: int = Field(
+        0,
+        description="Seed of the train/val/test subsets (fixed across training seeds, so runs compare).",
+    )
+    evaluate_test: bool = Field(
+        True, description="Evaluate the best checkpoint on the test split at the end."
+    )
+
+
+class TrainConfig(ConfigModel):
+    """One RL post-training run of a pretrained retriever against a frozen ranker."""
+
+    name: str = Field("train", description="Run name (directory under tracking.runs_dir).")
+    seed: int = Field(0, description="Seed of data order, sampling, dropout and subsampling.")
+    corpus: str = Field("corpus", description="Corpus directory (built by `rar build-corpus`).")
+    pretrained_run: str = Field(
+        ..., description="Run directory of `rar pretrain` (checkpoints/best.pt)."
+    )
+    retriever_dropout: float | None = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Override the retriever's dropout for RL (paper: 0.1-0.2; None = keep).",
+    )
+    data: DataConfig = Field(default_factory=DataConfig, description="Conversations.")
+    ranker: RankerConfig = Field(
+        default_factory=RankerConfig, description="The frozen ranker f_llm."
+    )
+    rl: RLConfig = Field(default_factory=RLConfig, description="Objective and sampling.")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
+    batch_size: int = Field(16, ge=1, description="Conversation samples per optimiser step.")
+    epochs: float = Field(3.0, gt=0, description="Passes over the (subsampled) training set.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many steps (overrides epochs)."
+    )
+    val_every: int = Field(
+        50, ge=1, description="Validate (N@10 through the full pipeline) every N steps."
+    )
+    validate_at_start: bool = Field(
+        True, description="Validate the pretrained policy at step 0 (it can win model selection)."
+    )
+    checkpoint_every: int = Field(
+        25, ge=1, description="Write a resumable checkpoint every N steps."
+    )
+    eval_ks: list[int] = Field(
+        default_factory=lambda: [5, 10], description="Cut-offs reported by validation/test."
+    )
+    select_metric: str = Field(
+        "ndcg@10", description="Validation metric that picks the best checkpoint."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch.set_num_threads (None = leave as is)."
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="Run directory and W&B."
+    )

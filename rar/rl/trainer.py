@@ -1,0 +1,612 @@
+"""Online RL post-training of the retriever from a frozen ranker's feedback (paper Algorithm 1).
+
+Per step, for a batch of conversation samples: score the whole corpus (history masked),
+sample candidate sets from the Plackett-Luce policy, have the ranker rank every set
+(one concurrent batch, through its cache), reward = NDCG of the target(s) in the ranker's
+output, loss = NLL + RL loss (dpo | simpo | grpo; sft = NLL only), AdamW step with a cosine
+schedule. Validation runs the deterministic pipeline (top-k -> ranker) and keeps the best
+checkpoint. Resumable: model, optimiser, scheduler, every RNG and the data order are saved
+atomically, so a killed run continues exactly where its last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rar.evaluation.linking import LinkedSample, link_samples
+from rar.policy import log_prob, sample_ranked_sets, top1_kl
+from rar.rankers.types import RankRequest
+from rar.rl.batches import Batch, make_batch
+from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
+from rar.rl.pipeline_eval import PipelineResult, evaluate_pipeline
+from rar.rl.rewards import dpo_winner, label_rank, ndcg_reward
+from rar.rl.train_config import TrainConfig
+from rar.tracking import Run, atomic_write_text
+
+log = logging.getLogger("rar.rl")
+
+CHECKPOINT_FORMAT = "rar-rl-trainer-v1"
+RANKER_COUNTERS = ("calls", "cache_hits", "failures", "requests")
+
+
+def cosine_with_warmup(step: int, warmup: int, total: int, floor: float = 0.0) -> float:
+    """LR multiplier: linear warm-up to 1 over `warmup` steps, then cosine decay to `floor`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
+    """A seeded subset of `size` items in their original order (all when size is None/larger)."""
+    items = list(items)
+    if size is None or size >= len(items):
+        return items
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=size, replace=False))
+    return [items[i] for i in keep]
+
+
+def with_dropout(
+    model: torch.nn.Module, dropout: float, item_vectors: torch.Tensor
+) -> torch.nn.Module:
+    """The same weights in a retriever rebuilt with another dropout rate (paper: 0.1-0.2 for RL)."""
+    from rar.retrievers import build_retriever
+
+    config = model.config.model_copy(update={"dropout": float(dropout)})
+    rebuilt = build_retriever(config, item_vectors)
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "generator": generator.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    generator.set_state(state["generator"])
+
+
+def load_splits(
+    config: TrainConfig, corpus: Any
+) -> tuple[dict[str, list[LinkedSample]], dict[str, Any]]:
+    """Linked train/val(/test) samples of `config.data`, subsampled with the fixed data seed;
+    also the linking statistics (samples dropped because no target is in the corpus)."""
+    from rar.data.registry import load_conversation_samples
+    from rar.paths import resolve_data_dir
+
+    d = config.data
+    data_dir = resolve_data_dir(d.data_dir)
+    sizes = {"train": d.train_size, "val": d.val_size, "test": d.test_size}
+    wanted = ["train", "val"] + (["test"] if d.evaluate_test else [])
+    out: dict[str, list[LinkedSample]] = {}
+    link_stats: dict[str, Any] = {}
+    for split in wanted:
+        raw = load_conversation_samples(d.dataset, data_dir, split)
+        linked, stats = link_samples(raw, corpus)
+        link_stats[split] = stats.as_dict()
+        out[split] = subsample(linked, sizes[split], d.subsample_seed)
+        log.info(
+            "%s/%s: %d samples, %d linked (%d dropped: no target in the corpus), %d used",
+            d.dataset,
+            split,
+            len(raw),
+            len(linked),
+            stats.dropped_no_linked_target,
+            len(out[split]),
+        )
+    return out, link_stats
+
+
+class RLTrainer:
+    """Runs one `rar train` job. Construct, then call :meth:`train` (returns the final metrics)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run: Run,
+        corpus: Any = None,
+        ranker: Any = None,
+        splits: dict[str, list[LinkedSample]] | None = None,
+        progress: bool = True,
+    ):
+        self.config = config
+        self.run = run
+        self.progress = progress
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self._seed_everything(config.seed)
+        if corpus is None:
+            from corpus_builder.corpus import Corpus
+
+            corpus = Corpus.load(config.corpus)
+        self.corpus = corpus
+        self.corpus_ids: list[str] = list(corpus.ids)
+        self.row_of = {cid: i for i, cid in enumerate(self.corpus_ids)}
+        from rar.retrievers import load_pretrained_run
+
+        vectors = torch.tensor(np.asarray(corpus.vectors(), dtype=np.float32))
+        model = load_pretrained_run(config.pretrained_run, corpus)
+        if config.retriever_dropout is not None:
+            model = with_dropout(model, config.retriever_dropout, vectors)
+        self.model = model
+        self.reference = copy.deepcopy(
+            model
+        ).eval()  # the initial policy (KL logging, optional ref)
+        for p in self.reference.parameters():
+            p.requires_grad_(False)
+        self.link_stats: dict[str, Any] = {}
+        self.splits = splits if splits is not None else self._load_splits()
+        self.train_samples = self.splits["train"]
+        if not self.train_samples:
+            raise ValueError(f"no linked training samples for dataset '{config.data.dataset}'")
+        self.val_samples = self.splits.get("val", [])
+
+        self.rl = config.rl
+        if self.rl.k > len(self.corpus_ids):
+            raise ValueError(f"rl.k={self.rl.k} exceeds the corpus size {len(self.corpus_ids)}")
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.optim.lr, weight_decay=config.optim.weight_decay
+        )
+        self.steps_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
+        self.total_steps = config.max_steps or max(
+            1, int(round(config.epochs * self.steps_per_epoch))
+        )
+        o = config.optim
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: cosine_with_warmup(s, o.warmup_steps, self.total_steps, o.min_lr_ratio),
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        if ranker is None and (self.rl.method != "sft" or self.val_samples):
+            from rar.rankers import build_ranker
+
+            ranker = build_ranker(config.ranker, corpus)
+        self.ranker = ranker
+        self.step = 0
+        self.best: dict[str, Any] = {"value": None, "step": None}
+
+    # ---- data ---------------------------------------------------------------------------
+    def _seed_everything(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _load_splits(self) -> dict[str, list[LinkedSample]]:
+        splits, self.link_stats = load_splits(self.config, self.corpus)
+        return splits
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The data order of an epoch: a permutation seeded by (seed, epoch), so resuming at any
+        step reproduces it exactly."""
+        return np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train_samples))
+
+    def batch_for_step(self, step: int) -> Batch:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        order = self.epoch_order(epoch)
+        bs = self.config.batch_size
+        idx = order[pos * bs : (pos + 1) * bs]
+        return make_batch(
+            [self.train_samples[i] for i in idx], self.row_of, self.model.config.max_len
+        )
+
+    # ---- ranker -------------------------------------------------------------------------
+    def rank_sets(
+        self, batch: Batch, rows: Sequence[int], sets: torch.Tensor
+    ) -> tuple[np.ndarray, list[list[int | None]]]:
+        """Rank sets [len(rows), g, k] for the samples `rows` of the batch; returns rewards
+        [len(rows), g] and the best label rank of each set (None when absent)."""
+        requests: list[RankRequest] = []
+        for i, b in enumerate(rows):
+            sample = batch.samples[b].sample
+            for cand in sets[i].tolist():
+                ids = [self.corpus_ids[c] for c in cand]
+                requests.append(RankRequest(sample.sample_id, sample.context, ids))
+        results = self.ranker.rank(requests)
+        g = sets.shape[1]
+        rewards = np.zeros((len(rows), g))
+        ranks: list[list[int | None]] = [[None] * g for _ in rows]
+        for n, result in enumerate(results):
+            i, j = divmod(n, g)
+            targets = batch.samples[rows[i]].target_ids
+            rewards[i, j] = ndcg_reward(result.ranked_ids, targets, self.rl.reward_cutoff)
+            ranks[i][j] = label_rank(result.ranked_ids, targets)
+        return rewards, ranks
+
+    def _ranker_counters(self) -> dict[str, float]:
+        if self.ranker is None:
+            return {}
+        stats = self.ranker.stats()
+        return {k: float(stats.get(k, 0)) for k in RANKER_COUNTERS}
+
+    # ---- one step -----------------------------------------------------------------------
+    def sample(self, scores: torch.Tensor, g: int) -> torch.Tensor:
+        return sample_ranked_sets(
+            scores,
+            self.rl.k,
+            g,
+            self.rl.temperature,
+            self.generator,
+            method=self.rl.sampler,
+            head_size=self.rl.head_size,
+        )
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        rl, t_start = self.rl, time.perf_counter()
+        counters_before = self._ranker_counters()
+        self.model.train()
+        scores = self.model.scores(batch.history)  # [B, N], history = -inf, dropout on
+        nll = nll_loss(scores, batch.targets, batch.target_mask)
+        out: dict[str, float] = {"loss_nll": float(nll.detach())}
+        rl_loss = torch.zeros((), dtype=nll.dtype)
+        t_sample = t_rank = 0.0
+        with torch.no_grad():
+            ref_scores = self.reference.scores(batch.history)
+        out["kl_top1_to_initial"] = float(top1_kl(scores.detach(), ref_scores).mean())
+        if rl.method != "sft":
+            detached = scores.detach()
+            g = rl.sets_per_sample
+            t0 = time.perf_counter()
+            sets = self.sample(detached, g)  # [B, g, k]
+            t_sample += time.perf_counter() - t0
+            rows = list(range(len(batch.samples)))
+            t0 = time.perf_counter()
+            rewards, ranks = self.rank_sets(batch, rows, sets)
+            t_rank += time.perf_counter() - t0
+            out["reward_mean"] = float(rewards.mean())
+            out["reward_std"] = float(rewards.std())
+            out["reward_max_mean"] = float(rewards.max(axis=1).mean())
+            ref_lp = None
+            if rl.method == "grpo":
+                logp = log_prob(scores, sets, rl.temperature)
+                if rl.use_reference:
+                    ref_lp = log_prob(ref_scores, sets, rl.temperature)
+                res = grpo_loss(logp, torch.as_tensor(rewards, dtype=logp.dtype), rl.beta, ref_lp)
+                rl_loss = res.loss
+                out["zero_variance_frac"] = res.n_zero_variance / max(1, res.n_groups)
+                out["loss_pg"] = float(res.pg_loss.detach())
+                out["kl_ref"] = float(res.kl.detach())
+                with torch.no_grad():
+                    out["kl_sets_to_initial"] = float(
+                        (logp.detach() - log_prob(ref_scores, sets, rl.temperature)).mean()
+                    )
+            else:
+                rl_loss, pair_stats, dt_s, dt_r = self._pairwise(
+                    batch, scores, detached, ref_scores, sets, ranks
+                )
+                t_sample += dt_s
+                t_rank += dt_r
+                out.update(pair_stats)
+            out[f"loss_{rl.method}"] = float(rl_loss.detach())
+        t0 = time.perf_counter()
+        loss = rl.nll_weight * nll + rl.rl_weight * rl_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.optim.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.config.optim.grad_clip
+            )
+            out["grad_norm"] = float(norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        t_update = time.perf_counter() - t0
+        total = time.perf_counter() - t_start
+        out.update(
+            loss=float(loss.detach()),
+            lr=self.scheduler.get_last_lr()[0],
+            time_step=total,
+            time_sample=t_sample,
+            time_rank=t_rank,
+            time_update=t_update,
+            time_forward_other=total - t_sample - t_rank - t_update,
+        )
+        after = self._ranker_counters()
+        for key in RANKER_COUNTERS:
+            if key in after:
+                out[f"ranker_{key}"] = after[key] - counters_before.get(key, 0.0)
+        return out
+
+    def _pairwise(
+        self,
+        batch: Batch,
+        scores: torch.Tensor,
+        detached: torch.Tensor,
+        ref_scores: torch.Tensor,
+        sets: torch.Tensor,
+        ranks: list[list[int | None]],
+    ) -> tuple[torch.Tensor, dict[str, float], float, float]:
+        """DPO / SimPO with the paper's winner rule and resampling of undecided pairs."""
+        rl = self.rl
+        winners = [dpo_winner(r[0], r[1]) for r in ranks]
+        sets = sets.clone()
+        resamples = 0
+        t_sample = t_rank = 0.0
+        for _ in range(rl.max_resamples):
+            undecided = [b for b, w in enumerate(winners) if w is None]
+            if not undecided:
+                break
+            resamples += len(undecided)
+            t0 = time.perf_counter()
+            fresh = self.sample(detached[undecided], 2)
+            t_sample += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _, new_ranks = self.rank_sets(batch, undecided, fresh)
+            t_rank += time.perf_counter() - t0
+            for i, b in enumerate(undecided):
+                sets[b] = fresh[i]
+                winners[b] = dpo_winner(new_ranks[i][0], new_ranks[i][1])
+        decided = [b for b, w in enumerate(winners) if w is not None]
+        stats = {
+            "pairs_decided_frac": len(decided) / len(winners),
+            "pairs_skipped_frac": 1.0 - len(decided) / len(winners),
+            "resamples_per_sample": resamples / len(winners),
+        }
+        if not decided:
+            return (
+                torch.zeros((), dtype=scores.dtype),
+                stats | {"win_rate": float("nan")},
+                t_sample,
+                t_rank,
+            )
+        idx = torch.tensor(decided, dtype=torch.long)
+        w = torch.tensor([winners[b] for b in decided], dtype=torch.long)
+        pairs = torch.stack([sets[idx, w], sets[idx, 1 - w]], dim=1)  # [P, 2, k] (winner first)
+        logp = log_prob(scores[idx], pairs, rl.temperature)
+        with torch.no_grad():
+            ref_lp = log_prob(ref_scores[idx], pairs, rl.temperature)
+        if rl.method == "dpo":
+            if rl.use_reference:
+                loss = dpo_loss(logp[:, 0], logp[:, 1], rl.beta, ref_lp[:, 0], ref_lp[:, 1])
+            else:
+                loss = dpo_loss(logp[:, 0], logp[:, 1], rl.beta)
+        else:
+            loss = simpo_loss(logp[:, 0], logp[:, 1], rl.beta, rl.gamma)
+        stats["win_rate"] = float((logp[:, 0] > logp[:, 1]).float().mean())
+        stats["logp_margin"] = float((logp[:, 0] - logp[:, 1]).detach().mean())
+        stats["kl_sets_to_initial"] = float((logp.detach() - ref_lp).mean())
+        return loss, stats, t_sample, t_rank
+
+    # ---- validation and checkpoints -----------------------------------------------------
+    def evaluate(self, samples: Sequence[LinkedSample]) -> PipelineResult:
+        return evaluate_pipeline(
+            self.model,
+            samples,
+            self.ranker,
+            self.corpus_ids,
+            self.row_of,
+            k=self.rl.k,
+            ks=self.config.eval_ks,
+        )
+
+    def validate(self) -> dict[str, float]:
+        result = self.evaluate(self.val_samples)
+        metric = self.config.select_metric
+        if metric not in result.metrics:
+            raise ValueError(
+                f"select_metric '{metric}' is not reported; choose one of {sorted(result.metrics)}"
+            )
+        value = result.metrics[metric]
+        improved = self.best["value"] is None or value > self.best["value"]
+        if improved:
+            from rar.retrievers import save_retriever
+
+            self.best = {"value": value, "step": self.step, "metrics": dict(result.metrics)}
+            save_retriever(
+                self.model,
+                self.run.checkpoints / "best.pt",
+                extra={"step": self.step, metric: value},
+            )
+        return {f"val/{k}": v for k, v in result.metrics.items()} | {"val/best": self.best["value"]}
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.run.checkpoints / "last.pt"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "initial_model": self.reference.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(self.generator),
+            "best": dict(self.best),
+            "data": {
+                "seed": self.config.seed,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "train_ids": [s.sample.sample_id for s in self.train_samples],
+            },
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write last.pt atomically (temporary file, fsync, rename)."""
+        path = self.last_checkpoint
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            torch.save(self.state(), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: Path | None = None) -> None:
+        path = path or self.last_checkpoint
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a `rar train` checkpoint")
+        ids = [s.sample.sample_id for s in self.train_samples]
+        if state["data"]["train_ids"] != ids:
+            raise ValueError(
+                f"{path}: the training samples differ from the checkpoint's (data or config changed); "
+                "start a new run instead of resuming"
+            )
+        self.model.load_state_dict(state["model"])
+        self.reference.load_state_dict(state["initial_model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], self.generator)
+        self.best = dict(state["best"])
+        self.step = int(state["step"])
+
+    # ---- the loop -----------------------------------------------------------------------
+    def train(self, resume: bool = False) -> dict[str, Any]:
+        """Train to `total_steps` (continuing from last.pt when resuming); returns final metrics."""
+        cfg = self.config
+        if resume and self.last_checkpoint.exists():
+            self.load_checkpoint()
+            self.run.truncate_history(self.step)
+            log.info("resumed %s at step %d", self.run.path, self.step)
+        elif self.val_samples and cfg.validate_at_start:
+            self.run.log(0, **self.validate())
+        window: list[dict[str, float]] = []
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=self.total_steps,
+                initial=self.step,
+                desc=f"train {cfg.rl.method}",
+                unit="step",
+            )
+        try:
+            while self.step < self.total_steps:
+                metrics = self.train_step(self.batch_for_step(self.step))
+                self.step += 1
+                window.append(metrics)
+                row: dict[str, float] = {}
+                if self.step % cfg.tracking.log_every == 0 or self.step == self.total_steps:
+                    row.update(_mean_rows(window))
+                    row["epoch"] = self.step / self.steps_per_epoch
+                    window = []
+                if self.val_samples and (
+                    self.step % cfg.val_every == 0 or self.step == self.total_steps
+                ):
+                    row.update(self.validate())
+                if row:
+                    self.run.log(self.step, **row)
+                if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
+                    self.save_checkpoint()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{metrics['loss']:.3f}", reward=f"{metrics.get('reward_mean', 0):.3f}"
+                    )
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the best checkpoint on validation (and test); write metrics.json."""
+        from rar.retrievers import load_retriever
+
+        best_path = self.run.checkpoints / "best.pt"
+        if best_path.exists():
+            best = load_retriever(best_path, self.corpus.vectors())
+            self.model.load_state_dict(best.state_dict())
+        final: dict[str, Any] = {
+            "method": self.rl.method,
+            "dataset": self.config.data.dataset,
+            "steps": self.step,
+            "best_step": self.best["step"],
+            "n_train": len(self.train_samples),
+            "n_val": len(self.val_samples),
+            "link_stats": self.link_stats,
+        }
+        if self.val_samples:
+            # the best checkpoint's validation figures were measured when it was selected
+            best_val = self.best.get("metrics") or self.evaluate(self.val_samples).metrics
+            final.update({f"val/{k}": v for k, v in best_val.items()})
+        test = self.splits.get("test") or []
+        if test:
+            result = self.evaluate(test)
+            final.update({f"test/{k}": v for k, v in result.metrics.items()})
+            final["n_test"] = len(test)
+            per_sample = {"sample_ids": result.sample_ids} | {
+                k: v.tolist() for k, v in result.per_sample.items()
+            }
+            atomic_write_text(self.run.path / "test_per_sample.json", json.dumps(per_sample))
+        if self.ranker is not None:
+            final["ranker"] = self.ranker.stats()
+        self.run.finish(_flatten(final))
+        return final
+
+
+def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = {k for r in rows for k in r}
+    out: dict[str, float] = {}
+    for key in sorted(keys):
+        values = [
+            r[key] for r in rows if key in r and r[key] is not None and not math.isnan(r[key])
+        ]
+        if values:
+            out[key] = float(np.mean(values))
+    return out
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = value
+    return out
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    corpus: Any = None,
+    ranker: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Create (or reopen with `resume`) the run directory and train; returns the final metrics
+    plus `run_dir`."""
+    t = config.tracking
+    run = Run.create(
+        config.name,
+        config,
+        t.runs_dir,
+        resume=resume,
+        overwrite=overwrite,
+        wandb=t.wandb,
+        wandb_project=t.wandb_project,
+    )
+    trainer = RLTrainer(config, run, corpus=corpus, ranker=ranker, progress=progress)
+    try:
+        final = trainer.train(resume=resume)
+    finally:
+        if trainer.ranker is not None and ranker is None:
+            trainer.ranker.close()
+    final["run_dir"] = str(run.path)
+    return final
