@@ -148,3 +148,21 @@ def test_paired_bootstrap_deterministic_and_checks_lengths() -> None:
         paired_bootstrap([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="n_resamples"):
         paired_bootstrap(a, b, n_resamples=0)
+
+
+def test_paired_bootstrap_sparse_ties_count_half():
+    # a wins on 3 of 400 samples, every other sample ties: a resample draws none of the 3
+    # wins with probability (1 - 3/400)^400 = e^-3 (about 0.049), giving a mean of exactly 0.
+    # Those ties count half on each side, so p = 2 * 0.5 * 0.049; counting them all as "far"
+    # would double it to about 0.1.
+    a = np.zeros(400)
+    a[:3] = 1.0
+    b = np.zeros(400)
+    result = paired_bootstrap(a, b, n_resamples=4000, seed=1)
+    assert 0.03 < result.p_value < 0.07
+    # a symmetric case stays insignificant
+    c = np.zeros(400)
+    c[:6] = 1.0
+    d = np.zeros(400)
+    d[6:12] = 1.0
+    assert paired_bootstrap(c, d, n_resamples=4000, seed=1).p_value > 0.5

@@ -202,8 +202,8 @@ def paired_bootstrap(
     Method: d = a - b; draw `n_resamples` resamples of the n samples with replacement
     (numpy Generator, `seed`) and take the mean of d in each. The CI is the 2.5th and 97.5th
     percentile of those means. The two-sided p-value is twice the share of resampled means on
-    the far side of 0 from the observed mean (those <= 0 when it is positive, >= 0 when it is
-    negative), with the usual +1 correction ``(count + 1) / (n_resamples + 1)`` so it is never
+    the far side of 0 from the observed mean (those < 0 when it is positive, > 0 when it is
+    negative; means of exactly 0 count half), with the usual +1 correction ``(count + 1) / (n_resamples + 1)`` so it is never
     exactly 0, capped at 1. When every d is 0 the p-value is 1.
     """
     x, y = _as_values(a, "a"), _as_values(b, "b")
@@ -225,7 +225,10 @@ def paired_bootstrap(
     if np.all(d == 0):
         p_value = 1.0
     else:
-        far = np.count_nonzero(means <= 0) if observed > 0 else np.count_nonzero(means >= 0)
+        # Resampled means of exactly 0 (common with sparse metrics: most d are 0) count half on
+        # each side; counting them all as "far" would inflate p far beyond what the CI shows.
+        beyond = np.count_nonzero(means < 0) if observed > 0 else np.count_nonzero(means > 0)
+        far = beyond + 0.5 * np.count_nonzero(means == 0)
         if observed == 0:
             far = n_resamples
         p_value = min(1.0, 2.0 * (far + 1) / (n_resamples + 1))
