@@ -31,8 +31,15 @@ def server_process(latency: float):
     import subprocess
 
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "servers" / "llm_server.py"), "--latency", str(latency)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ROOT / "tests" / "servers" / "llm_server.py"),
+            "--latency",
+            str(latency),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     port = int(proc.stdout.readline())
     return proc, f"http://127.0.0.1:{port}/v1"
@@ -46,8 +53,11 @@ def bench_throughput(data_dir: Path, n: int, levels: list[int], latency: float) 
 
     corpus = MiniCorpus.from_redial_metadata(data_dir, n=400)
     rng = random.Random(0)
-    ctx = [Turn("seeker", "Hi, I love funny romantic movies from the 90s."),
-           Turn("recommender", "Have you seen Notting Hill?"), Turn("seeker", "Yes, loved it! More like that?")]
+    ctx = [
+        Turn("seeker", "Hi, I love funny romantic movies from the 90s."),
+        Turn("recommender", "Have you seen Notting Hill?"),
+        Turn("seeker", "Yes, loved it! More like that?"),
+    ]
     reqs = [RankRequest(f"s{i}", ctx, rng.sample(corpus.ids, 25)) for i in range(n)]
     os.environ["RAR_BENCH_KEY"] = "bench-key"
     rows = []
@@ -55,9 +65,14 @@ def bench_throughput(data_dir: Path, n: int, levels: list[int], latency: float) 
     try:
         base = None
         for c in levels:
-            cfg = RankerConfig(backend="openai", model="bench", base_url=url,
-                               api_key_env="RAR_BENCH_KEY", cache={"enabled": False},
-                               limits={"max_in_flight": c, "timeout_s": 30})
+            cfg = RankerConfig(
+                backend="openai",
+                model="bench",
+                base_url=url,
+                api_key_env="RAR_BENCH_KEY",
+                cache={"enabled": False},
+                limits={"max_in_flight": c, "timeout_s": 30},
+            )
             ranker = build_ranker(cfg, corpus)
             start, cpu = time.perf_counter(), time.process_time()
             results = ranker.rank(reqs)
@@ -67,14 +82,24 @@ def bench_throughput(data_dir: Path, n: int, levels: list[int], latency: float) 
             thr = n / elapsed
             base = base or thr
             ideal = min(c, n)
-            rows.append({"concurrency": c, "seconds": round(elapsed, 2), "samples_per_s": round(thr, 1),
-                         "speedup": round(thr / base, 2), "ideal": ideal,
-                         "ratio_to_ideal": round(thr / base / ideal, 3),
-                         "ratio_to_latency_bound": round(thr / (c / latency), 3),
-                         "client_cpu_ms_per_sample": round(cpu_ms, 2), "loadavg": os.getloadavg()[0]})
-            print(f"  concurrency {c:3d}: {elapsed:6.2f}s  {thr:7.1f} samples/s  speed-up {thr / base:5.2f}x "
-                  f"(ideal {ideal}x, ratio {thr / base / ideal:.2f}; {thr / (c / latency):.2f} of the "
-                  f"{c / latency:.0f}/s latency bound); client CPU {cpu_ms:.1f} ms/sample, load avg {os.getloadavg()[0]:.1f}")
+            rows.append(
+                {
+                    "concurrency": c,
+                    "seconds": round(elapsed, 2),
+                    "samples_per_s": round(thr, 1),
+                    "speedup": round(thr / base, 2),
+                    "ideal": ideal,
+                    "ratio_to_ideal": round(thr / base / ideal, 3),
+                    "ratio_to_latency_bound": round(thr / (c / latency), 3),
+                    "client_cpu_ms_per_sample": round(cpu_ms, 2),
+                    "loadavg": os.getloadavg()[0],
+                }
+            )
+            print(
+                f"  concurrency {c:3d}: {elapsed:6.2f}s  {thr:7.1f} samples/s  speed-up {thr / base:5.2f}x "
+                f"(ideal {ideal}x, ratio {thr / base / ideal:.2f}; {thr / (c / latency):.2f} of the "
+                f"{c / latency:.0f}/s latency bound); client CPU {cpu_ms:.1f} ms/sample, load avg {os.getloadavg()[0]:.1f}"
+            )
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
@@ -86,13 +111,19 @@ def bench_cache(n_entries: int, n_lookups: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = ResponseCache(Path(tmp) / "c.sqlite")
-        keys = [cache_key("openai", "m", f"prompt {i}", {"temperature": 0.0}) for i in range(n_entries)]
-        reply = CachedReply("\n".join(f"{i}. Movie {i} (1999)" for i in range(1, 26)), {"prompt_tokens": 900}, 1.2)
+        keys = [
+            cache_key("openai", "m", f"prompt {i}", {"temperature": 0.0}) for i in range(n_entries)
+        ]
+        reply = CachedReply(
+            "\n".join(f"{i}. Movie {i} (1999)" for i in range(1, 26)), {"prompt_tokens": 900}, 1.2
+        )
         conn = cache._connect()
         conn.execute("BEGIN")
         for k in keys:
-            conn.execute("INSERT INTO replies VALUES (?, 'openai', 'm', ?, ?, ?, 0)",
-                         (k, reply.reply, json.dumps(reply.usage), reply.latency_s))
+            conn.execute(
+                "INSERT INTO replies VALUES (?, 'openai', 'm', ?, ?, ?, 0)",
+                (k, reply.reply, json.dumps(reply.usage), reply.latency_s),
+            )
         conn.execute("COMMIT")
         rng = random.Random(0)
         probe = [keys[rng.randrange(n_entries)] for _ in range(n_lookups)]
@@ -102,7 +133,9 @@ def bench_cache(n_entries: int, n_lookups: int) -> dict:
         elapsed = time.perf_counter() - start
         cache.close()
     rate = n_lookups / elapsed
-    print(f"  warm-cache lookups: {rate:,.0f}/s over {n_entries:,} entries (goal >= 10,000/s, ratio {rate / 1e4:.1f})")
+    print(
+        f"  warm-cache lookups: {rate:,.0f}/s over {n_entries:,} entries (goal >= 10,000/s, ratio {rate / 1e4:.1f})"
+    )
     return {"entries": n_entries, "lookups": n_lookups, "lookups_per_s": round(rate)}
 
 
@@ -116,12 +149,21 @@ def bench_warm_rank(data_dir: Path, n: int) -> dict:
 
     corpus = MiniCorpus.from_redial_metadata(data_dir, n=400)
     rng = random.Random(1)
-    reqs = [RankRequest(f"w{i}", [Turn("seeker", f"something like movie {i}")], rng.sample(corpus.ids, 25))
-            for i in range(n)]
+    reqs = [
+        RankRequest(
+            f"w{i}", [Turn("seeker", f"something like movie {i}")], rng.sample(corpus.ids, 25)
+        )
+        for i in range(n)
+    ]
     with tempfile.TemporaryDirectory() as tmp, FakeLLMServer() as server:
-        cfg = RankerConfig(backend="openai", model="bench", base_url=server.openai_base_url,
-                           api_key_env="RAR_BENCH_KEY", cache={"path": f"{tmp}/c.sqlite"},
-                           limits={"max_in_flight": 32})
+        cfg = RankerConfig(
+            backend="openai",
+            model="bench",
+            base_url=server.openai_base_url,
+            api_key_env="RAR_BENCH_KEY",
+            cache={"path": f"{tmp}/c.sqlite"},
+            limits={"max_in_flight": 32},
+        )
         build_ranker(cfg, corpus).rank(reqs)
         hits_before = server.n_hits
         ranker = build_ranker(cfg, corpus)
@@ -164,25 +206,41 @@ def bench_semantic(corpus_dir: Path, data_dir: Path, max_samples: int) -> dict:
     sem = sample_metrics(ranked, probe.targets, ks=(1, 5, 10))
     rnd = sample_metrics(random_order, probe.targets, ks=(1, 5, 10))
     boot = paired_bootstrap(sem["ndcg@10"], rnd["ndcg@10"], n_resamples=2000, seed=0)
-    out = {"samples": len(results), "skipped_unlinked": probe.skipped, "samples_per_s": round(rate, 1),
-           "unique_turn_texts": n_texts, "warm_samples_per_s": round(warm_rate, 1),
-           "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg()[0],
-           "semantic": {k: round(float(np.mean(v)), 4) for k, v in sem.items()},
-           "random_order": {k: round(float(np.mean(v)), 4) for k, v in rnd.items()},
-           "ndcg@10_diff": round(boot.diff, 4), "ndcg@10_ci": [round(boot.ci_low, 4), round(boot.ci_high, 4)],
-           "p_value": boot.p_value}
-    print(f"  semantic ranker: {rate:,.1f} samples/s on CPU (k=25, {len(results)} ReDial test samples, "
-          f"cold text cache, {n_texts} unique turns to embed; {probe.skipped} samples without a linked target "
-          f"skipped); {warm_rate:,.0f} samples/s with turns already embedded; load avg {os.getloadavg()[0]:.1f}")
-    print(f"  probe N@10 semantic {out['semantic']['ndcg@10']:.4f} vs random order {out['random_order']['ndcg@10']:.4f} "
-          f"(diff {boot.diff:+.4f}, 95% CI [{boot.ci_low:+.4f}, {boot.ci_high:+.4f}], p={boot.p_value:.4f}); "
-          f"hit@1 {out['semantic']['hit@1']:.4f} vs {out['random_order']['hit@1']:.4f}")
+    out = {
+        "samples": len(results),
+        "skipped_unlinked": probe.skipped,
+        "samples_per_s": round(rate, 1),
+        "unique_turn_texts": n_texts,
+        "warm_samples_per_s": round(warm_rate, 1),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg": os.getloadavg()[0],
+        "semantic": {k: round(float(np.mean(v)), 4) for k, v in sem.items()},
+        "random_order": {k: round(float(np.mean(v)), 4) for k, v in rnd.items()},
+        "ndcg@10_diff": round(boot.diff, 4),
+        "ndcg@10_ci": [round(boot.ci_low, 4), round(boot.ci_high, 4)],
+        "p_value": boot.p_value,
+    }
+    print(
+        f"  semantic ranker: {rate:,.1f} samples/s on CPU (k=25, {len(results)} ReDial test samples, "
+        f"cold text cache, {n_texts} unique turns to embed; {probe.skipped} samples without a linked target "
+        f"skipped); {warm_rate:,.0f} samples/s with turns already embedded; load avg {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"  probe N@10 semantic {out['semantic']['ndcg@10']:.4f} vs random order {out['random_order']['ndcg@10']:.4f} "
+        f"(diff {boot.diff:+.4f}, 95% CI [{boot.ci_low:+.4f}, {boot.ci_high:+.4f}], p={boot.p_value:.4f}); "
+        f"hit@1 {out['semantic']['hit@1']:.4f} vs {out['random_order']['hit@1']:.4f}"
+    )
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--corpus", type=Path, default=None, help="Corpus dir (default: build the small test corpus).")
+    ap.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="Corpus dir (default: build the small test corpus).",
+    )
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--quick", action="store_true", help="Fewer samples (smoke run).")
     ap.add_argument("--out", type=Path, default=None, help="Write the figures as JSON here.")

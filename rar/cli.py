@@ -20,7 +20,8 @@ app = typer.Typer(
 
 # (module under rar.commands, attribute): a typer.Typer is added as a group, a function as a command.
 COMMANDS: list[tuple[str, str]] = [
-    ("corpus_cmd", "build_corpus"), ("corpus_cmd", "corpus_app"),
+    ("corpus_cmd", "build_corpus"),
+    ("corpus_cmd", "corpus_app"),
     ("data_cmd", "data_app"),
     ("train_cmd", "train"),
     ("pretrain_cmd", "pretrain"),

@@ -23,7 +23,10 @@ def write_conversation(tmp_path, turns) -> str:
 CONVERSATION = [
     {"role": "seeker", "text": "Hi! I'm in the mood for an animated Disney movie for my kids."},
     {"role": "recommender", "text": "Do you like musicals?"},
-    {"role": "seeker", "text": "Yes, something with songs and princesses, like \"The Little Mermaid\"."},
+    {
+        "role": "seeker",
+        "text": 'Yes, something with songs and princesses, like "The Little Mermaid".',
+    },
 ]
 
 
@@ -34,8 +37,20 @@ def ranked_lines(output: str) -> list[str]:
 @pytest.mark.slow
 def test_rank_semantic_prints_ranked_movies(small_corpus, tmp_path):
     conv = write_conversation(tmp_path, CONVERSATION)
-    result = runner.invoke(app, ["rank", "--conversation", conv, "--corpus", str(small_corpus),
-                                 "--ranker", "semantic", "-k", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "rank",
+            "--conversation",
+            conv,
+            "--corpus",
+            str(small_corpus),
+            "--ranker",
+            "semantic",
+            "-k",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = ranked_lines(result.output)
     assert len(lines) == 10 and lines[0].startswith("1. ")
@@ -49,9 +64,25 @@ def test_rank_through_openai_compatible_server(small_corpus, tmp_path, monkeypat
     monkeypatch.setenv("RAR_CLI_KEY", "sk-cli-test")
     conv = write_conversation(tmp_path, CONVERSATION)
     with FakeLLMServer() as server:
-        args = ["rank", "--conversation", conv, "--corpus", str(small_corpus), "--ranker", "openai",
-                "--model", "my-model", "--base-url", server.openai_base_url, "-k", "5",
-                "--set", "api_key_env=RAR_CLI_KEY", "--set", f"cache.path={tmp_path / 'c.sqlite'}"]
+        args = [
+            "rank",
+            "--conversation",
+            conv,
+            "--corpus",
+            str(small_corpus),
+            "--ranker",
+            "openai",
+            "--model",
+            "my-model",
+            "--base-url",
+            server.openai_base_url,
+            "-k",
+            "5",
+            "--set",
+            "api_key_env=RAR_CLI_KEY",
+            "--set",
+            f"cache.path={tmp_path / 'c.sqlite'}",
+        ]
         first = runner.invoke(app, args)
         assert first.exit_code == 0, first.output
         assert server.n_hits == 1 and server.hits[0]["body"]["model"] == "my-model"
@@ -64,7 +95,8 @@ def test_rank_through_openai_compatible_server(small_corpus, tmp_path, monkeypat
 @pytest.mark.slow
 def test_recommend_interactive_chat(small_corpus):
     result = runner.invoke(
-        app, ["recommend", "--corpus", str(small_corpus), "--top", "3"],
+        app,
+        ["recommend", "--corpus", str(small_corpus), "--top", "3"],
         input="I love space adventures with robots\nsomething funnier please\n\n",
     )
     assert result.exit_code == 0, result.output
@@ -104,10 +136,25 @@ def test_rank_with_candidates_from_a_retriever_run(small_corpus, tmp_path):
     corpus = Corpus.load(small_corpus)
     model = build_retriever(RetrieverConfig(name="lrurec", d_model=32), corpus.vectors())
     save_retriever(model, tmp_path / "run" / "checkpoints" / "best.pt")
-    turns = [*CONVERSATION, {"role": "seeker", "text": "I also liked that one", "mentions": ["Toy Story"]}]
+    turns = [
+        *CONVERSATION,
+        {"role": "seeker", "text": "I also liked that one", "mentions": ["Toy Story"]},
+    ]
     conv = write_conversation(tmp_path, turns)
-    result = runner.invoke(app, ["rank", "--conversation", conv, "--corpus", str(small_corpus),
-                                 "--run", str(tmp_path / "run"), "-k", "8"])
+    result = runner.invoke(
+        app,
+        [
+            "rank",
+            "--conversation",
+            conv,
+            "--corpus",
+            str(small_corpus),
+            "--run",
+            str(tmp_path / "run"),
+            "-k",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "candidates from retriever over 2 mentioned movie(s)" in result.output
     lines = ranked_lines(result.output)

@@ -35,16 +35,29 @@ def api_key(monkeypatch):
 
 def make_config(backend: str, server: FakeLLMServer, tmp_path, **limits) -> RankerConfig:
     url = server.openai_base_url if backend == "openai" else server.gemini_base_url
-    lim = {"timeout_s": 2.0, "max_retries": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05, **limits}
+    lim = {
+        "timeout_s": 2.0,
+        "max_retries": 2,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        **limits,
+    }
     return RankerConfig(
-        backend=backend, model="test-model", base_url=url, api_key_env="RAR_TEST_KEY",
-        cache={"path": str(tmp_path / "cache.sqlite")}, limits=lim,
+        backend=backend,
+        model="test-model",
+        base_url=url,
+        api_key_env="RAR_TEST_KEY",
+        cache={"path": str(tmp_path / "cache.sqlite")},
+        limits=lim,
         price={"prompt_per_1m": 1.0, "completion_per_1m": 10.0},
     )
 
 
 def requests_for(corpus: MiniCorpus, n: int, k: int = 5) -> list[RankRequest]:
-    ctx = [Turn("seeker", "Hi! I'd like a funny romantic movie."), Turn("recommender", "Seen any lately?")]
+    ctx = [
+        Turn("seeker", "Hi! I'd like a funny romantic movie."),
+        Turn("recommender", "Seen any lately?"),
+    ]
     return [RankRequest(f"s{i}", ctx, corpus.ids[i : i + k]) for i in range(n)]
 
 
@@ -64,18 +77,28 @@ def test_parses_ranking_counts_tokens_and_cost(backend, server, corpus, tmp_path
     body = server.hits[0]["body"]
     if backend == "openai":
         assert server.hits[0]["path"] == "/v1/chat/completions"
-        assert body["model"] == "test-model" and body["temperature"] == 0.0 and body["max_tokens"] == 1024
+        assert (
+            body["model"] == "test-model"
+            and body["temperature"] == 0.0
+            and body["max_tokens"] == 1024
+        )
         assert server.hits[0]["headers"]["authorization"] == f"Bearer {SECRET}"
     else:
         assert server.hits[0]["path"] == "/v1beta/models/test-model:generateContent"
         assert body["generationConfig"]["maxOutputTokens"] == 1024
         assert server.hits[0]["headers"]["x-goog-api-key"] == SECRET
-    prompt = body["messages"][0]["content"] if backend == "openai" else body["contents"][0]["parts"][0]["text"]
+    prompt = (
+        body["messages"][0]["content"]
+        if backend == "openai"
+        else body["contents"][0]["parts"][0]["text"]
+    )
     assert len(prompt_candidates(prompt)) == 5 and "Conversation history:" in prompt
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_warm_cache_makes_zero_calls_and_key_is_never_stored(backend, server, corpus, tmp_path, caplog):
+def test_warm_cache_makes_zero_calls_and_key_is_never_stored(
+    backend, server, corpus, tmp_path, caplog
+):
     caplog.set_level(logging.DEBUG)
     config = make_config(backend, server, tmp_path)
     reqs = requests_for(corpus, 4)
@@ -117,7 +140,9 @@ def test_persistent_failure_is_recorded_not_raised(backend, server, corpus, tmp_
     st = ranker.stats()
     assert st["failures"] == 1 and st["calls"] == 4 and st["requests"] == 2
     # a failed call is not cached: the next run tries again
-    assert build_ranker(make_config(backend, server, tmp_path), corpus).rank(reqs[:1])[0].error is None
+    assert (
+        build_ranker(make_config(backend, server, tmp_path), corpus).rank(reqs[:1])[0].error is None
+    )
     assert SECRET not in caplog.text
 
 
@@ -140,7 +165,9 @@ def test_slow_reply_times_out_then_retry_succeeds(backend, server, corpus, tmp_p
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_always_slow_records_timeout(backend, server, corpus, tmp_path):
     server.push(*[Fault("slow", delay=1.0)] * 2)
-    ranker = build_ranker(make_config(backend, server, tmp_path, timeout_s=0.3, max_retries=1), corpus)
+    ranker = build_ranker(
+        make_config(backend, server, tmp_path, timeout_s=0.3, max_retries=1), corpus
+    )
     [res] = ranker.rank(requests_for(corpus, 1))
     assert res.error is not None and "timeout" in res.error
 
@@ -159,14 +186,19 @@ def test_non_list_and_non_candidate_replies(backend, server, corpus, tmp_path):
     second = corpus.movie(corpus.index_of(reqs[1].candidate_ids[2]))
     server.push(
         Fault("text", text="I'm sorry, I can't rank movies without more information."),
-        Fault("text", text=f"Here are my picks:\n1. Inception (2010)\n2. {second['title']}\n3. The Godfather\n"),
+        Fault(
+            "text",
+            text=f"Here are my picks:\n1. Inception (2010)\n2. {second['title']}\n3. The Godfather\n",
+        ),
     )
     ranker = build_ranker(make_config(backend, server, tmp_path, max_in_flight=1), corpus)
     r0, r1 = ranker.rank(reqs)
     assert r0.error is None and r0.ranked_ids == reqs[0].candidate_ids
     assert r0.usage["n_matched"] == 0 and len(r0.hallucinations) == 1
     assert r1.hallucinations == ["Inception (2010)", "The Godfather"]
-    assert r1.ranked_ids[0] == reqs[1].candidate_ids[2] and sorted(r1.ranked_ids) == sorted(reqs[1].candidate_ids)
+    assert r1.ranked_ids[0] == reqs[1].candidate_ids[2] and sorted(r1.ranked_ids) == sorted(
+        reqs[1].candidate_ids
+    )
     assert ranker.stats()["hallucinations"] == 3
 
 

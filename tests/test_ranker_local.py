@@ -21,8 +21,13 @@ def test_smollm2_generates_and_scores(data_dir, tmp_path):
 
     torch.set_num_threads(1)
     corpus = MiniCorpus.from_redial_metadata(data_dir, n=4)
-    cfg = RankerConfig(backend="local", max_tokens=24, cache={"path": str(tmp_path / "c.sqlite")},
-                       prompt={"fields": ["title", "year"]}, local={"mode": "generate"})
+    cfg = RankerConfig(
+        backend="local",
+        max_tokens=24,
+        cache={"path": str(tmp_path / "c.sqlite")},
+        prompt={"fields": ["title", "year"]},
+        local={"mode": "generate"},
+    )
     ranker = build_ranker(cfg, corpus)
     req = RankRequest("s0", [Turn("seeker", "I want a romantic comedy.")], corpus.ids[:3])
     [res] = ranker.rank([req])

@@ -73,9 +73,16 @@ def test_title_starting_with_number_is_not_a_list_marker():
 
 
 def _cands() -> list[Candidate]:
-    meta = {"genres": ["Action", "Sci-Fi", "Thriller", "Extra"], "directors": ["Lana Wachowski"],
-            "cast": ["Keanu Reeves"], "plot": "A hacker learns the truth about reality and joins a rebellion " * 5}
-    return [Candidate("c1", "The Matrix", 1999, meta), Candidate("c2", "Titanic", 1997, {"genres": []})]
+    meta = {
+        "genres": ["Action", "Sci-Fi", "Thriller", "Extra"],
+        "directors": ["Lana Wachowski"],
+        "cast": ["Keanu Reeves"],
+        "plot": "A hacker learns the truth about reality and joins a rebellion " * 5,
+    }
+    return [
+        Candidate("c1", "The Matrix", 1999, meta),
+        Candidate("c2", "Titanic", 1997, {"genres": []}),
+    ]
 
 
 def test_prompt_has_figure5_text_candidates_and_conversation():
@@ -85,7 +92,9 @@ def test_prompt_has_figure5_text_candidates_and_conversation():
     assert text.startswith(INSTRUCTIONS)
     assert "Rank all 2 candidate movies." in text
     line = format_candidate(_cands()[0], cfg)
-    assert line.startswith("The Matrix (1999) | Genre: Action, Sci-Fi, Thriller | Director: Lana Wachowski")
+    assert line.startswith(
+        "The Matrix (1999) | Genre: Action, Sci-Fi, Thriller | Director: Lana Wachowski"
+    )
     assert "Extra" not in line and line.endswith("...") and len(line.split("Plot: ")[1]) <= 43
     assert text.index("Candidate movies:") < text.index("Conversation history:")
     assert text.rstrip().endswith("User: I like sci-fi\nRecommender: Any actors?")

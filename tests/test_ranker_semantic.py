@@ -27,8 +27,10 @@ class VectorCorpus:
 
 
 def test_recent_and_seeker_turns_weigh_more():
-    cfg = RankerConfig(backend="semantic", semantic={"recency_decay": 0.5, "seeker_weight": 1.0,
-                                                     "recommender_weight": 0.5})
+    cfg = RankerConfig(
+        backend="semantic",
+        semantic={"recency_decay": 0.5, "seeker_weight": 1.0, "recommender_weight": 0.5},
+    )
     ranker = SemanticRanker(cfg, VectorCorpus(np.eye(3)))
     turns = [Turn("seeker", "a"), Turn("recommender", "b"), Turn("seeker", "c")]
     np.testing.assert_allclose(ranker.turn_weights(turns), [0.25, 0.25, 1.0])
@@ -41,8 +43,9 @@ def test_similarity_order_and_retriever_blend():
     pure = SemanticRanker(RankerConfig(backend="semantic"), VectorCorpus(vecs))
     order, sims = pure.order(conv, rows)
     assert order.tolist() == [2, 1, 0] and sims.tolist() == pytest.approx([0, 0.8, 1])
-    blended = SemanticRanker(RankerConfig(backend="semantic", semantic={"retriever_weight": 0.9}),
-                             VectorCorpus(vecs))
+    blended = SemanticRanker(
+        RankerConfig(backend="semantic", semantic={"retriever_weight": 0.9}), VectorCorpus(vecs)
+    )
     assert blended.order(conv, rows)[0].tolist() == [0, 1, 2]  # mostly the retriever order
     assert pure.order(None, rows)[0].tolist() == [0, 1, 2]  # empty conversation: keep the order
 
@@ -64,8 +67,10 @@ def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
     assert len(probe.requests) == 80
     ranker = build_ranker(RankerConfig(backend="semantic"), corpus)
     results = ranker.rank(probe.requests)
-    assert all(r.error is None and sorted(r.ranked_ids) == sorted(q.candidate_ids)
-               for r, q in zip(results, probe.requests, strict=True))
+    assert all(
+        r.error is None and sorted(r.ranked_ids) == sorted(q.candidate_ids)
+        for r, q in zip(results, probe.requests, strict=True)
+    )
     sem = sample_metrics([r.ranked_ids for r in results], probe.targets, ks=(1, 10))
     rnd = sample_metrics([q.candidate_ids for q in probe.requests], probe.targets, ks=(1, 10))
     boot = paired_bootstrap(sem["ndcg@10"], rnd["ndcg@10"], n_resamples=2000, seed=0)

@@ -12,7 +12,12 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 # Errors that mean "the user gave us something wrong", shown without a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    KeyError,
+)
 
 
 @contextlib.contextmanager

@@ -12,8 +12,13 @@ from rar.commands.common import console, user_errors
 RANKERS = ("openai", "gemini", "local", "semantic")
 
 
-def load_ranker_config(config: Path | None, overrides: list[str], ranker: str | None, model: str | None,
-                       base_url: str | None):
+def load_ranker_config(
+    config: Path | None,
+    overrides: list[str],
+    ranker: str | None,
+    model: str | None,
+    base_url: str | None,
+):
     """A RankerConfig from a ranker YAML (or an experiment YAML's `ranker:` section) + flags."""
     from rar.config import ConfigError, apply_overrides, format_validation_error, read_yaml
     from rar.rankers.ranker_config import RankerConfig
@@ -36,7 +41,9 @@ def load_ranker_config(config: Path | None, overrides: list[str], ranker: str | 
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError):
-            raise ConfigError(format_validation_error(RankerConfig, exc, str(config or "flags"))) from None
+            raise ConfigError(
+                format_validation_error(RankerConfig, exc, str(config or "flags"))
+            ) from None
         raise
 
 
@@ -79,16 +86,28 @@ def _setup(corpus_dir: Path, run: Path | None, cfg):
 
 
 def rank(
-    conversation: Path = typer.Option(..., "--conversation", help="JSON list of {role, text} turns."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="Ranker YAML (or an experiment YAML with a `ranker:` section)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a ranker key, e.g. --set prompt.plot_max_chars=0."),
+    conversation: Path = typer.Option(
+        ..., "--conversation", help="JSON list of {role, text} turns."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Ranker YAML (or an experiment YAML with a `ranker:` section)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a ranker key, e.g. --set prompt.plot_max_chars=0."
+    ),
     ranker: str | None = typer.Option(None, "--ranker", help="openai | gemini | local | semantic."),
     model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible or Gemini server URL."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="OpenAI-compatible or Gemini server URL."
+    ),
     corpus_dir: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus directory."),
-    run: Path | None = typer.Option(None, "--run", help="Pretrained retriever run directory for candidates."),
+    run: Path | None = typer.Option(
+        None, "--run", help="Pretrained retriever run directory for candidates."
+    ),
     k: int = typer.Option(25, "-k", min=1, help="Number of candidates."),
-    top: int | None = typer.Option(None, "--top", min=1, help="Print only the top N (default: all k)."),
+    top: int | None = typer.Option(
+        None, "--top", min=1, help="Print only the top N (default: all k)."
+    ),
 ) -> None:
     """Rank candidate movies for one conversation and print `rank. Title (Year)` with metadata."""
     with user_errors():
@@ -102,13 +121,21 @@ def rank(
         if not ids:
             raise ValueError("no candidates found for this conversation")
         [result] = rk.rank([RankRequest(conversation.stem, turns, ids)])
-        console.print(f"[dim]{len(ids)} candidates from {how}; ranked by {cfg.backend}"
-                      f"{'' if cfg.backend == 'semantic' else ' ' + rk.stats().get('model', '')}"
-                      f"{' (cached)' if result.cached else ''}[/]", highlight=False)
+        console.print(
+            f"[dim]{len(ids)} candidates from {how}; ranked by {cfg.backend}"
+            f"{'' if cfg.backend == 'semantic' else ' ' + rk.stats().get('model', '')}"
+            f"{' (cached)' if result.cached else ''}[/]",
+            highlight=False,
+        )
         if result.error:
-            console.print(f"[yellow]ranker failed ({result.error}); showing retriever order[/]", highlight=False)
+            console.print(
+                f"[yellow]ranker failed ({result.error}); showing retriever order[/]",
+                highlight=False,
+            )
         if result.hallucinations:
-            console.print(f"[dim]{len(result.hallucinations)} reply line(s) matched no candidate[/]")
+            console.print(
+                f"[dim]{len(result.hallucinations)} reply line(s) matched no candidate[/]"
+            )
         print_ranking(corpus, result.ranked_ids, top or len(result.ranked_ids))
         rk.close()
 
@@ -135,7 +162,9 @@ def recommend(
 
         cfg = load_ranker_config(config, overrides, ranker, model, base_url)
         corpus, source, rk = _setup(corpus_dir, run, cfg)
-        console.print("[bold]RAR[/] movie recommender. Tell me what you like; empty line or 'quit' to stop.")
+        console.print(
+            "[bold]RAR[/] movie recommender. Tell me what you like; empty line or 'quit' to stop."
+        )
         turns: list[Turn] = []
         step = 0
         while True:

@@ -65,7 +65,9 @@ class Ranker(ABC):
     async def _rank_many(self, requests: Sequence[RankRequest], progress: bool) -> list[RankResult]:
         """Rank every request, in order."""
 
-    async def rank_batch(self, requests: Sequence[RankRequest], progress: bool = False) -> list[RankResult]:
+    async def rank_batch(
+        self, requests: Sequence[RankRequest], progress: bool = False
+    ) -> list[RankResult]:
         """Rank a batch concurrently; results are in request order, failures carry `error`."""
         results = await self._rank_many(list(requests), progress)
         self._stats.requests += len(results)
@@ -128,11 +130,19 @@ class PromptRanker(Ranker):
         super().__init__(config, corpus)
         self.cache = ResponseCache(config.cache.path) if config.cache.enabled else None
         lim = config.limits
-        self.retry = RetryPolicy(lim.max_retries, lim.backoff_base_s, lim.backoff_max_s, lim.jitter, lim.max_retry_after_s)
+        self.retry = RetryPolicy(
+            lim.max_retries,
+            lim.backoff_base_s,
+            lim.backoff_max_s,
+            lim.jitter,
+            lim.max_retry_after_s,
+        )
         self._rng = random.Random(0)
         self._rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None  # shared by every batch
         self._tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
-        self._secret: str | None = None  # set by backends holding an API key; scrubbed from messages
+        self._secret: str | None = (
+            None  # set by backends holding an API key; scrubbed from messages
+        )
         self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
         self._lines: dict[str, str] = {}  # corpus id -> formatted prompt line
 
@@ -179,7 +189,9 @@ class PromptRanker(Ranker):
 
     def build(self, request: RankRequest) -> tuple[list[Candidate], str]:
         """Candidates (retriever order) and the prompt (candidates in configured prompt order)."""
-        missing = [cid for cid in dict.fromkeys(request.candidate_ids) if cid not in self._candidates]
+        missing = [
+            cid for cid in dict.fromkeys(request.candidate_ids) if cid not in self._candidates
+        ]
         if missing:
             for cand in load_candidates(self.corpus, missing):
                 self._candidates[cand.corpus_id] = cand
@@ -187,13 +199,17 @@ class PromptRanker(Ranker):
         cands = [self._candidates[cid] for cid in request.candidate_ids]
         order = prompt_order(request.sample_id, len(cands), self.config.prompt)
         lines = [self._lines[cands[i].corpus_id] for i in order]
-        return cands, build_prompt(request.context, [cands[i] for i in order], self.config.prompt, lines)
+        return cands, build_prompt(
+            request.context, [cands[i] for i in order], self.config.prompt, lines
+        )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         p = self.config.price
         return (prompt_tokens * p.prompt_per_1m + completion_tokens * p.completion_per_1m) / 1e6
 
-    async def _call_with_retries(self, prompt: str, cands: list[Candidate], sem: asyncio.Semaphore, rpm, tpm) -> tuple[Completion, int]:
+    async def _call_with_retries(
+        self, prompt: str, cands: list[Candidate], sem: asyncio.Semaphore, rpm, tpm
+    ) -> tuple[Completion, int]:
         """Call the backend until success or the retry budget is spent; returns (reply, attempts)."""
         estimate = len(prompt) / 4 + (self.config.max_tokens or 512)
         await self._prepare()
@@ -207,7 +223,9 @@ class PromptRanker(Ranker):
                     await tpm.acquire(estimate)
                 self._stats.calls += 1
                 try:
-                    reply = await asyncio.wait_for(self._complete_request(prompt, cands), self.config.limits.timeout_s)
+                    reply = await asyncio.wait_for(
+                        self._complete_request(prompt, cands), self.config.limits.timeout_s
+                    )
                 except Exception as exc:  # classified below; nothing escapes the run
                     err = self._classify(exc)
                 else:
@@ -221,7 +239,9 @@ class PromptRanker(Ranker):
                 raise err
             self._stats.retries += 1
             delay = self.retry.delay(attempt, err.retry_after, self._rng)
-            log.info("ranker call failed (%s); retry %d in %.2fs", self._scrub(str(err)), attempt, delay)
+            log.info(
+                "ranker call failed (%s); retry %d in %.2fs", self._scrub(str(err)), attempt, delay
+            )
             await asyncio.sleep(delay)
 
     async def _rank_one(self, request: RankRequest, sem, rpm, tpm) -> RankResult:
@@ -234,7 +254,12 @@ class PromptRanker(Ranker):
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             self._stats.cache_hits += 1
-            reply, latency, usage, from_cache = cached.reply, cached.latency_s, dict(cached.usage), True
+            reply, latency, usage, from_cache = (
+                cached.reply,
+                cached.latency_s,
+                dict(cached.usage),
+                True,
+            )
         else:
             if self.cache is not None:
                 self._stats.cache_misses += 1
@@ -244,11 +269,17 @@ class PromptRanker(Ranker):
             except CallError as err:
                 self._stats.failures += 1
                 message = self._scrub(str(err))
-                log.warning("ranker call for %s failed after %s attempt(s): %s",
-                            request.sample_id, getattr(err, "attempts", "?"), message)
+                log.warning(
+                    "ranker call for %s failed after %s attempt(s): %s",
+                    request.sample_id,
+                    getattr(err, "attempts", "?"),
+                    message,
+                )
                 return RankResult(
-                    request.sample_id, self._fallback_ids(request),
-                    latency_s=time.perf_counter() - start, error=message,
+                    request.sample_id,
+                    self._fallback_ids(request),
+                    latency_s=time.perf_counter() - start,
+                    error=message,
                     usage={"attempts": getattr(err, "attempts", 1)},
                 )
             latency = time.perf_counter() - start
@@ -264,16 +295,25 @@ class PromptRanker(Ranker):
             self._stats.cost_usd += usage["cost_usd"]
             self._stats.latency_s += latency
             if self.cache is not None:
-                self.cache.put(key, self.backend, self.model_name, CachedReply(reply, usage, latency))
+                self.cache.put(
+                    key, self.backend, self.model_name, CachedReply(reply, usage, latency)
+                )
             from_cache = False
         parsed = parse_ranking(
-            reply, [c.title for c in cands], [c.year for c in cands],
-            threshold=self.config.parser.threshold, append_missing=self.config.parser.append_missing,
+            reply,
+            [c.title for c in cands],
+            [c.year for c in cands],
+            threshold=self.config.parser.threshold,
+            append_missing=self.config.parser.append_missing,
         )
         self._stats.hallucinations += len(parsed.hallucinations)
         self._stats.items_parsed += parsed.n_items
-        usage.update(n_items=parsed.n_items, n_matched=parsed.n_matched, n_appended=parsed.n_appended,
-                     n_duplicates=parsed.n_duplicates)
+        usage.update(
+            n_items=parsed.n_items,
+            n_matched=parsed.n_matched,
+            n_appended=parsed.n_appended,
+            n_duplicates=parsed.n_duplicates,
+        )
         return RankResult(
             sample_id=request.sample_id,
             ranked_ids=[cands[i].corpus_id for i in parsed.indices],

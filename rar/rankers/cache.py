@@ -64,7 +64,9 @@ class ResponseCache:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+            )
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -73,9 +75,11 @@ class ResponseCache:
         return conn
 
     def get(self, key: str) -> CachedReply | None:
-        row = self._connect().execute(
-            "SELECT reply, usage, latency_s FROM replies WHERE key = ?", (key,)
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute("SELECT reply, usage, latency_s FROM replies WHERE key = ?", (key,))
+            .fetchone()
+        )
         with self._lock:
             if row is None:
                 self.misses += 1
@@ -88,7 +92,15 @@ class ResponseCache:
         conn.execute(
             "INSERT OR REPLACE INTO replies (key, backend, model, reply, usage, latency_s, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, backend, model, reply.reply, json.dumps(reply.usage), reply.latency_s, time.time()),
+            (
+                key,
+                backend,
+                model,
+                reply.reply,
+                json.dumps(reply.usage),
+                reply.latency_s,
+                time.time(),
+            ),
         )
         with self._lock:
             self.writes += 1

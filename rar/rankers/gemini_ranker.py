@@ -46,8 +46,12 @@ class GeminiRanker(PromptRanker):
 
     def generation_params(self) -> dict[str, Any]:
         c = self.config
-        return {"temperature": c.temperature, "max_tokens": c.max_tokens,
-                "thinking_budget": self.thinking_budget(), "base_url": c.base_url}
+        return {
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "thinking_budget": self.thinking_budget(),
+            "base_url": c.base_url,
+        }
 
     async def _open(self) -> None:
         from google import genai
@@ -93,7 +97,9 @@ class GeminiRanker(PromptRanker):
         completion_tokens = int(getattr(meta, "candidates_token_count", 0) or 0) + int(
             getattr(meta, "thoughts_token_count", 0) or 0
         )
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return Completion(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
 
     def _classify(self, exc: BaseException) -> CallError:
         from google.genai import errors
@@ -110,8 +116,11 @@ class GeminiRanker(PromptRanker):
             headers = getattr(getattr(exc, "response", None), "headers", None) or {}
             retry_after = parse_retry_after(headers.get("retry-after"))
             retryable = status in (408, 409, 429) or status >= 500
-            return CallError(f"HTTP {status}: {exc.message or exc.status}", retryable=retryable,
-                             retry_after=retry_after)
+            return CallError(
+                f"HTTP {status}: {exc.message or exc.status}",
+                retryable=retryable,
+                retry_after=retry_after,
+            )
         if isinstance(exc, (json.JSONDecodeError, ValueError)):
             return CallError(f"malformed response: {exc}", retryable=True)
         return super()._classify(exc)

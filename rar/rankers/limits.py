@@ -62,7 +62,9 @@ class RetryPolicy:
     jitter: float = 0.25
     max_retry_after_s: float = 120.0
 
-    def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+    def delay(
+        self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
         """Delay before retry number `attempt` (1-based): exponential + jitter, or the server's
         Retry-After when it asks for longer."""
         rng = rng or random

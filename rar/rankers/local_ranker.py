@@ -75,7 +75,9 @@ class LocalRanker(PromptRanker):
         if not gguf.is_file():
             return None
         stat = gguf.stat()
-        tag = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+        tag = hashlib.sha256(
+            f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()
+        ).hexdigest()[:12]
         root = Path(os.environ.get("RAR_CACHE_DIR") or Path.home() / ".cache" / "rar")
         return root / "local_models" / f"{gguf.stem}-{tag}"
 
@@ -93,7 +95,10 @@ class LocalRanker(PromptRanker):
         if converted is not None and (converted / "config.json").is_file():
             source, kwargs = str(converted), {}
         else:
-            source, kwargs = self.model_dir, ({"gguf_file": self.gguf_file} if self.gguf_file else {})
+            source, kwargs = (
+                self.model_dir,
+                ({"gguf_file": self.gguf_file} if self.gguf_file else {}),
+            )
         self._tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
         if converted is not None and kwargs:
@@ -134,12 +139,16 @@ class LocalRanker(PromptRanker):
             else:
                 kwargs.update(do_sample=False)
             out = self._model.generate(
-                ids, attention_mask=torch.ones_like(ids),
-                pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id, **kwargs,
+                ids,
+                attention_mask=torch.ones_like(ids),
+                pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+                **kwargs,
             )
-            new = out[0, ids.shape[1]:]
+            new = out[0, ids.shape[1] :]
             text = self._tokenizer.decode(new, skip_special_tokens=True)
-        return Completion(text=text, prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0]))
+        return Completion(
+            text=text, prompt_tokens=int(ids.shape[1]), completion_tokens=int(new.shape[0])
+        )
 
     def score_titles(self, prompt: str, titles: list[str]) -> list[float]:
         """Mean log-probability of each title as the first list item ("1. <title>")."""
@@ -152,12 +161,17 @@ class LocalRanker(PromptRanker):
             last = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             scores = []
             for title in titles:
-                cont = self._tokenizer(" " + title, return_tensors="pt", add_special_tokens=False).input_ids
+                cont = self._tokenizer(
+                    " " + title, return_tensors="pt", add_special_tokens=False
+                ).input_ids
                 cont = cont.to(ids.device)
                 logp = [last[cont[0, 0]].item()]
                 if cont.shape[1] > 1:
-                    step = self._model(cont[:, :-1], past_key_values=copy.deepcopy(out.past_key_values),
-                                       use_cache=True)
+                    step = self._model(
+                        cont[:, :-1],
+                        past_key_values=copy.deepcopy(out.past_key_values),
+                        use_cache=True,
+                    )
                     lp = torch.log_softmax(step.logits[0].float(), dim=-1)
                     logp += lp.gather(1, cont[0, 1:, None]).squeeze(1).tolist()
                 scores.append(sum(logp) / len(logp))

@@ -15,7 +15,9 @@ from rar.rankers.ranker_config import RankerConfig
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 
-def read_api_key(env_name: str | None, default_env: str, base_url: str | None, placeholder: str) -> str:
+def read_api_key(
+    env_name: str | None, default_env: str, base_url: str | None, placeholder: str
+) -> str:
     """The API key from the environment only. Local servers (base_url set) may need none."""
     name = env_name or default_env
     key = os.environ.get(name)
@@ -31,13 +33,19 @@ class OpenAIRanker(PromptRanker):
 
     def __init__(self, config: RankerConfig, corpus: Any):
         super().__init__(config, corpus)
-        self._secret = read_api_key(config.api_key_env, DEFAULT_KEY_ENV, config.base_url, "not-needed")
+        self._secret = read_api_key(
+            config.api_key_env, DEFAULT_KEY_ENV, config.base_url, "not-needed"
+        )
         self._client = None
 
     def generation_params(self) -> dict[str, Any]:
         c = self.config
-        return {"temperature": c.temperature, "max_tokens": c.max_tokens, "reasoning_effort": c.reasoning_effort,
-                "base_url": c.base_url}
+        return {
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "reasoning_effort": c.reasoning_effort,
+            "base_url": c.base_url,
+        }
 
     async def _open(self) -> None:
         from openai import AsyncOpenAI
@@ -56,7 +64,10 @@ class OpenAIRanker(PromptRanker):
 
     async def _complete(self, prompt: str) -> Completion:
         c = self.config
-        kwargs: dict[str, Any] = {"model": c.model, "messages": [{"role": "user", "content": prompt}]}
+        kwargs: dict[str, Any] = {
+            "model": c.model,
+            "messages": [{"role": "user", "content": prompt}],
+        }
         if c.temperature is not None and c.reasoning_effort is None:
             kwargs["temperature"] = c.temperature
         if c.reasoning_effort is not None:
@@ -92,7 +103,9 @@ class OpenAIRanker(PromptRanker):
             status = exc.status_code
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
             retryable = status in (408, 409, 429) or status >= 500
-            return CallError(f"HTTP {status}: {exc.message}", retryable=retryable, retry_after=retry_after)
+            return CallError(
+                f"HTTP {status}: {exc.message}", retryable=retryable, retry_after=retry_after
+            )
         if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, ValueError)):
             return CallError(f"malformed response: {exc}", retryable=True)
         return super()._classify(exc)

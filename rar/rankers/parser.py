@@ -15,7 +15,9 @@ from functools import lru_cache
 
 from rar.matching import TitleMatcher, normalize_title
 
-_MARKER = re.compile(r"^\s*(?:#{1,6}\s*)?(?:\*\*|__)?\s*(?:\d{1,3}\s*[.):\]]|\d{1,3}\s+-|[-*•+▪◦])\s+")
+_MARKER = re.compile(
+    r"^\s*(?:#{1,6}\s*)?(?:\*\*|__)?\s*(?:\d{1,3}\s*[.):\]]|\d{1,3}\s+-|[-*•+▪◦])\s+"
+)
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
 _YEAR = re.compile(r"\((\d{4})\)")
 _SEPARATORS = (" - ", " – ", " — ", ": ", " -- ", " | ", " because ")
@@ -62,7 +64,11 @@ def _json_items(reply: str) -> list[str] | None:
                 continue
             title = entry[key]
             year = entry.get("year")
-            items.append(f"{title} ({year})" if isinstance(year, (int, str)) and str(year).isdigit() else title)
+            items.append(
+                f"{title} ({year})"
+                if isinstance(year, (int, str)) and str(year).isdigit()
+                else title
+            )
     return items if items else None
 
 
@@ -94,7 +100,9 @@ def _variants(item: str) -> list[tuple[str, int | None]]:
         while pos > 0:
             head = item[:pos].strip()
             ym = _YEAR.search(head)
-            out.append((head[: ym.start()].strip() if ym else head, int(ym.group(1)) if ym else None))
+            out.append(
+                (head[: ym.start()].strip() if ym else head, int(ym.group(1)) if ym else None)
+            )
             pos = item.find(sep, pos + 1)
     seen: set[tuple[str, int | None]] = set()
     return [v for v in out if v[0] and not (v in seen or seen.add(v))]

@@ -19,8 +19,14 @@ class Probe:
     skipped: int  # samples without a linked target (counted, not silently dropped)
 
 
-def build_probe(samples: list[Sample], corpus: Any, dataset: str, k: int = 25, seed: int = 0,
-                max_samples: int | None = None) -> Probe:
+def build_probe(
+    samples: list[Sample],
+    corpus: Any,
+    dataset: str,
+    k: int = 25,
+    seed: int = 0,
+    max_samples: int | None = None,
+) -> Probe:
     """Requests with the first linked target + (k-1) random other linked movies, shuffled."""
     links = corpus.link_table(dataset)
     pool = sorted({cid for cid in links.values() if cid in set(corpus.ids)})

@@ -124,8 +124,12 @@ def format_context(context: list[Turn], config: PromptConfig) -> str:
     return "\n".join(lines) if lines else "(empty)"
 
 
-def build_prompt(context: list[Turn], candidates: list[Candidate], config: PromptConfig,
-                 lines: list[str] | None = None) -> str:
+def build_prompt(
+    context: list[Turn],
+    candidates: list[Candidate],
+    config: PromptConfig,
+    lines: list[str] | None = None,
+) -> str:
     """The full prompt text (candidates must already be in prompt order; `lines` are their
     pre-formatted lines, when the caller memoises them)."""
     n = config.num_items or len(candidates)

@@ -22,13 +22,18 @@ class PromptConfig(ConfigModel):
         default_factory=lambda: list(DEFAULT_FIELDS),
         description="Corpus metadata fields shown per candidate (title is always shown).",
     )
-    plot_max_chars: int = Field(200, ge=0, description="Truncate plots to this many characters (0 = no plot).")
-    max_list_items: int = Field(3, ge=1, description="Show at most this many genres/directors/cast members.")
+    plot_max_chars: int = Field(
+        200, ge=0, description="Truncate plots to this many characters (0 = no plot)."
+    )
+    max_list_items: int = Field(
+        3, ge=1, description="Show at most this many genres/directors/cast members."
+    )
     num_items: int | None = Field(
         None, ge=1, description="Ask the model for this many items (None = rank all candidates)."
     )
     candidate_order: Literal["retriever", "shuffled"] = Field(
-        "retriever", description="Order of candidates in the prompt; shuffling removes position bias."
+        "retriever",
+        description="Order of candidates in the prompt; shuffling removes position bias.",
     )
     seed: int = Field(0, description="Seed for the shuffled order (mixed with the sample id).")
     max_context_turns: int | None = Field(
@@ -41,7 +46,8 @@ class ParserConfig(ConfigModel):
 
     threshold: float = Field(0.85, ge=0.0, le=1.0, description="Fuzzy title-match threshold.")
     append_missing: bool = Field(
-        True, description="Append candidates the reply omits, in retriever order, so NDCG is defined."
+        True,
+        description="Append candidates the reply omits, in retriever order, so NDCG is defined.",
     )
 
 
@@ -59,7 +65,9 @@ class LimitsConfig(ConfigModel):
     rpm: float | None = Field(None, gt=0, description="Requests per minute (None = unlimited).")
     tpm: float | None = Field(None, gt=0, description="Tokens per minute (None = unlimited).")
     timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
-    max_retries: int = Field(4, ge=0, description="Retries after the first attempt on transient errors.")
+    max_retries: int = Field(
+        4, ge=0, description="Retries after the first attempt on transient errors."
+    )
     backoff_base_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry.")
     backoff_max_s: float = Field(30.0, ge=0, description="Upper bound on one retry delay.")
     jitter: float = Field(0.25, ge=0, le=1, description="Random +/- fraction added to each delay.")
@@ -80,9 +88,14 @@ class SemanticConfig(ConfigModel):
         0.7, gt=0, le=1, description="Weight of a turn = decay ** (turns after it); 1 = uniform."
     )
     seeker_weight: float = Field(1.0, ge=0, description="Weight multiplier for seeker turns.")
-    recommender_weight: float = Field(0.6, ge=0, description="Weight multiplier for recommender turns.")
+    recommender_weight: float = Field(
+        0.6, ge=0, description="Weight multiplier for recommender turns."
+    )
     retriever_weight: float = Field(
-        0.0, ge=0, le=1, description="Reciprocal-rank blend weight of the retriever order (0 = off)."
+        0.0,
+        ge=0,
+        le=1,
+        description="Reciprocal-rank blend weight of the retriever order (0 = off).",
     )
     rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank constant: 1 / (rrf_k + rank).")
     batch_size: int = Field(64, ge=1, description="Sentence-embedding batch size.")
@@ -115,13 +128,16 @@ class RankerConfig(ConfigModel):
     )
     model: str = Field("gpt-5-mini", description="Model name sent to the API (openai/gemini).")
     base_url: str | None = Field(
-        None, description="Server URL (OpenAI-compatible: vLLM, Ollama, llama.cpp; or a Gemini endpoint)."
+        None,
+        description="Server URL (OpenAI-compatible: vLLM, Ollama, llama.cpp; or a Gemini endpoint).",
     )
     api_key_env: str | None = Field(
         None,
         description="Name of the env var holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).",
     )
-    temperature: float | None = Field(0.0, ge=0, description="Sampling temperature (None = server default).")
+    temperature: float | None = Field(
+        0.0, ge=0, description="Sampling temperature (None = server default)."
+    )
     max_tokens: int | None = Field(1024, ge=1, description="Maximum completion tokens.")
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
         None, description="OpenAI reasoning effort for reasoning models (None = not sent)."
@@ -129,11 +145,17 @@ class RankerConfig(ConfigModel):
     thinking: bool | None = Field(
         None, description="Gemini thinking on/off (None = model default; off sets budget 0)."
     )
-    thinking_budget: int | None = Field(None, ge=-1, description="Gemini thinking budget in tokens (-1 = dynamic).")
+    thinking_budget: int | None = Field(
+        None, ge=-1, description="Gemini thinking budget in tokens (-1 = dynamic)."
+    )
     prompt: PromptConfig = Field(default_factory=PromptConfig, description="Prompt options.")
     parser: ParserConfig = Field(default_factory=ParserConfig, description="Parser options.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Response cache.")
-    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Concurrency and retries.")
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig, description="Concurrency and retries."
+    )
     price: PriceConfig = Field(default_factory=PriceConfig, description="Price table.")
-    semantic: SemanticConfig = Field(default_factory=SemanticConfig, description="Semantic backend.")
+    semantic: SemanticConfig = Field(
+        default_factory=SemanticConfig, description="Semantic backend."
+    )
     local: LocalConfig = Field(default_factory=LocalConfig, description="Local LM backend.")

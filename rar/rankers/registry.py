@@ -26,4 +26,6 @@ def build_ranker(config: RankerConfig, corpus: Any) -> Ranker:
         from rar.rankers.local_ranker import LocalRanker
 
         return LocalRanker(config, corpus)
-    raise ValueError(f"unknown ranker backend {config.backend!r}; expected openai|gemini|local|semantic")
+    raise ValueError(
+        f"unknown ranker backend {config.backend!r}; expected openai|gemini|local|semantic"
+    )

@@ -43,8 +43,11 @@ class SemanticRanker(Ranker):
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
             vecs = self.model.encode(
-                missing, batch_size=self.config.semantic.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                missing,
+                batch_size=self.config.semantic.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
             for text, vec in zip(missing, np.asarray(vecs, dtype=np.float32), strict=True):
                 self._text_cache[text] = vec
@@ -57,11 +60,14 @@ class SemanticRanker(Ranker):
         n = len(context)
         w = np.array([s.recency_decay ** (n - 1 - i) for i in range(n)], dtype=np.float32)
         role = np.array(
-            [s.seeker_weight if t.role == "seeker" else s.recommender_weight for t in context], dtype=np.float32
+            [s.seeker_weight if t.role == "seeker" else s.recommender_weight for t in context],
+            dtype=np.float32,
         )
         return w * role
 
-    def conversation_vector(self, context: list[Turn], vecs: dict[str, np.ndarray]) -> np.ndarray | None:
+    def conversation_vector(
+        self, context: list[Turn], vecs: dict[str, np.ndarray]
+    ) -> np.ndarray | None:
         turns = [t for t in context if t.text and t.text.strip()]
         if not turns:
             return None
@@ -84,7 +90,9 @@ class SemanticRanker(Ranker):
             sem_rank = np.empty(n)
             sem_rank[np.argsort(-sims, kind="stable")] = np.arange(1, n + 1)
             ret_rank = np.arange(1, n + 1)
-            score = (1 - s.retriever_weight) / (s.rrf_k + sem_rank) + s.retriever_weight / (s.rrf_k + ret_rank)
+            score = (1 - s.retriever_weight) / (s.rrf_k + sem_rank) + s.retriever_weight / (
+                s.rrf_k + ret_rank
+            )
             return np.argsort(-score, kind="stable"), sims
         return np.argsort(-sims, kind="stable"), sims
 
@@ -96,18 +104,24 @@ class SemanticRanker(Ranker):
         for r in requests:
             t0 = time.perf_counter()
             try:
-                rows = np.array([self.corpus.index_of(cid) for cid in r.candidate_ids], dtype=np.int64)
+                rows = np.array(
+                    [self.corpus.index_of(cid) for cid in r.candidate_ids], dtype=np.int64
+                )
             except (KeyError, IndexError) as exc:
                 self._stats.failures += 1
-                results.append(RankResult(r.sample_id, [], error=f"bad request: unknown candidate {exc}"))
+                results.append(
+                    RankResult(r.sample_id, [], error=f"bad request: unknown candidate {exc}")
+                )
                 continue
             order, sims = self.order(self.conversation_vector(r.context, vecs), rows)
-            results.append(RankResult(
-                sample_id=r.sample_id,
-                ranked_ids=[r.candidate_ids[i] for i in order],
-                usage={"scores": [round(float(sims[i]), 5) for i in order]},
-                latency_s=time.perf_counter() - t0,
-            ))
+            results.append(
+                RankResult(
+                    sample_id=r.sample_id,
+                    ranked_ids=[r.candidate_ids[i] for i in order],
+                    usage={"scores": [round(float(sims[i]), 5) for i in order]},
+                    latency_s=time.perf_counter() - t0,
+                )
+            )
         self._stats.calls += len(requests)
         self._stats.latency_s += time.perf_counter() - start
         return results

@@ -52,7 +52,9 @@ def reverse_ranking(prompt: str) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 1024  # listen() backlog: the default 5 drops bursts of connects (1 s SYN retry)
+    request_queue_size = (
+        1024  # listen() backlog: the default 5 drops bursts of connects (1 s SYN retry)
+    )
 
 
 class FakeLLMServer:
@@ -141,8 +143,14 @@ class FakeLLMServer:
         except json.JSONDecodeError:
             body = {}
         with self._lock:
-            self.hits.append({"path": h.path, "headers": dict(h.headers.items()), "body": body,
-                              "time": time.monotonic()})
+            self.hits.append(
+                {
+                    "path": h.path,
+                    "headers": dict(h.headers.items()),
+                    "body": body,
+                    "time": time.monotonic(),
+                }
+            )
             fault = self.script.popleft() if self.script else None
         gemini = _GEMINI_PATH.match(h.path.split("?", 1)[0])
         if h.path.split("?", 1)[0] == "/v1/chat/completions":
@@ -163,46 +171,86 @@ class FakeLLMServer:
             time.sleep(delay)
         try:
             if fault is not None and fault.kind == "status":
-                headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                headers = (
+                    {"Retry-After": f"{fault.retry_after:g}"}
+                    if fault.retry_after is not None
+                    else {}
+                )
                 payload = (
-                    {"error": {"code": fault.status, "message": "injected fault", "status": "UNAVAILABLE"}}
+                    {
+                        "error": {
+                            "code": fault.status,
+                            "message": "injected fault",
+                            "status": "UNAVAILABLE",
+                        }
+                    }
                     if gemini
-                    else {"error": {"message": "injected fault", "type": "server_error", "code": fault.status}}
+                    else {
+                        "error": {
+                            "message": "injected fault",
+                            "type": "server_error",
+                            "code": fault.status,
+                        }
+                    }
                 )
                 self._send(h, fault.status, payload, headers)
                 return
             if fault is not None and fault.kind == "malformed":
                 self._send_raw(h, 200, b'{"choices": [ this is not json', {})
                 return
-            text = fault.text if fault is not None and fault.kind == "text" else self.responder(prompt)
+            text = (
+                fault.text if fault is not None and fault.kind == "text" else self.responder(prompt)
+            )
             p_tok, c_tok = max(1, len(prompt) // 4), max(1, len(text) // 4)
             if gemini:
                 payload = {
-                    "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                    "finishReason": "STOP", "index": 0}],
-                    "usageMetadata": {"promptTokenCount": p_tok, "candidatesTokenCount": c_tok,
-                                      "totalTokenCount": p_tok + c_tok},
+                    "candidates": [
+                        {
+                            "content": {"role": "model", "parts": [{"text": text}]},
+                            "finishReason": "STOP",
+                            "index": 0,
+                        }
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": p_tok,
+                        "candidatesTokenCount": c_tok,
+                        "totalTokenCount": p_tok + c_tok,
+                    },
                     "modelVersion": model,
                 }
             else:
                 payload = {
-                    "id": f"chatcmpl-{len(self.hits)}", "object": "chat.completion",
-                    "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": p_tok, "completion_tokens": c_tok,
-                              "total_tokens": p_tok + c_tok},
+                    "id": f"chatcmpl-{len(self.hits)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": p_tok,
+                        "completion_tokens": c_tok,
+                        "total_tokens": p_tok + c_tok,
+                    },
                 }
             self._send(h, 200, payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test): nothing to answer
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
         FakeLLMServer._send_raw(h, status, json.dumps(payload).encode(), headers or {})
 
     @staticmethod
-    def _send_raw(h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]) -> None:
+    def _send_raw(
+        h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]
+    ) -> None:
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))

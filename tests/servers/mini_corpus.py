@@ -21,20 +21,24 @@ class MiniCorpus:
 
     @classmethod
     def from_redial_metadata(cls, data_dir: Path, n: int = 60) -> MiniCorpus:
-        info = json.loads((Path(data_dir) / "metadata" / "redial_id2info.json").read_text(encoding="utf-8"))
+        info = json.loads(
+            (Path(data_dir) / "metadata" / "redial_id2info.json").read_text(encoding="utf-8")
+        )
         rows = []
         for key in sorted(info)[:n]:
             entry = info[key]
             m = _YEAR.search(entry["name"])
-            rows.append({
-                "corpus_id": f"m{key}",
-                "title": _YEAR.sub("", entry["name"]).strip(),
-                "year": int(m.group(1)) if m else None,
-                "genres": entry.get("genre") or [],
-                "directors": entry.get("director") or [],
-                "cast": entry.get("star") or [],
-                "plot": entry.get("plot") or "",
-            })
+            rows.append(
+                {
+                    "corpus_id": f"m{key}",
+                    "title": _YEAR.sub("", entry["name"]).strip(),
+                    "year": int(m.group(1)) if m else None,
+                    "genres": entry.get("genre") or [],
+                    "directors": entry.get("director") or [],
+                    "cast": entry.get("star") or [],
+                    "plot": entry.get("plot") or "",
+                }
+            )
         return cls(rows)
 
     def __len__(self) -> int:
