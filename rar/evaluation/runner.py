@@ -76,7 +76,6 @@ def evaluate_runs(
 ) -> EvaluationReport:
     """`rar evaluate`: each run's retriever alone and (with a ranker) re-ranked, plus LLM-only."""
     from corpus_builder.corpus import Corpus
-
     from rar.retrievers import load_pretrained_run
 
     if not runs and not config.llm_only:
