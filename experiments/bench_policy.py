@@ -120,6 +120,9 @@ def main() -> None:
                 1, len(corpus) + 1, (B, 8), generator=torch.Generator().manual_seed(2)
             )
             users = model.encode(hist)
+            if model.item_bias() is not None:  # fold the item bias in: [u, 1] . [v_i, b_i]
+                table = torch.cat([table, model.item_bias()[:, None]], dim=1)
+                users = torch.cat([users, users.new_ones(len(users), 1)], dim=1)
         settings["pretrained"] = (users, table)
         N = table.shape[0]
 

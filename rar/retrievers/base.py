@@ -22,7 +22,13 @@ class Retriever(nn.Module):
     def __init__(self, config: RetrieverConfig, item_vectors: torch.Tensor):
         super().__init__()
         self.config = config
-        self.items = ItemEncoder(item_vectors, config.d_model, config.use_id_embedding)
+        self.items = ItemEncoder(
+            item_vectors,
+            config.d_model,
+            config.use_id_embedding,
+            config.item_bias,
+            config.item_bias_scale,
+        )
 
     @property
     def num_items(self) -> int:
@@ -59,12 +65,21 @@ class Retriever(nn.Module):
         return self.hidden_states(history)[:, -1]
 
     def item_table(self) -> torch.Tensor:
-        """[N, d] vectors of every corpus item (row i = corpus row i)."""
+        """[N, d] vectors of every corpus item (row i = corpus row i), without the bias."""
         return self.items.table()
+
+    def item_bias(self) -> torch.Tensor | None:
+        """[N] learned output bias per corpus item, or None (config.item_bias = false)."""
+        return self.items.bias_values()
+
+    def score_states(self, states: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of user states [..., d] against every item ([..., N]) or the 1-D `rows`:
+        <state, item_table[i]> + item_bias[i]. Every scoring path goes through here."""
+        return self.items.score(states, rows)
 
     def logits(self, history: torch.Tensor) -> torch.Tensor:
         """[B, N] raw scores over the corpus, history items NOT masked (for losses)."""
-        return self.encode(history) @ self.item_table().T
+        return self.score_states(self.encode(history))
 
     def scores(self, history: torch.Tensor) -> torch.Tensor:
         """[B, N] scores over the whole corpus with items already in the history set to -inf."""

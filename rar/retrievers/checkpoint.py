@@ -39,6 +39,25 @@ def save_retriever(model: Retriever, path: str | Path, extra: dict[str, Any] | N
     return path
 
 
+BIAS_KEY = "items.bias"
+
+
+def load_weights(
+    model: Retriever, state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
+) -> None:
+    """Load weights strictly, except that a missing item bias (checkpoints written before the
+    bias existed) loads as zeros, which gives exactly the old scores."""
+    state_dict = dict(state_dict)
+    bias = model.items.bias
+    if bias is not None and BIAS_KEY not in state_dict:
+        state_dict[BIAS_KEY] = torch.zeros_like(bias)
+    if bias is None and BIAS_KEY in state_dict:
+        raise ValueError(
+            f"{source} holds a learned item bias but the retriever config has item_bias=false"
+        )
+    model.load_state_dict(state_dict)
+
+
 def retriever_from_state(
     payload: dict[str, Any], item_vectors: torch.Tensor | np.ndarray, source: str = "checkpoint"
 ) -> Retriever:
@@ -53,7 +72,7 @@ def retriever_from_state(
         )
     config = RetrieverConfig.model_validate(payload["config"])
     model = build_retriever(config, item_vectors)
-    model.load_state_dict(payload["state_dict"])
+    load_weights(model, payload["state_dict"], source)
     model.eval()
     return model
 

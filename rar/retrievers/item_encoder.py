@@ -1,7 +1,10 @@
-"""Item table = learned projection of frozen corpus text vectors (+ optional ID embedding).
+"""Item table = learned projection of frozen corpus text vectors (+ optional ID embedding),
+plus an optional learned per-item output bias.
 
 Projecting text vectors (instead of a free embedding per item) lets the retriever score every
-corpus movie, including ones never seen in training (cold start).
+corpus movie, including ones never seen in training (cold start). The bias lets it learn item
+popularity, which a projection of text vectors cannot express; it starts at zero, so items
+never seen in training keep a neutral bias.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from torch import nn
 class ItemEncoder(nn.Module):
     """Maps tokens (corpus row + 1, 0 = pad) to d-dimensional item vectors."""
 
-    def __init__(self, item_vectors: torch.Tensor, d_model: int, use_id_embedding: bool = False):
+    def __init__(
+        self,
+        item_vectors: torch.Tensor,
+        d_model: int,
+        use_id_embedding: bool = False,
+        item_bias: bool = False,
+        bias_scale: float = 1.0,
+    ):
         super().__init__()
         if item_vectors.ndim != 2:
             raise ValueError(
@@ -33,6 +43,12 @@ class ItemEncoder(nn.Module):
             nn.init.normal_(self.id_embedding.weight, std=0.02)
             # Items never seen in training keep a zero ID part, so cold-start items are text-only.
             self.register_buffer("seen", torch.zeros(self.num_items, dtype=torch.bool))
+        # Score of item i = <user, table[i]> + bias_scale * bias[i]; zeros = no effect until
+        # trained. Adam moves each parameter by about lr per step whatever its gradient scale,
+        # so bias_scale multiplies the bias's effective learning rate: log-popularity spans
+        # several nats, more than a few hundred steps at lr 1e-3 could otherwise reach.
+        self.bias = nn.Parameter(torch.zeros(self.num_items)) if item_bias else None
+        self.bias_scale = float(bias_scale)
         self._cache: tuple[tuple, torch.Tensor] | None = None
 
     def mark_seen(self, rows: torch.Tensor) -> None:
@@ -47,19 +63,41 @@ class ItemEncoder(nn.Module):
             out = out + self.id_embedding(rows) * self.seen[rows].unsqueeze(-1).to(out.dtype)
         return out
 
+    def bias_values(self) -> torch.Tensor | None:
+        """The output bias of every item [N] (bias_scale * parameter), or None without a bias."""
+        return None if self.bias is None else self.bias * self.bias_scale
+
+    def bias_rows(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Output bias of corpus rows (any shape), or None when the model has no bias."""
+        return None if self.bias is None else self.bias[rows] * self.bias_scale
+
+    def score(self, hidden: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores <hidden, item> + bias of every item ([..., N]) or of the given 1-D `rows`."""
+        table = self.table() if rows is None else self.embed_rows(rows)
+        out = hidden @ table.T
+        bias = self.bias_values() if rows is None else self.bias_rows(rows)
+        return out if bias is None else out + bias.to(out.dtype)
+
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (row + 1, 0 = pad) -> [..., d] with exact zeros at padding."""
         rows = (tokens - 1).clamp(min=0)
         pad = (tokens == 0).unsqueeze(-1)
         return self.embed_rows(rows).masked_fill(pad, 0.0)
 
+    def _table_tensors(self) -> list[torch.Tensor]:
+        """What the table depends on (the bias is not part of it: it is read live)."""
+        out = list(self.proj.parameters())
+        if self.use_id_embedding:
+            out += [self.id_embedding.weight, self.seen]
+        return out
+
     def _cache_key(self) -> tuple:
-        params = [p for p in self.parameters()] + ([self.seen] if self.use_id_embedding else [])
+        params = self._table_tensors()
         return tuple((id(p), p._version, p.device, p.dtype) for p in params)
 
     def table(self) -> torch.Tensor:
         """All N item vectors [N, d]. Cached outside autograd until a parameter changes."""
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self._table_tensors()):
             return self.embed_rows(torch.arange(self.num_items, device=self.vectors.device))
         key = self._cache_key()
         if self._cache is None or self._cache[0] != key:

@@ -19,7 +19,12 @@ import torch
 from tqdm.auto import tqdm
 
 from rar.retrievers.base import Retriever
-from rar.retrievers.checkpoint import load_retriever, retriever_state, save_retriever
+from rar.retrievers.checkpoint import (
+    load_retriever,
+    load_weights,
+    retriever_state,
+    save_retriever,
+)
 from rar.retrievers.pretrain_config import PretrainConfig, PretrainTrainingConfig
 from rar.retrievers.ranking_eval import popularity_scores, ranking_metrics
 from rar.retrievers.registry import build_retriever
@@ -138,7 +143,7 @@ def train_retriever(
     best_path = run.checkpoints / "best.pt"
     if resume and last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["retriever"]["state_dict"])
+        load_weights(model, state["retriever"]["state_dict"], str(last_path))
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step = state["epoch"] + 1, state["step"]
         best, bad_evals = state["best"], state["bad_evals"]

@@ -38,6 +38,17 @@ class RetrieverConfig(ConfigModel):
         False,
         description="Add a learned ID embedding for items seen in training (text-only when false).",
     )
+    item_bias: bool = Field(
+        True,
+        description="Add a learned per-item output bias (zero-initialised) to every score, so the "
+        "retriever can learn item popularity; checkpoints without it load with zeros.",
+    )
+    item_bias_scale: float = Field(
+        10.0,
+        gt=0.0,
+        description="The bias is this times its parameter: under Adam this multiplies the "
+        "bias's learning rate, so short runs can learn popularity (several nats of range).",
+    )
     r_min: float = Field(
         0.8, gt=0.0, lt=1.0, description="LRURec: smallest eigenvalue modulus at init."
     )

@@ -1,7 +1,9 @@
 """Top-k serving through a FAISS inner-product index over the projected item table.
 
 History items are excluded by over-fetching k + len(history) neighbours and filtering, which
-is exact: at most len(history) of the fetched rows can be history items.
+is exact: at most len(history) of the fetched rows can be history items. A learned item bias
+b is folded into the inner product: index rows are [item, b_i] and queries [user, 1], so
+<[u, 1], [v_i, b_i]> = <u, v_i> + b_i and the search stays exact.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ class FaissTopK:
     def refresh(self) -> None:
         """(Re)build the index from the model's current item table."""
         with torch.no_grad():
-            table = self.model.item_table().detach().float().cpu().numpy()
+            table = self.model.item_table().detach().float().cpu()
+            bias = self.model.item_bias()
+            self.with_bias = bias is not None
+            if bias is not None:
+                table = torch.cat([table, bias.detach().float().cpu()[:, None]], dim=1)
+            table = table.numpy()
         self.index = faiss.IndexFlatIP(table.shape[1])
         self.index.add(np.ascontiguousarray(table))
 
@@ -33,7 +40,10 @@ class FaissTopK:
 
         Rows are -1 (score -inf) when fewer than k items remain."""
         history = self.model.check_tokens(history)
-        queries = np.ascontiguousarray(self.model.encode(history).float().cpu().numpy())
+        states = self.model.encode(history).float().cpu()
+        if self.with_bias:
+            states = torch.cat([states, states.new_ones(len(states), 1)], dim=1)
+        queries = np.ascontiguousarray(states.numpy())
         fetch = min(k + history.shape[1], self.index.ntotal)
         scores, rows = self.index.search(queries, fetch)
         out_rows = np.full((len(queries), k), -1, dtype=np.int64)

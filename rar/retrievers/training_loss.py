@@ -30,7 +30,7 @@ def next_item_loss(
     h = hidden[valid]
     target_rows = targets[valid] - 1
     if loss == "full_softmax":
-        return F.cross_entropy(h @ model.item_table().T, target_rows)
+        return F.cross_entropy(model.score_states(h), target_rows)
     if loss != "sampled":
         raise ValueError(f"unknown loss '{loss}'; expected 'sampled' or 'full_softmax'")
     negatives = []
@@ -48,7 +48,10 @@ def next_item_loss(
         raise ValueError("sampled loss needs num_negatives > 0 or in_batch_negatives")
     neg_rows = torch.cat(negatives).unique()
     positive = (h * model.items.embed_rows(target_rows)).sum(-1, keepdim=True)
-    negative = h @ model.items.embed_rows(neg_rows).T
+    target_bias = model.items.bias_rows(target_rows)
+    if target_bias is not None:
+        positive = positive + target_bias.unsqueeze(-1).to(positive.dtype)
+    negative = model.score_states(h, neg_rows)
     negative = negative.masked_fill(neg_rows[None, :] == target_rows[:, None], float("-inf"))
     logits = torch.cat([positive, negative], dim=1)
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=h.device))
