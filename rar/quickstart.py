@@ -179,7 +179,15 @@ def run_quickstart(
     say("[5/5] writing reports (hallucination, popularity, paired comparison)")
     from rar.evaluation.reports import standard_reports
 
-    written = standard_reports(evaluation_dir, out_dir=out_dir / "reports")
+    written = standard_reports(
+        evaluation_dir,
+        pairs=[
+            ("LRURec (retriever only)", "LRURec + ranker (no post-training)"),
+            ("LRURec + ranker (no post-training)", "SFT + ranker"),
+            ("SFT + ranker", "RAR (DPO) + ranker"),
+        ],
+        out_dir=out_dir / "reports",
+    )
     seconds["reports"] = time.perf_counter() - clock
     return QuickstartResult(
         out_dir=out_dir,
