@@ -51,9 +51,11 @@ def run_quickstart(
     overrides: dict[str, list[str]] | None = None,
     progress: bool = True,
     say: Callable[[str], None] = print,
+    corpus: Path | None = None,
 ) -> QuickstartResult:
     """Run every stage; `overrides` maps a stage (corpus, pretrain, train, evaluate) to extra
-    `--set` style overrides (the tests use them to shrink budgets)."""
+    `--set` style overrides (the tests use them to shrink budgets). `corpus` names an
+    existing corpus directory to use instead of building one."""
     from corpus_builder.build import build_corpus
     from corpus_builder.corpus import Corpus
     from corpus_builder.corpus_config import CorpusConfig
@@ -73,22 +75,24 @@ def run_quickstart(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_dir = out_dir / "runs"
-    corpus_dir = out_dir / "corpus"
+    corpus_dir = Path(corpus) if corpus is not None else out_dir / "corpus"
     seconds: dict[str, float] = {}
 
     # 1. corpus
     clock = time.perf_counter()
     if (corpus_dir / "manifest.json").exists():
         say(f"[1/5] corpus: reusing {corpus_dir}")
+    elif corpus is not None:
+        raise FileNotFoundError(f"--corpus {corpus_dir} is not a built corpus (no manifest.json)")
     else:
         say("[1/5] building the movie corpus (merge, link, embed, index)")
         corpus_config = load_config(
             CorpusConfig, _config_path("corpus_quickstart.yaml"), overrides.get("corpus")
         )
         build_corpus(data_dir, corpus_dir, corpus_config, progress=progress)
-    corpus = Corpus.load(corpus_dir)
+    movies = Corpus.load(corpus_dir)
     seconds["corpus"] = time.perf_counter() - clock
-    say(f"      {len(corpus):,} movies")
+    say(f"      {len(movies):,} movies")
 
     # 2. pretrain LRURec on MovieLens sessions
     clock = time.perf_counter()
@@ -106,7 +110,7 @@ def run_quickstart(
         say(f"[2/5] pretrained retriever: reusing {pre_dir}")
     else:
         say("[2/5] pretraining LRURec on MovieLens sessions")
-        pretrain(pre_config, data_dir=data_dir, corpus=corpus, overwrite=True, progress=progress)
+        pretrain(pre_config, data_dir=data_dir, corpus=movies, overwrite=True, progress=progress)
     seconds["pretrain"] = time.perf_counter() - clock
 
     # 3. SFT and DPO post-training against the semantic ranker
@@ -131,7 +135,7 @@ def run_quickstart(
             say(f"[3/5] {method.upper()}: reusing {run_dir}")
         else:
             say(f"[3/5] {method.upper()} post-training with the semantic ranker on ReDial")
-            train(train_config, overwrite=True, corpus=corpus, progress=progress)
+            train(train_config, overwrite=True, corpus=movies, progress=progress)
         run_dirs[method] = run_dir
         seconds[method] = time.perf_counter() - clock
 
@@ -145,10 +149,10 @@ def run_quickstart(
     )
     evaluation_dir = out_dir / "evaluation"
     samples, source = load_eval_samples("redial", data_dir, eval_config.split)
-    ranker = build_ranker(eval_config.ranker, corpus) if eval_config.ranker else None
+    ranker = build_ranker(eval_config.ranker, movies) if eval_config.ranker else None
     if ranker is None:
         raise ValueError("the quickstart evaluation config must name a ranker")
-    retrievers = {name: load_pretrained_run(path, corpus) for name, path in run_dirs.items()}
+    retrievers = {name: load_pretrained_run(path, movies) for name, path in run_dirs.items()}
     systems = [
         SystemSpec("LRURec (retriever only)", retrievers["retriever"], None, str(pre_dir)),
         SystemSpec(
@@ -160,7 +164,7 @@ def run_quickstart(
     try:
         report = evaluate_systems(
             samples,
-            corpus,
+            movies,
             systems,
             eval_config,
             out_dir=evaluation_dir,

@@ -19,6 +19,9 @@ def quickstart(
         Path("runs/quickstart"), "--out", help="Where the corpus, runs, evaluation and reports go."
     ),
     fresh: bool = typer.Option(False, "--fresh", help="Delete earlier quickstart output first."),
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="Use this built corpus instead of building one under --out."
+    ),
     set_corpus: list[str] = typer.Option([], "--set-corpus", help="Override a corpus build key."),
     set_pretrain: list[str] = typer.Option(
         [], "--set-pretrain", help="Override a pretraining key."
@@ -57,6 +60,7 @@ def quickstart(
             },
             progress=not quiet,
             say=lambda line: console.print(line, highlight=False, soft_wrap=True),
+            corpus=corpus,
         )
         evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
         table = Table(
