@@ -189,7 +189,11 @@ class LocalRanker(PromptRanker):
 
     async def _prepare(self) -> None:
         if self._model is None:
-            await asyncio.to_thread(self.load)  # outside the per-call timeout
+            # On the caller's thread, once, before any worker thread runs: transformers' lazy
+            # imports and meta-device initialisation are not safe from a worker thread
+            # ("cannot import name AutoModelForCausalLM", "Cannot copy out of meta tensor").
+            # Outside the per-call timeout.
+            self.load()
 
     async def _complete_request(self, prompt: str, candidates: list[Candidate]) -> Completion:
         if self.config.local.mode == "loglik":
