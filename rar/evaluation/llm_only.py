@@ -9,14 +9,12 @@ concurrency, retries and cost accounting, so numbers are comparable with the RAR
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rar.data.types import Turn
 from rar.rankers.base import CallError, PromptRanker
-from rar.rankers.cache import CachedReply, cache_key
 from rar.rankers.parser import extract_items
 from rar.rankers.prompt import format_context
 
@@ -100,35 +98,12 @@ class LLMOnlyRecommender:
     async def _one(self, sample_id: str, context: list[Turn], sem, rpm, tpm) -> LLMOnlyResult:
         r = self.ranker
         prompt = llm_only_prompt(context, self.n_items, r)
-        key = cache_key(r.backend, r.model_name, "llm-only\n" + prompt, r.generation_params())
-        cached = r.cache.get(key) if r.cache is not None else None
-        if cached is not None:
-            r._stats.cache_hits += 1
-            reply, usage, from_cache = cached.reply, dict(cached.usage), True
-        else:
-            if r.cache is not None:
-                r._stats.cache_misses += 1
-            start = time.perf_counter()
-            try:
-                completion, attempts = await r._call_with_retries(prompt, [], sem, rpm, tpm)
-            except CallError as err:
-                r._stats.failures += 1
-                return LLMOnlyResult(sample_id, [], error=r._scrub(str(err)))
-            latency = time.perf_counter() - start
-            reply = completion.text
-            usage = {
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-                "cost_usd": r.cost(completion.prompt_tokens, completion.completion_tokens),
-                "attempts": attempts,
-            }
-            r._stats.prompt_tokens += completion.prompt_tokens
-            r._stats.completion_tokens += completion.completion_tokens
-            r._stats.cost_usd += usage["cost_usd"]
-            r._stats.latency_s += latency
-            if r.cache is not None:
-                r.cache.put(key, r.backend, r.model_name, CachedReply(reply, usage, latency))
-            from_cache = False
+        try:
+            reply, usage, _, from_cache = await r.cached_completion(
+                "llm-only\n" + prompt, prompt, [], sem, rpm, tpm
+            )
+        except CallError as err:
+            return LLMOnlyResult(sample_id, [], error=r._scrub(str(err)))
         return LLMOnlyResult(sample_id, [], raw_reply=reply, usage=usage, cached=from_cache)
 
     async def _run(self, requests: Sequence[tuple[str, list[Turn]]], progress: bool):

@@ -244,61 +244,68 @@ class PromptRanker(Ranker):
             )
             await asyncio.sleep(delay)
 
+    async def cached_completion(
+        self, key_text: str, prompt: str, cands: list, sem, rpm, tpm
+    ) -> tuple[str, dict[str, Any], float, bool]:
+        """One model reply through the cache (keyed by `key_text`), limits and retries, with
+        token, cost, latency and hit/miss accounting: (reply, usage, latency_s, from_cache).
+        Raises CallError (counted as a failure) when every attempt failed."""
+        key = cache_key(self.backend, self.model_name, key_text, self.generation_params())
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            self._stats.cache_hits += 1
+            return cached.reply, dict(cached.usage), cached.latency_s, True
+        if self.cache is not None:
+            self._stats.cache_misses += 1
+        start = time.perf_counter()
+        try:
+            completion, attempts = await self._call_with_retries(prompt, cands, sem, rpm, tpm)
+        except CallError:
+            self._stats.failures += 1
+            raise
+        latency = time.perf_counter() - start
+        usage = {
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
+            "attempts": attempts,
+        }
+        self._stats.prompt_tokens += completion.prompt_tokens
+        self._stats.completion_tokens += completion.completion_tokens
+        self._stats.cost_usd += usage["cost_usd"]
+        self._stats.latency_s += latency
+        if self.cache is not None:
+            self.cache.put(
+                key, self.backend, self.model_name, CachedReply(completion.text, usage, latency)
+            )
+        return completion.text, usage, latency, False
+
     async def _rank_one(self, request: RankRequest, sem, rpm, tpm) -> RankResult:
         try:
             cands, prompt = self.build(request)
         except (KeyError, ValueError) as exc:
             self._stats.failures += 1
             return RankResult(request.sample_id, [], error=f"bad request: {exc}")
-        key = cache_key(self.backend, self.model_name, prompt, self.generation_params())
-        cached = self.cache.get(key) if self.cache is not None else None
-        if cached is not None:
-            self._stats.cache_hits += 1
-            reply, latency, usage, from_cache = (
-                cached.reply,
-                cached.latency_s,
-                dict(cached.usage),
-                True,
+        start = time.perf_counter()
+        try:
+            reply, usage, latency, from_cache = await self.cached_completion(
+                prompt, prompt, cands, sem, rpm, tpm
             )
-        else:
-            if self.cache is not None:
-                self._stats.cache_misses += 1
-            start = time.perf_counter()
-            try:
-                completion, attempts = await self._call_with_retries(prompt, cands, sem, rpm, tpm)
-            except CallError as err:
-                self._stats.failures += 1
-                message = self._scrub(str(err))
-                log.warning(
-                    "ranker call for %s failed after %s attempt(s): %s",
-                    request.sample_id,
-                    getattr(err, "attempts", "?"),
-                    message,
-                )
-                return RankResult(
-                    request.sample_id,
-                    self._fallback_ids(request),
-                    latency_s=time.perf_counter() - start,
-                    error=message,
-                    usage={"attempts": getattr(err, "attempts", 1)},
-                )
-            latency = time.perf_counter() - start
-            reply = completion.text
-            usage = {
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-                "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
-                "attempts": attempts,
-            }
-            self._stats.prompt_tokens += completion.prompt_tokens
-            self._stats.completion_tokens += completion.completion_tokens
-            self._stats.cost_usd += usage["cost_usd"]
-            self._stats.latency_s += latency
-            if self.cache is not None:
-                self.cache.put(
-                    key, self.backend, self.model_name, CachedReply(reply, usage, latency)
-                )
-            from_cache = False
+        except CallError as err:
+            message = self._scrub(str(err))
+            log.warning(
+                "ranker call for %s failed after %s attempt(s): %s",
+                request.sample_id,
+                getattr(err, "attempts", "?"),
+                message,
+            )
+            return RankResult(
+                request.sample_id,
+                self._fallback_ids(request),
+                latency_s=time.perf_counter() - start,
+                error=message,
+                usage={"attempts": getattr(err, "attempts", 1)},
+            )
         parsed = parse_ranking(
             reply,
             [c.title for c in cands],
