@@ -194,12 +194,18 @@ def test_non_list_and_non_candidate_replies(backend, server, corpus, tmp_path):
     ranker = build_ranker(make_config(backend, server, tmp_path, max_in_flight=1), corpus)
     r0, r1 = ranker.rank(reqs)
     assert r0.error is None and r0.ranked_ids == reqs[0].candidate_ids
-    assert r0.usage["n_matched"] == 0 and len(r0.hallucinations) == 1
+    assert r0.usage["n_matched"] == 0 and r0.hallucinations == []  # a refusal is no title
+    assert r0.non_titles == ["I'm sorry, I can't rank movies without more information."]
+    assert r0.n_model_ranked == 0 and r0.scored_ids == []  # nothing the model ranked scores
     assert r1.hallucinations == ["Inception (2010)", "The Godfather"]
+    assert r1.non_titles == ["Here are my picks:"] and r1.n_model_ranked == 1
     assert r1.ranked_ids[0] == reqs[1].candidate_ids[2] and sorted(r1.ranked_ids) == sorted(
         reqs[1].candidate_ids
     )
-    assert ranker.stats()["hallucinations"] == 3
+    st = ranker.stats()
+    assert st["hallucinations"] == 2 and st["items_parsed"] == 3 and st["non_title_lines"] == 2
+    assert st["hallucination_rate"] == pytest.approx(2 / 3)
+    assert st["appended"] == 5 + 4 and st["candidates"] == 10 and st["appended_share"] == 0.9
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -59,8 +59,56 @@ def test_hallucinations_duplicates_and_appended_candidates():
 def test_plain_lines_without_markers_and_reply_that_is_not_a_list():
     assert ranked_titles("Titanic\nThe Matrix")[0] == [1, 0]
     parsed = parse_ranking("I cannot help with that.", TITLES, YEARS)
-    assert parsed.n_matched == 0 and len(parsed.hallucinations) == 1
-    assert parsed.indices == list(range(len(TITLES)))
+    assert parsed.n_matched == 0 and parsed.hallucinations == []  # a refusal invents no movie
+    assert parsed.non_titles == ["I cannot help with that."] and parsed.n_items == 0
+    assert parsed.indices == list(range(len(TITLES))) and parsed.n_appended == len(TITLES)
+
+
+def test_chatter_is_not_a_hallucination_but_an_unmatched_list_item_is():
+    reply = (
+        "I'm glad you enjoyed the conversation! Here are some movies you might like:\n"
+        "## My picks\n"
+        "1. Titanic (1997)\n"
+        "   A sweeping romance on a doomed ship.\n"
+        "2. Inception (2010)\n"
+        "- **Classics:**\n"
+        "- Se7en\n"
+        "---\n"
+        "Enjoy your movie night, and let me know how it goes!\n"
+    )
+    parsed = parse_ranking(reply, TITLES, YEARS, append_missing=True)
+    assert parsed.indices[:2] == [1, 5] and parsed.n_matched == 2
+    assert parsed.hallucinations == ["Inception (2010)"]  # a list item naming no candidate
+    assert parsed.n_items == 3  # title attempts: the three list items that are not headers
+    assert parsed.non_titles == [
+        "I'm glad you enjoyed the conversation! Here are some movies you might like:",
+        "My picks",
+        "A sweeping romance on a doomed ship.",
+        "Classics:",
+        "Enjoy your movie night, and let me know how it goes!",
+    ]
+    assert parsed.n_appended == len(TITLES) - 2
+
+
+def test_unmarked_reply_title_shaped_lines_are_attempts_prose_only_if_it_matches():
+    reply = (
+        "Sure, I can help with ranking these movies for you.\n"
+        "Inception\n"
+        "Titanic - a classic romance that everybody in the family will enjoy watching.\n"
+        "The Matrix\n"
+    )
+    parsed = parse_ranking(reply, TITLES, YEARS, append_missing=False)
+    assert parsed.indices == [1, 0]  # the long prose line names a candidate: it counts
+    assert parsed.hallucinations == ["Inception"]  # title-shaped, matches nothing
+    assert parsed.non_titles == ["Sure, I can help with ranking these movies for you."]
+    assert parsed.n_items == 3
+
+
+def test_json_reply_chatter_around_the_array_is_not_a_title():
+    reply = 'Here you go:\n["Titanic", "Memento"]\nThese fit the mood you described.'
+    parsed = parse_ranking(reply, TITLES, YEARS, append_missing=False)
+    assert parsed.indices == [1] and parsed.hallucinations == ["Memento"]
+    assert parsed.non_titles == ["Here you go:", "These fit the mood you described."]
 
 
 def test_fuzzy_threshold_is_applied():

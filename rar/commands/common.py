@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from rar.rankers.concurrency import RankerUnavailable
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -22,9 +25,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Print expected errors as `error: ...` and exit with status 2."""
+    """Print expected errors as `error: ...` and exit with status 2 (3: the ranker's server
+    is down, the run stopped; a rerun resumes from the response cache)."""
     try:
         yield
+    except RankerUnavailable as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(3) from None
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)

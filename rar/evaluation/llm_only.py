@@ -95,12 +95,12 @@ class LLMOnlyRecommender:
                 ranked.append(cid)
         return ranked, items, hallucinations
 
-    async def _one(self, sample_id: str, context: list[Turn], sem, rpm, tpm) -> LLMOnlyResult:
+    async def _one(self, sample_id: str, context: list[Turn]) -> LLMOnlyResult:
         r = self.ranker
         prompt = llm_only_prompt(context, self.n_items, r)
         try:
             reply, usage, _, from_cache = await r.cached_completion(
-                "llm-only\n" + prompt, prompt, [], sem, rpm, tpm
+                "llm-only\n" + prompt, prompt, []
             )
         except CallError as err:
             return LLMOnlyResult(sample_id, [], error=r._scrub(str(err)))
@@ -108,27 +108,8 @@ class LLMOnlyRecommender:
 
     async def _run(self, requests: Sequence[tuple[str, list[Turn]]], progress: bool):
         r = self.ranker
-        from rar.rankers.limits import AsyncRateLimiter
-
-        lim = r.config.limits
-        sem = asyncio.Semaphore(r.max_in_flight())
-        rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None
-        tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
-        await r._open()
-        try:
-            tasks = [
-                asyncio.ensure_future(self._one(sid, ctx, sem, rpm, tpm)) for sid, ctx in requests
-            ]
-            if progress and tasks:
-                from tqdm.auto import tqdm
-
-                with tqdm(total=len(tasks), desc=f"llm-only ({r.backend})", unit="sample") as bar:
-                    for fut in asyncio.as_completed(tasks):
-                        await fut
-                        bar.update(1)
-            return list(await asyncio.gather(*tasks))
-        finally:
-            await r._aclose()
+        coroutines = [self._one(sid, ctx) for sid, ctx in requests]
+        return await r.drive(coroutines, f"llm-only ({r.backend})", progress)
 
     def recommend(
         self, requests: Sequence[tuple[str, list[Turn]]], progress: bool = False

@@ -1,5 +1,7 @@
-"""The Ranker base: async batch ranking with caching, bounded concurrency, rate limits,
-timeouts and retries; a failed call is recorded in its RankResult and never stops the run."""
+"""The Ranker base: async batch ranking with caching, adaptive concurrency, rate limits,
+timeouts, a retry budget and a circuit breaker. A failed call is recorded in its RankResult
+and never stops the run; a server that is clearly down does (RankerUnavailable), and a rerun
+resumes from the cache."""
 
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rar.rankers.cache import CachedReply, ResponseCache, cache_key
+from rar.rankers.concurrency import (
+    AdaptiveGate,
+    AIMDController,
+    CircuitBreaker,
+    RankerUnavailable,
+    RetryBudget,
+    ThroughputMeter,
+)
 from rar.rankers.limits import AsyncRateLimiter, RetryPolicy
 from rar.rankers.parser import parse_ranking
 from rar.rankers.prompt import (
@@ -36,19 +46,36 @@ class RankerStats:
     requests: int = 0
     calls: int = 0  # backend calls actually made (network requests / model runs), incl. retries
     retries: int = 0
+    retries_denied: int = 0  # retries the retry budget refused (the request failed instead)
     cache_hits: int = 0
     cache_misses: int = 0
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    hallucinations: int = 0
-    items_parsed: int = 0
+    hallucinations: int = 0  # title attempts matching no candidate
+    items_parsed: int = 0  # title attempts (list items) in replies
+    non_title_lines: int = 0  # reply lines that are not titles (chatter, headers, commentary)
+    candidates: int = 0  # candidates in answered requests
+    model_ranked: int = 0  # of those, candidates the model itself placed
+    appended: int = 0  # of those, candidates the model left out (appended in retriever order)
     latency_s: float = 0.0  # summed latency of successful backend calls
 
     @property
     def hallucination_rate(self) -> float:
+        """Share of title attempts that match no candidate (chatter lines do not count)."""
         return self.hallucinations / self.items_parsed if self.items_parsed else 0.0
+
+    @property
+    def non_title_rate(self) -> float:
+        """Share of parsed reply lines that were not title attempts."""
+        lines = self.items_parsed + self.non_title_lines
+        return self.non_title_lines / lines if lines else 0.0
+
+    @property
+    def appended_share(self) -> float:
+        """Share of candidates the model left out (appended, not ranked by the model)."""
+        return self.appended / self.candidates if self.candidates else 0.0
 
 
 class Ranker(ABC):
@@ -97,6 +124,8 @@ class Ranker(ABC):
     def stats(self) -> dict[str, Any]:
         out = asdict(self._stats)
         out["hallucination_rate"] = self._stats.hallucination_rate
+        out["non_title_rate"] = self._stats.non_title_rate
+        out["appended_share"] = self._stats.appended_share
         out["backend"] = self.backend
         return out
 
@@ -115,12 +144,36 @@ class Completion:
 
 
 class CallError(Exception):
-    """A backend call failed; `retryable` says whether trying again may help."""
+    """A backend call failed; `retryable` says whether trying again may help.
 
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
+    `kind` says what failed ("timeout", "connection", "http", "malformed", "other") and
+    `status` the HTTP status, so the concurrency controller and the circuit breaker can tell
+    an overloaded or dead server from a bad request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        kind: str = "other",
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind
+        self.status = status
+
+    @property
+    def overload(self) -> bool:
+        """The server is saturated: send less (timeouts, 429, 503, connection errors)."""
+        return self.kind in ("timeout", "connection") or self.status in (429, 503)
+
+    @property
+    def unavailable(self) -> bool:
+        """The server may be down (connection refused, 5xx, timeouts): counts for the breaker."""
+        return self.kind in ("timeout", "connection") or (self.status or 0) >= 500
 
 
 class PromptRanker(Ranker):
@@ -140,6 +193,18 @@ class PromptRanker(Ranker):
         self._rng = random.Random(0)
         self._rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None  # shared by every batch
         self._tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
+        # the learned capacity, the retry budget and the breaker persist across batches
+        ceiling = self.max_in_flight()
+        if lim.adaptive:
+            self.controller = AIMDController(ceiling=ceiling, initial=lim.initial_in_flight)
+        else:  # fixed: floor = ceiling, so it never grows or shrinks
+            self.controller = AIMDController(ceiling=ceiling, initial=ceiling, floor=ceiling)
+        self.gate = AdaptiveGate(self.controller)
+        self.retry_budget = RetryBudget(
+            lim.retry_budget_ratio, lim.retry_budget_min, lim.retry_budget_window_s
+        )
+        self.breaker = CircuitBreaker(lim.breaker_failures)
+        self._meter = ThroughputMeter()
         self._secret: str | None = (
             None  # set by backends holding an API key; scrubbed from messages
         )
@@ -159,8 +224,12 @@ class PromptRanker(Ranker):
         """Map a backend exception to retryable or not (timeouts and connection errors retry)."""
         if isinstance(exc, CallError):
             return exc
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
-            return CallError(f"{type(exc).__name__}: {exc}", retryable=True)
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            return CallError(
+                f"timeout after {self.config.limits.timeout_s}s", retryable=True, kind="timeout"
+            )
+        if isinstance(exc, ConnectionError):
+            return CallError(f"{type(exc).__name__}: {exc}", retryable=True, kind="connection")
         return CallError(f"{type(exc).__name__}: {exc}", retryable=False)
 
     def generation_params(self) -> dict[str, Any]:
@@ -180,6 +249,18 @@ class PromptRanker(Ranker):
 
     async def _aclose(self) -> None:
         """Close what :meth:`_open` created."""
+
+    def max_in_flight(self) -> int:
+        """The ceiling on concurrent calls (in-process backends override it with 1)."""
+        return self.config.limits.max_in_flight
+
+    def server_url(self) -> str:
+        """Where calls go (named when the circuit breaker stops a run)."""
+        return self.config.base_url or f"the {self.backend} API"
+
+    def concurrency(self) -> int:
+        """Calls allowed in flight now (the adaptive limit, or the fixed ceiling)."""
+        return self.controller.allowed
 
     # --- driving -------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
@@ -207,36 +288,69 @@ class PromptRanker(Ranker):
         p = self.config.price
         return (prompt_tokens * p.prompt_per_1m + completion_tokens * p.completion_per_1m) / 1e6
 
+    async def _send(self, prompt: str, cands: list[Candidate], estimate: float) -> Completion:
+        """One call under the concurrency gate and rate limits. The timeout counts from the
+        send: waiting for our own gate or rate limiter never eats into it."""
+        await self.gate.acquire()
+        try:
+            if self._rpm is not None:
+                await self._rpm.acquire(1)
+            if self._tpm is not None:
+                await self._tpm.acquire(estimate)
+            sent_at = time.monotonic()
+            self._stats.calls += 1
+            try:
+                reply = await asyncio.wait_for(
+                    self._complete_request(prompt, cands), self.config.limits.timeout_s
+                )
+            except Exception as exc:  # classified; only the breaker's exception escapes
+                err = self._classify(exc)
+                self._on_call_failed(err, sent_at)
+                raise err from None
+            self.controller.on_success(time.monotonic() - sent_at, sent_at)
+            self.breaker.on_success()
+            used = reply.prompt_tokens + reply.completion_tokens
+            self._meter.record(used)
+            if self._tpm is not None and used and used < estimate:
+                self._tpm.refund(estimate - used)
+            return reply
+        finally:
+            await self.gate.release()
+
+    def _on_call_failed(self, err: CallError, sent_at: float) -> None:
+        """Feed a failed call to the controller and the breaker; raise when the server is down."""
+        if err.overload:
+            self.controller.on_overload(sent_at)
+        if not err.unavailable:
+            self.breaker.on_success()  # the server answered (e.g. HTTP 400): it is up
+        elif self.breaker.on_unavailable(self._scrub(str(err))):
+            raise RankerUnavailable(
+                self.server_url(), self.breaker.threshold, self._scrub(str(err))
+            )
+
     async def _call_with_retries(
-        self, prompt: str, cands: list[Candidate], sem: asyncio.Semaphore, rpm, tpm
+        self, prompt: str, cands: list[Candidate]
     ) -> tuple[Completion, int]:
-        """Call the backend until success or the retry budget is spent; returns (reply, attempts)."""
+        """Call the backend until success, a non-retryable error, or the retry limit or retry
+        budget is spent; returns (reply, attempts)."""
         estimate = len(prompt) / 4 + (self.config.max_tokens or 512)
         await self._prepare()
+        self.retry_budget.record_attempt(time.monotonic())
         attempt = 0
         while True:
             attempt += 1
-            async with sem:
-                if rpm is not None:
-                    await rpm.acquire(1)
-                if tpm is not None:
-                    await tpm.acquire(estimate)
-                self._stats.calls += 1
-                try:
-                    reply = await asyncio.wait_for(
-                        self._complete_request(prompt, cands), self.config.limits.timeout_s
-                    )
-                except Exception as exc:  # classified below; nothing escapes the run
-                    err = self._classify(exc)
-                else:
-                    if tpm is not None:
-                        used = reply.prompt_tokens + reply.completion_tokens
-                        if used and used < estimate:
-                            tpm.refund(estimate - used)
-                    return reply, attempt
+            try:
+                return await self._send(prompt, cands, estimate), attempt
+            except CallError as exc:
+                err = exc
             if not err.retryable or attempt > self.retry.max_retries:
                 err.attempts = attempt  # type: ignore[attr-defined]
                 raise err
+            if not self.retry_budget.try_retry(time.monotonic()):
+                self._stats.retries_denied += 1
+                denied = CallError(f"{err} (retry budget spent)", retryable=False, kind=err.kind)
+                denied.attempts = attempt  # type: ignore[attr-defined]
+                raise denied
             self._stats.retries += 1
             delay = self.retry.delay(attempt, err.retry_after, self._rng)
             log.info(
@@ -245,11 +359,12 @@ class PromptRanker(Ranker):
             await asyncio.sleep(delay)
 
     async def cached_completion(
-        self, key_text: str, prompt: str, cands: list, sem, rpm, tpm
+        self, key_text: str, prompt: str, cands: list[Candidate]
     ) -> tuple[str, dict[str, Any], float, bool]:
-        """One model reply through the cache (keyed by `key_text`), limits and retries, with
-        token, cost, latency and hit/miss accounting: (reply, usage, latency_s, from_cache).
-        Raises CallError (counted as a failure) when every attempt failed."""
+        """One model reply through the cache (keyed by `key_text`), the concurrency gate, rate
+        limits and retries, with token, cost, latency and hit/miss accounting:
+        (reply, usage, latency_s, from_cache). Raises CallError (counted as a failure) when
+        every attempt failed, and RankerUnavailable when the server is down."""
         key = cache_key(self.backend, self.model_name, key_text, self.generation_params())
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
@@ -259,7 +374,7 @@ class PromptRanker(Ranker):
             self._stats.cache_misses += 1
         start = time.perf_counter()
         try:
-            completion, attempts = await self._call_with_retries(prompt, cands, sem, rpm, tpm)
+            completion, attempts = await self._call_with_retries(prompt, cands)
         except CallError:
             self._stats.failures += 1
             raise
@@ -280,17 +395,16 @@ class PromptRanker(Ranker):
             )
         return completion.text, usage, latency, False
 
-    async def _rank_one(self, request: RankRequest, sem, rpm, tpm) -> RankResult:
+    async def _rank_one(self, request: RankRequest) -> RankResult:
+        score_appended = self.config.parser.score_appended
         try:
             cands, prompt = self.build(request)
         except (KeyError, ValueError) as exc:
             self._stats.failures += 1
-            return RankResult(request.sample_id, [], error=f"bad request: {exc}")
+            return RankResult(request.sample_id, [], error=f"bad request: {exc}", n_model_ranked=0)
         start = time.perf_counter()
         try:
-            reply, usage, latency, from_cache = await self.cached_completion(
-                prompt, prompt, cands, sem, rpm, tpm
-            )
+            reply, usage, latency, from_cache = await self.cached_completion(prompt, prompt, cands)
         except CallError as err:
             message = self._scrub(str(err))
             log.warning(
@@ -305,6 +419,8 @@ class PromptRanker(Ranker):
                 latency_s=time.perf_counter() - start,
                 error=message,
                 usage={"attempts": getattr(err, "attempts", 1)},
+                n_model_ranked=0,
+                score_appended=score_appended,
             )
         parsed = parse_ranking(
             reply,
@@ -313,47 +429,75 @@ class PromptRanker(Ranker):
             threshold=self.config.parser.threshold,
             append_missing=self.config.parser.append_missing,
         )
-        self._stats.hallucinations += len(parsed.hallucinations)
-        self._stats.items_parsed += parsed.n_items
+        st = self._stats
+        st.hallucinations += len(parsed.hallucinations)
+        st.items_parsed += parsed.n_items
+        st.non_title_lines += len(parsed.non_titles)
+        st.candidates += len(cands)
+        st.model_ranked += parsed.n_matched
+        st.appended += parsed.n_appended
         usage.update(
             n_items=parsed.n_items,
             n_matched=parsed.n_matched,
             n_appended=parsed.n_appended,
             n_duplicates=parsed.n_duplicates,
+            n_non_titles=len(parsed.non_titles),
         )
         return RankResult(
             sample_id=request.sample_id,
             ranked_ids=[cands[i].corpus_id for i in parsed.indices],
             raw_reply=reply,
             hallucinations=parsed.hallucinations,
+            non_titles=parsed.non_titles,
             usage=usage,
             latency_s=latency,
             cached=from_cache,
+            n_model_ranked=parsed.n_matched,
+            score_appended=score_appended,
         )
 
     async def _rank_many(self, requests: Sequence[RankRequest], progress: bool) -> list[RankResult]:
-        sem = asyncio.Semaphore(self.max_in_flight())
-        rpm, tpm = self._rpm, self._tpm
+        return await self.drive(
+            [self._rank_one(r) for r in requests], f"rank ({self.backend})", progress
+        )
+
+    async def drive(self, coroutines: Sequence[Any], desc: str, progress: bool) -> list[Any]:
+        """Run one batch of calls (opening and closing the backend's clients); results in order.
+
+        The progress bar shows the current concurrency limit and the server's measured
+        throughput. When the circuit breaker trips, the remaining calls are cancelled and
+        RankerUnavailable propagates (replies received so far are already cached)."""
         await self._open()
+        tasks = [asyncio.ensure_future(c) for c in coroutines]
+        self._meter.start()
         try:
-            tasks = [asyncio.ensure_future(self._rank_one(r, sem, rpm, tpm)) for r in requests]
             if progress and tasks:
                 from tqdm.auto import tqdm
 
-                with tqdm(total=len(tasks), desc=f"rank ({self.backend})", unit="sample") as bar:
+                with tqdm(total=len(tasks), desc=desc, unit="sample") as bar:
                     for fut in asyncio.as_completed(tasks):
                         await fut
                         bar.update(1)
+                        bar.set_postfix_str(self.progress_postfix(), refresh=False)
             return list(await asyncio.gather(*tasks))
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._aclose()
 
-    def max_in_flight(self) -> int:
-        return self.config.limits.max_in_flight
+    def progress_postfix(self) -> str:
+        """E.g. "in flight 2/16, 7.5 calls/min, 290 tok/s": the adaptive limit, throughput."""
+        per_min, tok_s = self._meter.rates()
+        return (
+            f"in flight {self.concurrency()}/{self.controller.ceiling}, "
+            f"{per_min:.1f} calls/min, {tok_s:.0f} tok/s"
+        )
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out["model"] = self.model_name
+        out["concurrency"] = self.concurrency()
         return out
 
     def close(self) -> None:

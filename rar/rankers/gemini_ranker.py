@@ -108,9 +108,11 @@ class GeminiRanker(PromptRanker):
             return exc
         timeouts, transport = _http_error_types()
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, *timeouts)):
-            return CallError(f"timeout after {self.config.limits.timeout_s}s", retryable=True)
+            return CallError(
+                f"timeout after {self.config.limits.timeout_s}s", retryable=True, kind="timeout"
+            )
         if isinstance(exc, (ConnectionError, *transport)):
-            return CallError(f"connection error: {exc}", retryable=True)
+            return CallError(f"connection error: {exc}", retryable=True, kind="connection")
         if isinstance(exc, errors.APIError):
             status = int(exc.code or 0)
             headers = getattr(getattr(exc, "response", None), "headers", None) or {}
@@ -120,7 +122,9 @@ class GeminiRanker(PromptRanker):
                 f"HTTP {status}: {exc.message or exc.status}",
                 retryable=retryable,
                 retry_after=retry_after,
+                kind="http",
+                status=status,
             )
         if isinstance(exc, (json.JSONDecodeError, ValueError)):
-            return CallError(f"malformed response: {exc}", retryable=True)
+            return CallError(f"malformed response: {exc}", retryable=True, kind="malformed")
         return super()._classify(exc)

@@ -96,16 +96,22 @@ class OpenAIRanker(PromptRanker):
         if isinstance(exc, CallError):
             return exc
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, openai.APITimeoutError)):
-            return CallError(f"timeout after {self.config.limits.timeout_s}s", retryable=True)
+            return CallError(
+                f"timeout after {self.config.limits.timeout_s}s", retryable=True, kind="timeout"
+            )
         if isinstance(exc, openai.APIConnectionError):
-            return CallError(f"connection error: {exc}", retryable=True)
+            return CallError(f"connection error: {exc}", retryable=True, kind="connection")
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
             retryable = status in (408, 409, 429) or status >= 500
             return CallError(
-                f"HTTP {status}: {exc.message}", retryable=retryable, retry_after=retry_after
+                f"HTTP {status}: {exc.message}",
+                retryable=retryable,
+                retry_after=retry_after,
+                kind="http",
+                status=status,
             )
         if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, ValueError)):
-            return CallError(f"malformed response: {exc}", retryable=True)
+            return CallError(f"malformed response: {exc}", retryable=True, kind="malformed")
         return super()._classify(exc)

@@ -1,9 +1,23 @@
-"""Turn an LLM reply into a ranking of candidates, counting what could not be matched.
+"""Turn an LLM reply into a ranking of candidates, telling failure from hallucination.
 
 Accepts numbered lists, bullets, markdown (bold, headings), "1) Title (Year) - reason",
 JSON arrays (of strings or of objects with a title) and chatter before/after the list.
-Every item is fuzzy-matched (year-aware, threshold 0.85) against the candidate titles only;
-items matching no candidate are hallucinations.
+
+Which lines are title attempts is decided by structure, before any matching:
+
+- an entry of a JSON array, or a numbered or bulleted list item ("1.", "2)", "-", "*", "•"),
+  is a title attempt, unless it ends with ":" (a header such as "- **Comedies:**");
+- in a reply that has list items, every other line (greetings, headers, "I'm glad you
+  enjoyed the conversation…", reasons on their own line) is a non-title line;
+- in a reply without any list item, a line is a title attempt when it is title-shaped: at
+  most 12 words, and not a sentence (4+ words ending in . ! ? or …); a line ending in ":" is
+  a header; other lines are prose, which counts as a title attempt only if it matches a
+  candidate;
+- lines without a letter or digit ("---", "```") are ignored.
+
+Every title attempt is fuzzy-matched (year-aware, threshold 0.85) against the candidate
+titles only. An attempt matching no candidate is a hallucination; a non-title line is not
+(it is counted separately, so a chatty reply is not mistaken for an invented movie).
 """
 
 from __future__ import annotations
@@ -19,6 +33,10 @@ _MARKER = re.compile(
     r"^\s*(?:#{1,6}\s*)?(?:\*\*|__)?\s*(?:\d{1,3}\s*[.):\]]|\d{1,3}\s+-|[-*•+▪◦])\s+"
 )
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
+_HAS_WORD = re.compile(r"\w")
+_SENTENCE_END = re.compile(r"[.!?…]\W*$")
+MAX_TITLE_WORDS = 12
+TITLE, PROSE, OTHER = "title", "prose", "other"  # line tags, see the module docstring
 _YEAR = re.compile(r"\((\d{4})\)")
 _SEPARATORS = (" - ", " – ", " — ", ": ", " -- ", " | ", " because ")
 _TITLE_KEYS = ("title", "name", "movie", "movie_name", "movie_title")
@@ -29,11 +47,12 @@ class ParsedRanking:
     """Candidate positions in ranked order plus bookkeeping about the reply."""
 
     indices: list[int]
-    hallucinations: list[str] = field(default_factory=list)
-    n_items: int = 0  # list items found in the reply
-    n_matched: int = 0
+    hallucinations: list[str] = field(default_factory=list)  # title attempts matching nothing
+    non_titles: list[str] = field(default_factory=list)  # chatter, headers, commentary
+    n_items: int = 0  # title attempts in the reply
+    n_matched: int = 0  # candidates the reply ranked (the leading `indices`)
     n_duplicates: int = 0
-    n_appended: int = 0
+    n_appended: int = 0  # candidates the reply left out, appended in retriever order
 
 
 def _clean(text: str) -> str:
@@ -72,20 +91,49 @@ def _json_items(reply: str) -> list[str] | None:
     return items if items else None
 
 
-def _line_items(reply: str) -> list[str]:
-    """List items from text: marked lines (numbers/bullets) if any, else every non-empty line."""
+def _title_shaped(line: str) -> bool:
+    """Short enough to be a title and not a sentence (see the module docstring)."""
+    words = line.split()
+    if len(words) > MAX_TITLE_WORDS:
+        return False
+    return not (len(words) >= 4 and _SENTENCE_END.search(line))
+
+
+def _tag_lines(lines: list[str], marked: bool) -> list[tuple[str, str]]:
+    """Tag raw lines (see the module docstring); `marked`: the reply has list items."""
+    out: list[tuple[str, str]] = []
+    for line in lines:
+        is_item = _MARKER.match(line) is not None
+        text = _clean(_MARKER.sub("", line) if is_item else line)
+        if not _HAS_WORD.search(text):
+            continue
+        if text.endswith(":"):
+            tag = OTHER  # a header
+        elif marked:
+            tag = TITLE if is_item else OTHER
+        else:
+            tag = TITLE if _title_shaped(text) else PROSE
+        out.append((text, tag))
+    return out
+
+
+def reply_lines(reply: str) -> list[tuple[str, str]]:
+    """Every meaningful line of the reply, cleaned and in order, tagged TITLE (a title attempt),
+    PROSE (a title only if it matches a candidate) or OTHER (never a title)."""
+    items = _json_items(reply)
+    if items is not None:
+        start, end = reply.find("["), reply.rfind("]")
+        around = (reply[:start] + "\n" + reply[end + 1 :]).splitlines()
+        chatter = [(text, OTHER) for text, _ in _tag_lines(around, marked=True)]
+        return [(c, TITLE) for c in (_clean(x) for x in items) if c] + chatter
     lines = [line for line in reply.splitlines() if line.strip()]
-    marked = [_MARKER.sub("", line) for line in lines if _MARKER.match(line)]
-    chosen = marked if marked else [line for line in lines if not line.rstrip().endswith(":")]
-    return [c for c in (_clean(x) for x in chosen) if c]
+    marked = any(_MARKER.match(line) for line in lines)
+    return _tag_lines(lines, marked)
 
 
 def extract_items(reply: str) -> list[str]:
-    """The reply's list items, in order, before matching."""
-    items = _json_items(reply)
-    if items is not None:
-        return [c for c in (_clean(x) for x in items) if c]
-    return _line_items(reply)
+    """The reply's title attempts, in order, before matching."""
+    return [text for text, tag in reply_lines(reply) if tag == TITLE]
 
 
 def _variants(item: str) -> list[tuple[str, int | None]]:
@@ -169,14 +217,17 @@ def parse_ranking(
     `retriever_order` is the order used to append omitted candidates (default 0..n-1).
     """
     matcher = CandidateMatcher(titles, years, threshold)
-    items = extract_items(reply)
     ranked: list[int] = []
     seen: set[int] = set()
-    result = ParsedRanking(indices=ranked, n_items=len(items))
-    for item in items:
-        idx = match_item(matcher, item)
+    result = ParsedRanking(indices=ranked)
+    for text, tag in reply_lines(reply):
+        idx = None if tag == OTHER else match_item(matcher, text)
+        if idx is None and tag != TITLE:
+            result.non_titles.append(text)
+            continue
+        result.n_items += 1
         if idx is None:
-            result.hallucinations.append(item)
+            result.hallucinations.append(text)
         elif idx in seen:
             result.n_duplicates += 1
         else:

@@ -47,7 +47,13 @@ class ParserConfig(ConfigModel):
     threshold: float = Field(0.85, ge=0.0, le=1.0, description="Fuzzy title-match threshold.")
     append_missing: bool = Field(
         True,
-        description="Append candidates the reply omits, in retriever order, so NDCG is defined.",
+        description="Append candidates the reply omits, in retriever order, to `ranked_ids` "
+        "(callers that need a complete list get one; scoring ignores them by default).",
+    )
+    score_appended: bool = Field(
+        False,
+        description="Score the appended candidates too. Default false: metrics and RL rewards "
+        "use the label's rank in the LLM's own output, so a label it did not output is a miss.",
     )
 
 
@@ -59,12 +65,31 @@ class CacheConfig(ConfigModel):
 
 
 class LimitsConfig(ConfigModel):
-    """Concurrency, rate limits, timeouts and retries for remote backends."""
+    """Concurrency, rate limits, timeouts, retries and the circuit breaker for remote backends.
 
-    max_in_flight: int = Field(16, ge=1, description="Maximum concurrent requests.")
+    Concurrency adapts (AIMD, `rar.rankers.concurrency`): it starts at `initial_in_flight`,
+    grows while replies stay about as fast as the fastest seen, and halves on timeouts, 429,
+    503 and connection errors; `max_in_flight` is the ceiling. A one-slot server (llama.cpp,
+    Ollama defaults) thus gets about 2 requests at a time instead of 16.
+    """
+
+    max_in_flight: int = Field(
+        16, ge=1, description="Ceiling on concurrent requests (the adaptive limit stays below)."
+    )
+    adaptive: bool = Field(
+        True, description="Adapt concurrency to the server (false = always max_in_flight)."
+    )
+    initial_in_flight: int = Field(
+        2, ge=1, description="Concurrent requests at the start, before the server is measured."
+    )
     rpm: float | None = Field(None, gt=0, description="Requests per minute (None = unlimited).")
     tpm: float | None = Field(None, gt=0, description="Tokens per minute (None = unlimited).")
-    timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
+    timeout_s: float = Field(
+        180.0,
+        gt=0,
+        description="Per-call timeout in seconds, counted from the send (a one-slot CPU server "
+        "takes ~8 s per answer, more with queued requests or bigger models).",
+    )
     max_retries: int = Field(
         4, ge=0, description="Retries after the first attempt on transient errors."
     )
@@ -72,6 +97,23 @@ class LimitsConfig(ConfigModel):
     backoff_max_s: float = Field(30.0, ge=0, description="Upper bound on one retry delay.")
     jitter: float = Field(0.25, ge=0, le=1, description="Random +/- fraction added to each delay.")
     max_retry_after_s: float = Field(120.0, ge=0, description="Cap on a server's Retry-After.")
+    retry_budget_ratio: float = Field(
+        0.2,
+        ge=0,
+        description="Retry budget: retries per window <= this share of requests + retry_budget_min.",
+    )
+    retry_budget_min: int = Field(
+        10, ge=0, description="Retries always allowed per window (so a small batch can retry)."
+    )
+    retry_budget_window_s: float = Field(
+        60.0, gt=0, description="Sliding window of the retry budget, in seconds."
+    )
+    breaker_failures: int = Field(
+        10,
+        ge=0,
+        description="Stop the run after this many consecutive connection errors, 5xx or "
+        "timeouts with no success (0 = never stop).",
+    )
 
 
 class PriceConfig(ConfigModel):

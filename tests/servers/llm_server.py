@@ -5,6 +5,10 @@
 The official SDKs are pointed at it by base URL. Each request consumes the next scripted
 `Fault` (if any), else gets the default reply from `responder(prompt)`. Every request is
 recorded in `hits` (path, headers, body) so tests can count calls and inspect what was sent.
+
+`slots=1` models a one-slot engine (llama.cpp and Ollama defaults): requests queue and are
+computed one at a time, `latency_s` each, and a request whose client gave up while queued
+is still computed (as a real engine does), so queueing eats into client timeouts.
 """
 
 from __future__ import annotations
@@ -60,9 +64,17 @@ class _Server(ThreadingHTTPServer):
 class FakeLLMServer:
     """Run with `with FakeLLMServer() as server:`; use `openai_base_url` / `gemini_base_url`."""
 
-    def __init__(self, latency_s: float = 0.0, responder: Callable[[str], str] = reverse_ranking):
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        responder: Callable[[str], str] = reverse_ranking,
+        slots: int | None = None,
+    ):
         self.latency_s = latency_s
         self.responder = responder
+        self.slots = slots
+        self._slots = threading.Semaphore(slots) if slots else None
+        self.computed = 0  # requests the server finished computing (answered or abandoned)
         self.script: deque[Fault] = deque()
         self.hits: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -167,7 +179,12 @@ class FakeLLMServer:
             self._send(h, 404, {"error": {"message": f"no route {h.path}", "code": 404}})
             return
         delay = self.latency_s + (fault.delay if fault and fault.kind == "slow" else 0.0)
-        if delay:
+        if self._slots is not None:
+            with self._slots:  # queue for a slot, then compute
+                time.sleep(delay)
+                with self._lock:
+                    self.computed += 1
+        elif delay:
             time.sleep(delay)
         try:
             if fault is not None and fault.kind == "status":
@@ -268,8 +285,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description="Loopback fake OpenAI/Gemini server.")
     ap.add_argument("--latency", type=float, default=0.0, help="Seconds to wait before each reply.")
+    ap.add_argument("--slots", type=int, default=None, help="Requests computed at once (queue).")
     args = ap.parse_args()
-    with FakeLLMServer(latency_s=args.latency) as server:
+    with FakeLLMServer(latency_s=args.latency, slots=args.slots) as server:
         print(server.port, flush=True)
         sys.stdin.read()  # the parent closes our stdin (or exits) to stop us
 

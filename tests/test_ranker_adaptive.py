@@ -1,0 +1,150 @@
+"""Adaptive concurrency, the retry budget and the circuit breaker through the real OpenAI SDK
+against loopback servers: a one-slot engine that queues requests (like llama.cpp and Ollama
+by default), a server answering 503 to everything, and a port with nothing listening."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import typer
+from servers.llm_server import FakeLLMServer, Fault
+from servers.mini_corpus import MiniCorpus
+
+from rar.commands.common import user_errors
+from rar.data.types import Turn
+from rar.rankers import RankerConfig, RankRequest, build_ranker
+from rar.rankers.concurrency import RankerUnavailable
+
+SERVICE_S = 0.3  # one answer of the one-slot server (a real CPU engine: ~8 s)
+
+
+@pytest.fixture(scope="module")
+def corpus(data_dir) -> MiniCorpus:
+    return MiniCorpus.from_redial_metadata(data_dir, n=60)
+
+
+def config(url: str, tmp_path, **limits) -> RankerConfig:
+    return RankerConfig(
+        backend="openai",
+        model="test-model",
+        base_url=url,
+        cache={"path": str(tmp_path / "cache.sqlite")},
+        limits=limits,
+    )
+
+
+def requests_for(corpus: MiniCorpus, n: int, k: int = 5) -> list[RankRequest]:
+    ctx = [Turn("seeker", "Something scary for tonight, please.")]
+    return [RankRequest(f"s{i}", ctx, corpus.ids[i : i + k]) for i in range(n)]
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_one_slot_server_with_default_settings_has_no_failures(corpus, tmp_path):
+    with FakeLLMServer(latency_s=SERVICE_S, slots=1) as server:
+        ranker = build_ranker(config(server.openai_base_url, tmp_path), corpus)
+        results = ranker.rank(requests_for(corpus, 30), progress=True)
+        assert [r.error for r in results] == [None] * 30
+        st = ranker.stats()
+        assert st["failures"] == 0 and st["retries"] == 0 and st["calls"] == 30
+        assert server.max_in_flight <= 3  # not 16 queued at once
+        assert ranker.concurrency() <= 3
+        assert "in flight" in ranker.progress_postfix()
+
+
+def test_adaptive_limit_survives_a_tight_timeout_where_fixed_16_fails(corpus, tmp_path):
+    """The issue's ratio: a timeout a few answers long. 16 requests queued on one slot time
+    out; the adaptive client keeps the queue short and loses nothing."""
+    timeout = 5 * SERVICE_S
+    with FakeLLMServer(latency_s=SERVICE_S, slots=1) as server:
+        ranker = build_ranker(config(server.openai_base_url, tmp_path, timeout_s=timeout), corpus)
+        assert all(r.error is None for r in ranker.rank(requests_for(corpus, 30)))
+        assert ranker.stats()["retries"] == 0 and server.max_in_flight <= 3
+    with FakeLLMServer(latency_s=SERVICE_S, slots=1) as server:
+        fixed = config(
+            server.openai_base_url,
+            tmp_path / "fixed",
+            timeout_s=timeout,
+            adaptive=False,
+            max_retries=0,
+            breaker_failures=0,
+        )
+        ranker = build_ranker(fixed, corpus)
+        results = ranker.rank(requests_for(corpus, 30))
+        assert server.max_in_flight >= 16  # abandoned requests stay queued on the server
+        assert sum(r.error is not None for r in results) >= 10
+        assert all("timeout" in r.error for r in results if r.error)
+
+
+def test_breaker_stops_the_run_when_nothing_listens(corpus, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    ranker = build_ranker(
+        config(url, tmp_path, backoff_base_s=0.01, backoff_max_s=0.02, breaker_failures=5),
+        corpus,
+    )
+    start = time.monotonic()
+    with pytest.raises(RankerUnavailable) as info:
+        ranker.rank(requests_for(corpus, 30))
+    assert time.monotonic() - start < 20
+    message = str(info.value)
+    assert (
+        url in message and "connection" in message and "rerun to resume from the cache" in message
+    )
+    assert ranker.stats()["calls"] < 30  # stopped early, not 30 x 5 attempts
+
+
+def test_breaker_stops_the_run_when_the_server_answers_503(corpus, tmp_path):
+    with FakeLLMServer() as server:
+        server.push(*[Fault("status", 503)] * 500)
+        ranker = build_ranker(
+            config(
+                server.openai_base_url,
+                tmp_path,
+                backoff_base_s=0.01,
+                backoff_max_s=0.02,
+                breaker_failures=6,
+            ),
+            corpus,
+        )
+        with pytest.raises(RankerUnavailable, match="HTTP 503"):
+            ranker.rank(requests_for(corpus, 30))
+        assert server.n_hits <= 6 + 2  # the threshold, plus what was already in flight
+
+
+def test_retry_budget_caps_the_retries_to_a_failing_server(corpus, tmp_path):
+    with FakeLLMServer() as server:
+        server.push(*[Fault("status", 503)] * 500)
+        cfg = config(
+            server.openai_base_url,
+            tmp_path,
+            max_retries=4,
+            backoff_base_s=0.01,
+            backoff_max_s=0.02,
+            breaker_failures=0,
+            retry_budget_ratio=0.2,
+            retry_budget_min=5,
+        )
+        ranker = build_ranker(cfg, corpus)
+        results = ranker.rank(requests_for(corpus, 30))
+        assert all(r.error is not None for r in results)
+        st = ranker.stats()
+        assert st["retries"] <= 0.2 * 30 + 5  # not 30 x 4 = 120
+        assert server.n_hits == 30 + st["retries"]
+        assert st["retries_denied"] > 0 and st["failures"] == 30
+        assert any("retry budget spent" in r.error for r in results)
+
+
+def test_cli_shows_a_dead_server_as_one_line(capsys):
+    with pytest.raises(typer.Exit) as info, user_errors():
+        raise RankerUnavailable("http://127.0.0.1:9/v1", 10, "connection error: refused [x]")
+    assert info.value.exit_code == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: ranker server http://127.0.0.1:9/v1")
+    assert "refused [x]" in err and "rerun to resume from the cache" in err
