@@ -116,12 +116,60 @@ def _swap_in(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+CORPUS_FORMAT = "rar-corpus"
+# Everything a build writes into a corpus directory; anything else there is someone else's.
+CORPUS_ENTRIES = frozenset(
+    {"manifest.json", "build_log.json", "movies.parquet", "links", "embeddings", "index.faiss"}
+)
+
+
+def _is_corpus_manifest(manifest: object) -> bool:
+    """The format marker, or (corpora built before the marker existed) version 1's full key set."""
+    if not isinstance(manifest, dict):
+        return False
+    if manifest.get("format") == CORPUS_FORMAT:
+        return True
+    legacy_keys = {"format_version", "corpus_version", "config", "merge", "links", "counts"}
+    return manifest.get("format_version") == 1 and legacy_keys <= manifest.keys()
+
+
+def _not_a_corpus_reason(out: Path) -> str | None:
+    """Why `out` is not provably a corpus this tool wrote (None when it is, or is empty).
+
+    Proof is the manifest's format marker plus the files a build writes and nothing else, so a
+    directory that merely holds a file named manifest.json is never replaced.
+    """
+    if not out.is_dir():
+        return "it is not a directory"
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return None
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        return "it has no manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"its manifest.json is not readable JSON ({exc})"
+    if not _is_corpus_manifest(manifest):
+        return f'its manifest.json has no "format": "{CORPUS_FORMAT}" marker'
+    if not (out / "movies.parquet").is_file():
+        return "it has no movies.parquet"
+    foreign = sorted(entries - CORPUS_ENTRIES)
+    if foreign:
+        return "it holds files a corpus build does not write: " + ", ".join(foreign[:5])
+    return None
+
+
 def _check_output(out: Path) -> None:
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").exists())
-    ):
+    """Refuse to replace anything but an empty directory or a corpus this tool wrote."""
+    if not out.exists():
+        return
+    reason = _not_a_corpus_reason(out)
+    if reason:
         raise FileExistsError(
-            f"{out} exists and is not a corpus directory (no manifest.json); refusing to replace it"
+            f"{out} exists and is not a corpus directory ({reason}); refusing to replace it: "
+            "pass another --out, or remove it yourself"
         )
 
 
@@ -258,6 +306,7 @@ def build_corpus(
                     }
                 )
         manifest = {
+            "format": CORPUS_FORMAT,
             "format_version": FORMAT_VERSION,
             "corpus_version": config.version,
             "config": config.model_dump(mode="json"),

@@ -46,3 +46,42 @@ def test_search_command(small_corpus):
     )
     assert result.exit_code == 0, result.output
     assert result.output.count("tt") >= 3
+
+
+def _build_into(data, config, out):
+    return runner.invoke(app, ["build-corpus", "--data-dir", str(data), "--out", str(out),
+                               "--config", str(config), "--quiet"])  # fmt: skip
+
+
+def test_build_corpus_never_replaces_a_directory_that_is_not_a_corpus(tmp_path, data_dir):
+    """A manifest.json alone is no proof: the directory and its other files are kept."""
+    data = write_mini_data_dir(data_dir, tmp_path / "data", n_movies=30)
+    config = tmp_path / "corpus.yaml"
+    config.write_text(
+        "sources: [movielens, redial_metadata, redial_movies]\n"
+        "link: {datasets: [redial, movielens], use_data_loaders: false}\n"
+        "embedding: {enabled: false}\n",
+        encoding="utf-8",
+    )
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "manifest.json").write_text('{"name":"app"}', encoding="utf-8")
+    (app_dir / "notes.txt").write_text("keep me", encoding="utf-8")
+    refused = _build_into(data, config, app_dir)
+    assert refused.exit_code == 2, refused.output
+    message = " ".join(refused.output.split())
+    assert "not a corpus directory" in message and '"format": "rar-corpus"' in message
+    assert "another --out" in message
+    assert (app_dir / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app", "corpus.yaml", "data"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _build_into(data, config, empty).exit_code == 0
+    assert (empty / "movies.parquet").is_file()
+    # a corpus this tool wrote is replaced; one holding a foreign file is not
+    assert _build_into(data, config, empty).exit_code == 0
+    (empty / "notes.txt").write_text("mine", encoding="utf-8")
+    foreign = _build_into(data, config, empty)
+    assert foreign.exit_code == 2 and "notes.txt" in foreign.output
+    assert (empty / "notes.txt").exists()
