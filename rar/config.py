@@ -8,6 +8,7 @@ because a misspelt key that silently falls back to a default wastes a whole trai
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -105,24 +106,85 @@ def _type_name(model: type[BaseModel], path: tuple[Any, ...]) -> str:
     return "?" if annotation is None else describe_type(annotation)
 
 
-def format_validation_error(model: type[BaseModel], error: ValidationError, source: str) -> str:
-    """Turn a pydantic error into lines a user can act on (key, file, closest key, expected type)."""
+@dataclass
+class KeyOrigins:
+    """Where each config key came from (a YAML file line or a `--set`), so errors can point there.
+
+    `prefix` is the path of the validated section inside the file (e.g. `("ranker",)` when an
+    experiment YAML's `ranker:` section is validated on its own).
+    """
+
+    path: str | None = None
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    overrides: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    prefix: tuple[Any, ...] = ()
+
+    def where(self, loc: tuple[Any, ...]) -> str | None:
+        """`file:line` of the deepest known key on `loc`, or the `--set` that set it."""
+        for depth in range(len(loc), 0, -1):
+            text = self.overrides.get(tuple(str(p) for p in loc[:depth]))
+            if text is not None:
+                return f"--set {text}"
+        for depth in range(len(loc), -1, -1):
+            line = self.lines.get(self.prefix + tuple(str(p) for p in loc[:depth]))
+            if line is not None and self.path is not None:
+                return f"{self.path}:{line}"
+        return None
+
+
+def yaml_key_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """1-based line of every key (and list item) in a YAML document, by its path of names.
+
+    PyYAML's composed nodes keep their start marks; the loaded dict does not.
+    """
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                child = (*path, str(key_node.value))
+                lines[child] = key_node.start_mark.line + 1
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = (*path, str(index))
+                lines[child] = item.start_mark.line + 1
+                walk(item, child)
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        lines[()] = root.start_mark.line + 1
+        walk(root, ())
+    return lines
+
+
+def format_validation_error(
+    model: type[BaseModel],
+    error: ValidationError,
+    source: str,
+    origins: KeyOrigins | None = None,
+) -> str:
+    """Turn a pydantic error into lines a user can act on (key, file:line, closest key, type)."""
     lines = [f"invalid config in {source}:"]
     for item in error.errors():
         loc = tuple(item["loc"])
         dotted = ".".join(str(p) for p in loc)
+        where = origins.where(loc) if origins is not None else None
+        at = f"{where}: " if where else ""
         if item["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
-            where = ".".join(map(str, loc[:-1])) or "top level"
+            level = ".".join(map(str, loc[:-1])) or "top level"
             lines.append(
-                f"  unknown key '{dotted}'{hint} (valid keys at {where}: {', '.join(valid)})"
+                f"  {at}unknown key '{dotted}'{hint} (valid keys at {level}: {', '.join(valid)})"
             )
         else:
             expected = _type_name(model, loc)
             got = item.get("input")
-            lines.append(f"  field '{dotted}': {item['msg']} (expected {expected}, got {got!r})")
+            lines.append(
+                f"  {at}field '{dotted}': {item['msg']} (expected {expected}, got {got!r})"
+            )
     return "\n".join(lines)
 
 
@@ -152,11 +214,19 @@ def _keep_string(model: type[BaseModel], parts: list[str], text: str, value: Any
 
 
 def apply_overrides(
-    data: dict[str, Any], overrides: list[str], model: type[BaseModel]
+    data: dict[str, Any],
+    overrides: list[str],
+    model: type[BaseModel],
+    origins: KeyOrigins | None = None,
 ) -> dict[str, Any]:
-    """Set each `key.path=value` in the raw dict, refusing keys the model does not have."""
+    """Set each `key.path=value` in the raw dict, refusing keys the model does not have.
+
+    With `origins`, each set key is recorded as coming from its `--set`, for error messages.
+    """
     for text in overrides:
         parts, value = parse_override(text)
+        if origins is not None:
+            origins.overrides[tuple(parts)] = text
         node = data
         for depth, part in enumerate(parts):
             valid = _fields_at(model, tuple(parts[:depth]))
@@ -177,13 +247,20 @@ def apply_overrides(
     return data
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with the file and line in the error when it does not parse."""
+def read_yaml(path: str | Path, origins: KeyOrigins | None = None) -> dict[str, Any]:
+    """Read a YAML mapping, with the file and line in the error when it does not parse.
+
+    With `origins`, the line of every key is recorded there, for validation errors.
+    """
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        if origins is not None:
+            origins.path = str(path)
+            origins.lines = yaml_key_lines(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -199,15 +276,16 @@ def load_config(
     model: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
     """Load `model` from a YAML file (or defaults when `path` is None) and apply overrides."""
-    data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, list(overrides or []), model)
+    origins = KeyOrigins()
+    data = read_yaml(path, origins) if path is not None else {}
+    data = apply_overrides(data, list(overrides or []), model, origins)
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += f" (with --set {' '.join(overrides)})"
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(model, exc, source)) from None
+        raise ConfigError(format_validation_error(model, exc, source, origins)) from None
 
 
 def dump_config(config: BaseModel) -> str:

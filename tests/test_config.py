@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -197,3 +198,24 @@ def test_validate_assignment_and_describe_type() -> None:
     assert describe_type(ModelConfig | None) == "ModelConfig | None"
     assert describe_type(Literal["a", "b"]) == "Literal['a', 'b']"
     assert describe_type(dict[str, int]) == "dict[str, int]"
+
+
+def test_errors_name_the_yaml_line_or_the_set_override(tmp_path: Path) -> None:
+    """Misspelt keys and wrong types point at their line; overridden keys at their --set."""
+    path = write(tmp_path, "name: run\n\nmodel:\n  kind: gru4rec\n  dropuot: 0.3\nepochs: many\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ExperimentConfig, path)
+    message = str(info.value)
+    assert f"{path}:5: unknown key 'model.dropuot'; did you mean 'model.dropout'?" in message
+    assert f"{path}:6: field 'epochs'" in message and "expected int" in message
+
+    nested = write(tmp_path, "model:\n  optim:\n    lr: fast\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(nested))}:3: field 'model\.optim\.lr'"):
+        load_config(ExperimentConfig, nested)
+
+    # the file says epochs: 2 (line 1) but --set replaced it: the error names the --set
+    overridden = write(tmp_path, "epochs: 2\nname: run\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ExperimentConfig, overridden, ["epochs=lots"])
+    assert "--set epochs=lots: field 'epochs'" in str(info.value)
+    assert f"{overridden}:1" not in str(info.value)

@@ -85,3 +85,12 @@ def test_build_corpus_never_replaces_a_directory_that_is_not_a_corpus(tmp_path, 
     foreign = _build_into(data, config, empty)
     assert foreign.exit_code == 2 and "notes.txt" in foreign.output
     assert (empty / "notes.txt").exists()
+
+
+def test_config_errors_name_the_yaml_line(tmp_path):
+    config = tmp_path / "corpus.yaml"
+    config.write_text("sources: [movielens]\nmerge:\n  fuzzy_treshold: 0.8\n", encoding="utf-8")
+    result = runner.invoke(app, ["build-corpus", "--data-dir", str(tmp_path), "--out",
+                                 str(tmp_path / "c"), "--config", str(config)])  # fmt: skip
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{config}:3: unknown key 'merge.fuzzy_treshold'" in output

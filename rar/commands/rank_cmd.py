@@ -20,12 +20,20 @@ def load_ranker_config(
     base_url: str | None,
 ):
     """A RankerConfig from a ranker YAML (or an experiment YAML's `ranker:` section) + flags."""
-    from rar.config import ConfigError, apply_overrides, format_validation_error, read_yaml
+    from rar.config import (
+        ConfigError,
+        KeyOrigins,
+        apply_overrides,
+        format_validation_error,
+        read_yaml,
+    )
     from rar.rankers.ranker_config import RankerConfig
 
-    data: dict[str, Any] = read_yaml(config) if config is not None else {}
+    origins = KeyOrigins()
+    data: dict[str, Any] = read_yaml(config, origins) if config is not None else {}
     if isinstance(data.get("ranker"), dict) and "backend" not in data:
         data = data["ranker"]
+        origins.prefix = ("ranker",)
     if ranker is not None:
         if ranker not in RANKERS:
             raise ValueError(f"--ranker must be one of {', '.join(RANKERS)} (got {ranker!r})")
@@ -34,7 +42,7 @@ def load_ranker_config(
         data["model"] = model
     if base_url is not None:
         data["base_url"] = base_url
-    data = apply_overrides(data, overrides, RankerConfig)
+    data = apply_overrides(data, overrides, RankerConfig, origins)
     try:
         return RankerConfig.model_validate(data)
     except Exception as exc:  # pydantic.ValidationError -> one clear message
@@ -42,7 +50,7 @@ def load_ranker_config(
 
         if isinstance(exc, ValidationError):
             raise ConfigError(
-                format_validation_error(RankerConfig, exc, str(config or "flags"))
+                format_validation_error(RankerConfig, exc, str(config or "flags"), origins)
             ) from None
         raise
 
