@@ -5,6 +5,8 @@ JSONL, custom CSV and JSONL)."""
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from rar.data.inspired import load_inspired_jsonl, load_inspired_tsv
 from rar.data.reddit import load_reddit
 from rar.data.redial import load_redial
 from rar.data.registry import detect_file_format, load_samples_from_file
+from rar.data.samples import summarize
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +340,66 @@ def test_unreadable_encoding_and_empty_file(tmp_path):
     )
     with pytest.raises(DataFormatError, match="no samples"):
         load_samples_from_file(dropped_only)
+
+
+def _write_rows_with_empty_targets(tmp_path: Path, suffix: str) -> Path:
+    """Three rows (CSV or JSONL, each its own dialogue); the second has an empty target."""
+    path = tmp_path / f"mine{suffix}"
+    if suffix == ".csv":
+        path.write_text(
+            'context,targets\n"User: hi\nSystem: ",Alien\n"User: scary?\nSystem: ",\n'
+            '"User: heist\nSystem: ",Heat\n',
+            encoding="utf-8",
+        )
+    else:
+        rows = [("User: hi", ["Alien"]), ("User: scary?", []), ("User: heist", ["Heat"])]
+        path.write_text(
+            "".join(json.dumps({"context": c, "targets": t}) + "\n" for c, t in rows),
+            encoding="utf-8",
+        )
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_custom_rows_with_empty_targets_are_counted_with_line_and_reason(tmp_path, caplog, suffix):
+    path = _write_rows_with_empty_targets(tmp_path, suffix)
+    with caplog.at_level(logging.WARNING, logger="rar.data.custom"):
+        records = load_custom(path)
+    stats = summarize(records)
+    line = 3 if suffix == ".csv" else 2  # the CSV header is line 1
+    assert (stats.samples, stats.dropped) == (2, 1)
+    assert stats.dropped_by_reason == {"the target column is empty": 1}
+    assert stats.dropped_rows == [f"{path}, line {line}: the target column is empty"]
+    assert f"{path}: 1 of 3 rows give no sample (the target column is empty): line {line}" in (
+        caplog.text
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_custom_file_with_every_target_empty_names_the_reason_and_rows(tmp_path, suffix):
+    path = _write_rows_with_empty_targets(tmp_path, suffix)
+    text = path.read_text(encoding="utf-8").replace("Alien", "").replace("Heat", "")
+    path.write_text(text.replace('[""]', "[]"), encoding="utf-8")
+    with pytest.raises(DataFormatError) as info:
+        load_samples_from_file(path)
+    message = str(info.value)
+    assert "3 dropped: the target column is empty" in message
+    assert "mentioned earlier" not in message
+    first = 2 if suffix == ".csv" else 1
+    assert all(f"{path}, line {n}" in message for n in range(first, first + 3))
+
+
+def test_data_stats_lists_dropped_custom_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from rar.cli import app
+
+    (tmp_path / "custom").mkdir()
+    path = _write_rows_with_empty_targets(tmp_path / "custom", ".csv")
+    result = CliRunner().invoke(
+        app, ["data", "stats", "--data-dir", str(tmp_path), "--dataset", "custom"]
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "custom/mine.csv: dropped 1 (the target column is empty)" in output
+    assert f"{path}, line 3: the target column is empty" in output

@@ -46,6 +46,22 @@ def _conversation_tables(report):
     return splits, sources
 
 
+def _drop_lines(report) -> list[str]:
+    """Why rows of each source file were dropped, with the first file lines (row formats)."""
+    lines = []
+    for name, entry in report.entries.items():
+        for source, counts in entry.get("sources", {}).items():
+            reasons = counts.get("dropped_by_reason") or {}
+            if not counts.get("dropped_rows"):
+                continue
+            lines.append(
+                f"{name} {source}: dropped "
+                + ", ".join(f"{n:,} ({reason})" for reason, n in reasons.items())
+            )
+            lines.extend(f"  {row}" for row in counts["dropped_rows"])
+    return lines
+
+
 def _output():
     """The console, or a 120-column one when piped (rich would otherwise wrap at 80)."""
     from rich.console import Console
@@ -103,6 +119,8 @@ def stats(
                 out.print(table)
         if any("sessions" in e for e in report.entries.values()):
             out.print(_movielens_table(report))
+        for line in _drop_lines(report):
+            out.print(line, highlight=False)
         for name, reason in report.skipped.items():
             err_console.print(f"[yellow]skipped {name}:[/] {reason}", highlight=False)
         if json_path is not None:

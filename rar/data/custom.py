@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,14 +34,19 @@ import pandas as pd
 
 from rar.data.errors import DataFormatError, iter_jsonl, read_table
 from rar.data.samples import (
+    DROP_NO_NEW_TARGET,
+    DROP_NO_TARGET,
     MAX_HISTORY,
     RECOMMENDER,
     SEEKER,
     DialogueSamples,
+    DroppedRow,
     make_sample,
     unique_keep_first,
 )
 from rar.data.types import Mention, Turn
+
+log = logging.getLogger(__name__)
 
 CONTEXT_FIELDS = ("context", "full_situation")
 TARGET_FIELDS = ("targets", "movies")
@@ -133,6 +139,7 @@ def _pick(fields: Iterable[str], names: tuple[str, ...], path: Path, what: str) 
 @dataclass
 class _Row:
     where: str
+    line: int  # 1-based line of the row in its file (CSV: the header is line 1)
     position: int
     context_text: str | None
     context: list[Turn]
@@ -154,6 +161,7 @@ def _rows_from_csv(path: Path) -> list[_Row]:
         rows.append(
             _Row(
                 where,
+                position + 2,
                 position,
                 text,
                 parse_context(text),
@@ -179,6 +187,7 @@ def _rows_from_jsonl(path: Path) -> list[_Row]:
         rows.append(
             _Row(
                 where,
+                line_no,
                 position,
                 context if isinstance(context, str) else None,
                 _context_turns(context, where),
@@ -250,6 +259,35 @@ def load_custom(
         )
         if sample is None:
             record.dropped += 1
+            reason = DROP_NO_TARGET if not targets else DROP_NO_NEW_TARGET
+            record.drops.append(DroppedRow(str(path), row.line, reason))
         else:
             record.samples.append(sample)
+    _warn_drops(
+        path,
+        len(rows),
+        [d for r in records.values() for d in r.drops if d.reason == DROP_NO_TARGET],
+    )
     return list(records.values())
+
+
+def _warn_drops(path: Path, total: int, drops: list[DroppedRow]) -> None:
+    """One warning per reason with the lines, so a half-empty file is never used silently.
+
+    Only data defects warn; turns whose targets were all mentioned earlier are the documented
+    no-shortcut rule and are only counted.
+    """
+    by_reason: dict[str, list[int]] = {}
+    for drop in drops:
+        by_reason.setdefault(drop.reason, []).append(drop.line)
+    for reason, lines in sorted(by_reason.items()):
+        shown = ", ".join(map(str, lines[:20])) + (", ..." if len(lines) > 20 else "")
+        log.warning(
+            "%s: %d of %d rows give no sample (%s): line%s %s",
+            path,
+            len(lines),
+            total,
+            reason,
+            "s" if len(lines) > 1 else "",
+            shown,
+        )

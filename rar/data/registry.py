@@ -129,8 +129,7 @@ def load_samples_from_file(
     if not samples:
         stats = source.stats()
         raise DataFormatError(
-            f"{path}: no samples ({stats.dialogues} dialogues, {stats.dropped} recommender turns "
-            f"dropped because every movie was mentioned earlier)"
+            f"{path}: no samples ({stats.dialogues} dialogues; {stats.drop_summary()})"
         )
     return samples
 
@@ -252,8 +251,8 @@ def load_conversation_data(
     total = split_stats[ALL]
     if total.samples == 0:
         raise DataFormatError(
-            f"{dataset} in {data_dir}: no samples ({total.dialogues} dialogues, "
-            f"{total.dropped} recommender turns dropped)"
+            f"{dataset} in {data_dir}: no samples ({total.dialogues} dialogues; "
+            f"{total.drop_summary()})"
         )
     return ConversationData(
         dataset,

@@ -22,6 +22,10 @@ MAX_HISTORY = 64
 SEEKER = "seeker"
 RECOMMENDER = "recommender"
 ROLES = (SEEKER, RECOMMENDER)
+# Why a recommendation point gave no sample (the keys of `SampleStats.dropped_by_reason`).
+DROP_NO_NEW_TARGET = "every target movie was mentioned earlier"
+DROP_NO_TARGET = "the target column is empty"
+MAX_DROP_EXAMPLES = 20
 
 
 def unique_keep_last(mentions: Iterable[Mention]) -> list[Mention]:
@@ -60,14 +64,31 @@ def make_sample(
     return Sample(dataset, dialogue_id, turn_index, list(context), capped, kept)
 
 
+@dataclass(frozen=True)
+class DroppedRow:
+    """One input row that gave no sample, with its file line, so a user can find and fix it."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}, line {self.line}: {self.reason}"
+
+
 @dataclass
 class DialogueSamples:
-    """What one dialogue contributed: its samples, its dropped turns, its annotated mentions."""
+    """What one dialogue contributed: its samples, its dropped turns, its annotated mentions.
+
+    `dropped` counts every dropped turn; `drops` holds those known by file line (row formats);
+    the rest were dropped because every target movie was mentioned earlier.
+    """
 
     dialogue_id: str
     samples: list[Sample]
     dropped: int
     mentions: list[Mention] = field(default_factory=list)  # every annotated mention, in order
+    drops: list[DroppedRow] = field(default_factory=list)
 
     @property
     def mention_keys(self) -> list[str]:
@@ -129,10 +150,12 @@ class SampleStats:
     samples: int = 0
     movies: int = 0  # distinct movie keys among annotated mentions
     mentions: int = 0  # annotated movie mentions
-    dropped: int = 0  # recommender turns with movies but no new target
+    dropped: int = 0  # recommendation points that gave no sample (reasons below)
     duplicates: int = 0  # duplicate dialogues / records removed while loading
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    dropped_rows: list[str] = field(default_factory=list)  # the first few, "file, line N: why"
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict:
         return {
             "dialogues": self.dialogues,
             "samples": self.samples,
@@ -140,16 +163,36 @@ class SampleStats:
             "mentions": self.mentions,
             "dropped": self.dropped,
             "duplicates": self.duplicates,
+            "dropped_by_reason": dict(self.dropped_by_reason),
+            "dropped_rows": list(self.dropped_rows),
         }
+
+    def drop_summary(self) -> str:
+        """ "2 with the target column is empty (f.csv, line 3; ...), 1 because ..." for messages."""
+        parts = []
+        for reason, count in sorted(self.dropped_by_reason.items()):
+            rows = [r.split(": ", 1)[0] for r in self.dropped_rows if r.endswith(f": {reason}")]
+            where = f" ({'; '.join(rows)}{'; ...' if len(rows) < count else ''})" if rows else ""
+            parts.append(f"{count} dropped: {reason}{where}")
+        return ", ".join(parts) if parts else "none dropped"
 
 
 def summarize(records: Sequence[DialogueSamples], duplicates: int = 0) -> SampleStats:
     """Counts over a set of dialogues."""
     keys: set[str] = set()
     mentions = 0
+    reasons: dict[str, int] = {}
+    rows: list[str] = []
     for record in records:
         keys.update(m.key for m in record.mentions)
         mentions += len(record.mentions)
+        for drop in record.drops:
+            reasons[drop.reason] = reasons.get(drop.reason, 0) + 1
+            if len(rows) < MAX_DROP_EXAMPLES:
+                rows.append(str(drop))
+        unexplained = record.dropped - len(record.drops)
+        if unexplained > 0:
+            reasons[DROP_NO_NEW_TARGET] = reasons.get(DROP_NO_NEW_TARGET, 0) + unexplained
     return SampleStats(
         dialogues=len(records),
         samples=sum(len(r.samples) for r in records),
@@ -157,4 +200,6 @@ def summarize(records: Sequence[DialogueSamples], duplicates: int = 0) -> Sample
         mentions=mentions,
         dropped=sum(r.dropped for r in records),
         duplicates=duplicates,
+        dropped_by_reason=dict(sorted(reasons.items())),
+        dropped_rows=rows,
     )
