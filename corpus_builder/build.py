@@ -32,7 +32,7 @@ from corpus_builder.link import (
     collect_mentions,
     link_dataset,
 )
-from corpus_builder.merge import merge_records
+from corpus_builder.merge import merge_records, title_year_collisions
 from corpus_builder.records import MovieRecord, SkipLog
 from corpus_builder.sources.base import SourceResult, find_inputs
 from corpus_builder.writer import write_links, write_movies
@@ -305,6 +305,14 @@ def build_corpus(
                         "sha256": file_sha256(path),
                     }
                 )
+        collisions = title_year_collisions(movies)
+        if collisions["count"]:
+            log.warning(
+                "%d (title, year) pairs are held by two or more IMDb ids, e.g. %s "
+                "(manifest.json checks.title_year_collisions)",
+                collisions["count"],
+                collisions["examples"][0],
+            )
         manifest = {
             "format": CORPUS_FORMAT,
             "format_version": FORMAT_VERSION,
@@ -317,6 +325,7 @@ def build_corpus(
             "filter": filtered.report,
             "links": link_report,
             "counts": corpus_counts(movies),
+            "checks": {"title_year_collisions": collisions},
         }
         lap("write")
         build_log: dict = {"timings": timings, "sources": source_report}

@@ -48,6 +48,7 @@ class MergeStats:
     id_conflicts: list[dict] = field(default_factory=list)
     fuzzy_comparisons: int = 0
     no_title: dict[str, int] = field(default_factory=dict)
+    years_changed_to_avoid_collision: int = 0
 
     def to_json(self, max_examples: int = 50) -> dict:
         return {
@@ -62,6 +63,7 @@ class MergeStats:
             "merges_refused": dict(sorted(self.blocked_merges.items())),
             "fuzzy_comparisons": self.fuzzy_comparisons,
             "records_without_title_key": dict(sorted(self.no_title.items())),
+            "years_changed_to_avoid_collision": self.years_changed_to_avoid_collision,
             "id_conflicts": len(self.id_conflicts),
             "id_conflict_examples": self.id_conflicts[:max_examples],
         }
@@ -187,6 +189,19 @@ def merge_records(
         if len(members) < 2:
             continue
         members.sort(key=lambda i: (records[i].year, i))
+        # same year first, so a record never joins a neighbouring year's movie (and then lends
+        # it its year) when a movie of its own year is there to join
+        same_year: dict[int, list[int]] = defaultdict(list)
+        for i in members:
+            same_year[records[i].year].append(i)
+        for group in same_year.values():
+            for pos in range(1, len(group)):
+                for j in reversed(group[:pos]):
+                    if groups.find(group[pos]) == groups.find(j):
+                        break
+                    if groups.union(j, group[pos]):
+                        stats.merged_by_exact_title += 1
+                        break
         for pos in range(1, len(members)):
             i = members[pos]
             # join the closest earlier record within tolerance that is compatible
@@ -305,6 +320,7 @@ def merge_records(
             continue
         members_of[groups.find(i)].append(i)
     movies = [_resolve([records[i] for i in members], priority) for members in members_of.values()]
+    stats.years_changed_to_avoid_collision = _avoid_title_year_collisions(movies)
     _assign_ids(movies)
     order = sorted(range(len(movies)), key=lambda m: movies[m]["corpus_id"])
     position = np.empty(len(order), dtype=np.int64)
@@ -326,13 +342,17 @@ def _check_imdb_years(
 ) -> list[MovieRecord]:
     """Records sharing an IMDb id must agree on the year; outliers lose the id (reported).
 
-    The reference year is the one most records give (ties: the higher-priority source), so
-    one mis-linked row (e.g. a remake tagged with the original's id) cannot pull two films together.
+    The reference year is the one most records give; on a tie, not a year in which another IMDb
+    id has a movie of that title (a remake tagged with the original's id, as ReDial 77161 "A
+    Nightmare on Elm Street (1984)" carries the 2010 remake's tt1179056), then the
+    higher-priority source. So one mis-linked row cannot pull two films together.
     """
     by_imdb: dict[str, list[int]] = defaultdict(list)
+    claims: dict[tuple[str, int], set[str]] = defaultdict(set)  # (title, year) -> IMDb ids
     for i, record in enumerate(records):
         if record.imdb_id and record.year is not None:
             by_imdb[record.imdb_id].append(i)
+            claims[(_normalize(record.title), record.year)].add(record.imdb_id)
     out = list(records)
     for imdb in sorted(by_imdb):
         members = by_imdb[imdb]
@@ -340,11 +360,14 @@ def _check_imdb_years(
         if len(years) < 2 or max(years) - min(years) < conflict_year_gap:
             continue
         votes: dict[int, tuple[int, int]] = {}
+        taken: dict[int, bool] = {}  # the title in that year is another IMDb id's movie
         for i in members:
             y = records[i].year
             count, best = votes.get(y, (0, 10**9))
             votes[y] = (count + 1, min(best, priority.get(records[i].source, len(priority))))
-        reference = min(votes, key=lambda y: (-votes[y][0], votes[y][1], y))
+            others = claims[(_normalize(records[i].title), y)] - {imdb}
+            taken[y] = taken.get(y, False) or bool(others)
+        reference = min(votes, key=lambda y: (-votes[y][0], taken[y], votes[y][1], y))
         detached = [i for i in members if abs(records[i].year - reference) > year_tolerance]
         for i in detached:
             out[i] = dataclasses.replace(records[i], imdb_id=None)
@@ -359,6 +382,29 @@ def _check_imdb_years(
             }
         )
     return out
+
+
+def title_year_collisions(movies: list[dict], max_examples: int = 50) -> dict:
+    """(normalised title, year) pairs held by two or more distinct IMDb ids: a build check.
+
+    Ranker output names movies by "Title (Year)", so such movies are indistinguishable there.
+    """
+    ids: dict[tuple[str, int], set[str]] = defaultdict(set)
+    shown: dict[tuple[str, int], str] = {}
+    for movie in movies:
+        if movie.get("imdb_id") and movie.get("year") is not None:
+            key = (_normalize(str(movie["title"])), int(movie["year"]))
+            ids[key].add(movie["imdb_id"])
+            shown.setdefault(key, str(movie["title"]))
+    collisions = sorted((key, sorted(v)) for key, v in ids.items() if len(v) > 1)
+    return {
+        "count": len(collisions),
+        "movies": sum(len(v) for _key, v in collisions),
+        "examples": [
+            {"title": shown[key], "year": key[1], "imdb_ids": v}
+            for key, v in collisions[:max_examples]
+        ],
+    }
 
 
 def _rank(record: MovieRecord, priority: dict[str, int]) -> tuple[int, int, str]:
@@ -379,7 +425,17 @@ def _resolve(records: list[MovieRecord], priority: dict[str, int]) -> dict:
         return None
 
     movie["title"] = first("title")
-    movie["year"] = first("year")
+    imdb_id = next((r.imdb_id for r in ranked if r.imdb_id), None)
+    # the year comes from a record carrying the movie's IMDb id when one gives a year, so a
+    # title-matched record of another source cannot give the id another film's year
+    with_id = [r for r in ranked if imdb_id and r.imdb_id == imdb_id and r.year is not None]
+    if with_id:
+        movie["year"] = with_id[0].year
+        provenance["year"] = with_id[0].source
+    else:
+        movie["year"] = first("year")
+    # other years the id's own records give, best first: the fallbacks of a title+year collision
+    movie["_id_years"] = [(r.year, r.source) for r in with_id]
     # genres: the union, in priority order; provenance lists every contributing source
     genres: list[str] = []
     contributors: list[str] = []
@@ -426,6 +482,40 @@ def _resolve(records: list[MovieRecord], priority: dict[str, int]) -> dict:
     movie["provenance"] = json.dumps(provenance, sort_keys=True)
     movie["_key"] = min(f"{r.source}:{r.source_id}" for r in records)
     return movie
+
+
+def _avoid_title_year_collisions(movies: list[dict]) -> int:
+    """Where two IMDb ids share a (title, year), move one to another year its own id's records give.
+
+    Only years from records carrying the movie's id are used, and only free ones, so every
+    year stays consistent with the id; collisions nothing can resolve remain (and are counted).
+    Returns how many years were changed.
+    """
+    holders: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for movie in movies:
+        if movie["imdb_id"] and movie["year"] is not None:
+            holders[(_normalize(str(movie["title"])), movie["year"])].add(movie["imdb_id"])
+    changed = 0
+    for movie in sorted(movies, key=lambda m: m["imdb_id"] or ""):
+        imdb, year = movie["imdb_id"], movie["year"]
+        if not imdb or year is None:
+            continue
+        key = _normalize(str(movie["title"]))
+        if len(holders[(key, year)]) < 2:
+            continue
+        for other_year, source in movie["_id_years"]:
+            if other_year != year and not holders[(key, other_year)]:
+                holders[(key, year)].discard(imdb)
+                holders[(key, other_year)].add(imdb)
+                movie["year"] = other_year
+                provenance = json.loads(movie["provenance"])
+                provenance["year"] = source
+                movie["provenance"] = json.dumps(provenance, sort_keys=True)
+                changed += 1
+                break
+    for movie in movies:
+        del movie["_id_years"]
+    return changed
 
 
 def _assign_ids(movies: list[dict]) -> None:

@@ -4,6 +4,7 @@ filter reporting, link tables, atomic replacement."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import pytest
 from corpus_builder import build as build_module
 from corpus_builder.build import build_corpus
 from corpus_builder.corpus import Corpus
+from corpus_builder.corpus_config import CorpusConfig
 from corpus_builder.testing import mini_config, write_mini_data_dir
 
 
@@ -156,3 +158,69 @@ def test_bad_config_and_missing_inputs(tmp_path, mini_data):
         )
     with pytest.raises(FileNotFoundError, match="no corpus source files"):
         build_corpus(tmp_path, tmp_path / "x", mini_config(), progress=False)
+
+
+def _write_colliding_sources(root: Path) -> Path:
+    """Real-format source files reproducing how two IMDb ids came to share a title and year.
+
+    - ReDial's `redial_id2info.json` tags 77161 "A Nightmare on Elm Street (1984)" with the 2010
+      remake's id tt1179056, as it tags 119295 "(2010)": a tied year vote for tt1179056.
+    - An id-less MovieLens ml-1m "Armageddon (1998)" (ranked first for fields) next to ReDial's
+      tt0183892 "Armageddon (1997)": joining the neighbouring year gave that id the year 1998.
+    - Two real films called "Black Rain" (1989) with two ids: a collision nothing resolves.
+    """
+    remake = {"genre": ["horror"], "director": ["Samuel Bayer"], "imdb_id": "tt1179056"}
+    id2info = {
+        "77161": {"name": "A Nightmare on Elm Street (1984)", **remake},
+        "119295": {"name": "A Nightmare on Elm Street (2010)", **remake},
+        "148871": {"name": "Armageddon (1997)", "director": ["Gordon Chan"], "imdb_id": "tt0183892"},
+        "157564": {"name": "Black Rain (1989)", "director": ["Ridley Scott"], "imdb_id": "tt0096933"},
+    }  # fmt: skip
+    reddit = {
+        "A Nightmare on Elm Street (1984)": "tt0087800",
+        "Armageddon (1998)": "tt0120591",
+        "Black Rain (1989)": "tt0097694",
+    }
+    (root / "metadata").mkdir(parents=True)
+    (root / "metadata" / "redial_id2info.json").write_text(json.dumps(id2info), encoding="utf-8")
+    (root / "reddit_movie").mkdir()
+    (root / "reddit_movie" / "entity2id.json").write_text(json.dumps(reddit), encoding="utf-8")
+    (root / "redial").mkdir()
+    (root / "redial" / "movies_with_mentions.csv").write_text(
+        "movieId,movieName,nbMentions\n77161,A Nightmare on Elm Street (1984),14\n"
+        "119295,A Nightmare on Elm Street  (2010),2\n148871,Armageddon  (1997),42\n",
+        encoding="utf-8",
+    )
+    (root / "movielens").mkdir()
+    (root / "movielens" / "ml-1m-movies.dat").write_text(
+        "1917::Armageddon (1998)::Action|Sci-Fi\n", encoding="latin-1"
+    )
+    return root
+
+
+def test_distinct_imdb_ids_never_share_a_title_and_year(tmp_path):
+    data = _write_colliding_sources(tmp_path / "data")
+    config = CorpusConfig.model_validate(
+        {
+            "sources": ["movielens", "redial_movies", "redial_metadata", "reddit"],
+            "link": {"datasets": ["redial", "reddit", "movielens"], "use_data_loaders": False},
+            "embedding": {"enabled": False},
+        }
+    )
+    corpus = Corpus.load(build_corpus(data, tmp_path / "c", config, progress=False).path)
+    movies = corpus.movies.set_index("corpus_id")
+    assert int(movies.loc["tt1179056", "year"]) == 2010  # the remake, not a second 1984 film
+    assert int(movies.loc["tt0087800", "year"]) == 1984
+    assert int(movies.loc["tt0183892", "year"]) == 1997  # its own record's year
+    redial = pq.read_table(tmp_path / "c" / "links" / "redial.parquet").to_pandas()
+    links = dict(zip(redial.key, redial.corpus_id, strict=True))
+    assert links["77161"] == "tt0087800" and links["119295"] == "tt1179056"
+    assert links["148871"] == "tt0183892"
+    ml = pq.read_table(tmp_path / "c" / "links" / "movielens-ml-1m.parquet").to_pandas()
+    assert dict(zip(ml.key, ml.corpus_id, strict=True)) == {"1917": "tt0120591"}
+    # the build check counts what is left: the two real 1989 "Black Rain" films
+    check = corpus.manifest["checks"]["title_year_collisions"]
+    assert (check["count"], check["movies"]) == (1, 2)
+    assert check["examples"] == [
+        {"title": "Black Rain", "year": 1989, "imdb_ids": ["tt0096933", "tt0097694"]}
+    ]

@@ -143,3 +143,16 @@ def test_stable_ids_do_not_depend_on_record_order():
         [stable_id("Amelie", 2001), "tt0114709"]
     )
     assert stable_id("The Amélie", 2001) == stable_id("amelie", 2001)  # normalised title
+
+
+def test_a_colliding_movie_takes_another_year_its_own_id_gives():
+    """300 (tt0416449): MovieLens says 2007, Reddit (same id) 2006; another id holds 300 (2007)."""
+    records = [
+        R("movielens", "ml:51662", "300", 2007, imdb_id="tt0416449"),
+        R("reddit", "300 (2006)", "300", 2006, imdb_id="tt0416449"),
+        R("redial_metadata", "136877", "300", 2007, directors=["Shu-Kai Chung"], imdb_id="tt0373839"),
+    ]  # fmt: skip
+    result = _merge(records)
+    years = {m["imdb_id"]: (m["year"], json.loads(m["provenance"])["year"]) for m in result.movies}
+    assert years == {"tt0416449": (2006, "reddit"), "tt0373839": (2007, "redial_metadata")}
+    assert result.stats.to_json()["years_changed_to_avoid_collision"] == 1

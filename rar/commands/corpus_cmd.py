@@ -93,6 +93,16 @@ def stats(corpus: Path = typer.Argument(..., help="Corpus directory.")) -> None:
             f"skipped rows: {manifest.get('skips', {}).get('total', 0)} "
             + json.dumps(manifest.get("skips", {}).get("counts", {}))
         )
+        collisions = manifest.get("checks", {}).get("title_year_collisions")
+        if collisions is not None:
+            console.print(
+                f"(title, year) pairs held by two or more IMDb ids: {collisions['count']:,}"
+                + "".join(
+                    f"\n  {e['title']} ({e['year']}): {', '.join(e['imdb_ids'])}"
+                    for e in collisions["examples"][:5]
+                ),
+                highlight=False,
+            )
         _print_links(manifest)
         if "embeddings" in manifest:
             console.print(
