@@ -47,11 +47,19 @@ def evaluated(runs, corpus, small_corpus, data_dir, tmp_path_factory):
     semantic = build_ranker(semantic_config(cache), corpus)
     cfg = EvaluateConfig(k=15, max_samples=30)
     titles = corpus.movies["title"].tolist()
-    llm_only_reply = f"1. {titles[0]}\n2. {titles[1]}\n3. A Movie That Was Never Made At All\n"
+    llm_only_reply = (
+        f"1. {titles[0]}\n2. {titles[1]}\n3. A Movie That Was Never Made At All\n"
+        "Let me know if you'd like more suggestions!\n"
+    )
 
     def responder(prompt: str) -> str:
-        if "Candidate movies:" in prompt:  # re-ranking: the candidates reversed + one invention
-            return reverse_ranking(prompt) + "\n99. Zorblax Returns To Planet Nowhere"
+        if "Candidate movies:" in prompt:
+            # re-ranking: chatter, 12 of the 15 candidates reversed, one invention
+            listed = "\n".join(reverse_ranking(prompt).splitlines()[:12])
+            return (
+                "I'm glad you enjoyed the conversation! Here is my ranking:\n"
+                f"{listed}\n99. Zorblax Returns To Planet Nowhere\nHappy watching."
+            )
         return llm_only_reply
 
     with FakeLLMServer(responder=responder) as server:
@@ -79,10 +87,19 @@ def test_hallucination_report(evaluated):
     written = hallucination_report([evaluated[0]])
     assert _is_png(written["rates"])
     md = written["markdown"].read_text()
-    assert "| redial | fake-llm only | openai (fake-llm) | 30 | 90 | 30 | 33.33% |" in md
+    # LLM-only: 3 title attempts (1 invented) and 1 chatter line per reply; nothing appended
+    assert (
+        "| redial | fake-llm only | openai (fake-llm) | 30 | 90 | 30 | 33.33% | 30 | 30 | 25.00% "
+        "| 0 | n/a | n/a | n/a |" in md
+    )
     assert "| redial | run-a + semantic | semantic | 30 | " in md
-    # re-ranking: 15 candidates + 1 invented title per reply
-    assert "| redial | run-a + fake-llm | openai (fake-llm) | 30 | 480 | 30 | 6.25% |" in md
+    # re-ranking: 12 of 15 candidates + 1 invented title, 2 chatter lines per reply; the
+    # chatter is not a hallucination, and the 3 left-out candidates are appended
+    assert (
+        "| redial | run-a + fake-llm | openai (fake-llm) | 30 | 390 | 30 | 7.69% | 30 | 60 | "
+        "13.33% | 0 | 90 | 3.0 | 20.0% |" in md
+    )
+    assert "I'm glad you enjoyed the conversation! Here is my ranking:" in md
     assert "Zorblax Returns To Planet Nowhere" in md
     assert "A Movie That Was Never Made At All" in md
     assert written["markdown"].parent == evaluated[0] / "reports"

@@ -140,9 +140,17 @@ def rank(
                 f"[yellow]ranker failed ({result.error}); showing retriever order[/]",
                 highlight=False,
             )
-        if result.hallucinations:
+        if result.hallucinations or result.non_titles:
             console.print(
-                f"[dim]{len(result.hallucinations)} reply line(s) matched no candidate[/]"
+                f"[dim]{len(result.hallucinations)} listed title(s) matched no candidate; "
+                f"{len(result.non_titles)} reply line(s) were not titles[/]",
+                highlight=False,
+            )
+        if result.ok and result.n_appended:
+            console.print(
+                f"[dim]the model ranked {result.n_model_ranked} of {len(ids)}; the other "
+                f"{result.n_appended} follow in retriever order[/]",
+                highlight=False,
             )
         print_ranking(corpus, result.ranked_ids, top or len(result.ranked_ids))
         rk.close()

@@ -244,6 +244,7 @@ class Evaluator:
                 extra.update(
                     predicted=r.predicted,
                     hallucinations=r.hallucinations,
+                    non_titles=r.non_titles,
                     n_predicted=len(r.predicted),
                     error=r.error,
                     cached=r.cached,
@@ -259,11 +260,15 @@ class Evaluator:
                 rankings = cands
             else:
                 results = self.rerank(spec.ranker, linked, cands)
-                rankings = [list(r.ranked_ids) for r in results]
+                # scored: what the ranker itself ranked (an LLM's missing labels are misses)
+                rankings = [r.scored_ids for r in results]
                 for extra, r in zip(extras, results, strict=True):
                     extra.update(
                         hallucinations=list(r.hallucinations),
-                        n_predicted=int(r.usage.get("n_items", 0)),  # titles the reply named
+                        non_titles=list(r.non_titles),
+                        n_predicted=int(r.usage.get("n_items", 0)),  # title attempts
+                        n_model_ranked=r.n_model_ranked,
+                        n_appended=r.n_appended,
                         error=r.error,
                         cached=r.cached,
                         usage=r.usage,
@@ -363,8 +368,9 @@ def _metric_order(per_sample: dict[str, Any]) -> list[str]:
 
 
 _COUNTERS = (
-    "requests", "calls", "retries", "cache_hits", "cache_misses", "failures", "prompt_tokens",
-    "completion_tokens", "cost_usd", "hallucinations", "items_parsed", "latency_s",
+    "requests", "calls", "retries", "retries_denied", "cache_hits", "cache_misses", "failures",
+    "prompt_tokens", "completion_tokens", "cost_usd", "hallucinations", "items_parsed",
+    "non_title_lines", "candidates", "model_ranked", "appended", "latency_s",
 )  # fmt: skip
 
 
@@ -378,6 +384,10 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
             out[key] = after[key] - before.get(key, 0)
     parsed = out.get("items_parsed", 0)
     out["hallucination_rate"] = (out.get("hallucinations", 0) / parsed) if parsed else 0.0
+    lines = parsed + out.get("non_title_lines", 0)
+    out["non_title_rate"] = (out.get("non_title_lines", 0) / lines) if lines else 0.0
+    cands = out.get("candidates", 0)
+    out["appended_share"] = (out.get("appended", 0) / cands) if cands else 0.0
     if isinstance(out.get("cost_usd"), float):
         out["cost_usd"] = round(out["cost_usd"], 6)
     return out
@@ -500,11 +510,19 @@ def render_markdown(data: dict[str, Any]) -> str:
             )
     rankers = {n: v["ranker"] for n, v in systems.items() if v.get("ranker")}
     if rankers:
-        lines += ["", "## Ranker usage", ""]
+        lines += [
+            "",
+            "## Ranker usage",
+            "",
+            "Hallucination rate: listed titles matching no candidate, per title attempt; "
+            "non-title lines (chatter, headers) are counted apart. Appended: share of candidates "
+            "an LLM left out; they score as misses unless `parser.score_appended` is set.",
+            "",
+        ]
         lines += [
             "| system | backend | calls | cache hits | failures | prompt tokens | completion tokens "
-            "| cost (USD) | hallucination rate | seconds |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| cost (USD) | hallucination rate | non-title lines | appended | seconds |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, r in rankers.items():
             backend = r.get("backend", "")
@@ -514,6 +532,7 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {name} | {backend} | {r.get('calls', 0)} | {r.get('cache_hits', 0)} | "
                 f"{r.get('failures', 0)} | {r.get('prompt_tokens', 0)} | {r.get('completion_tokens', 0)} | "
                 f"{r.get('cost_usd', 0.0):.4f} | {r.get('hallucination_rate', 0.0):.2%} | "
+                f"{r.get('non_title_lines', 0)} | {r.get('appended_share', 0.0):.1%} | "
                 f"{systems[name].get('seconds', 0):.1f} |"
             )
     return "\n".join(lines) + "\n"

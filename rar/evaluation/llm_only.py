@@ -15,7 +15,7 @@ from typing import Any
 
 from rar.data.types import Turn
 from rar.rankers.base import CallError, PromptRanker
-from rar.rankers.parser import extract_items
+from rar.rankers.parser import TITLE, reply_lines
 from rar.rankers.prompt import format_context
 
 LLM_ONLY_INSTRUCTIONS = (
@@ -41,6 +41,7 @@ class LLMOnlyResult:
     ranked_ids: list[str]
     predicted: list[str] = field(default_factory=list)  # titles as the model wrote them
     hallucinations: list[str] = field(default_factory=list)
+    non_titles: list[str] = field(default_factory=list)  # reply lines that are not titles
     raw_reply: str = ""
     usage: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -80,9 +81,12 @@ class LLMOnlyRecommender:
             )
         return self._matcher
 
-    def parse(self, reply: str) -> tuple[list[str], list[str], list[str]]:
-        """(ranked corpus ids, predicted titles, hallucinated titles) from a reply."""
-        items = extract_items(reply)
+    def parse(self, reply: str) -> tuple[list[str], list[str], list[str], list[str]]:
+        """(ranked corpus ids, predicted titles, hallucinated titles, non-title lines) from a
+        reply; which lines are title attempts is the ranker parser's structural rule."""
+        lines = reply_lines(reply)
+        items = [text for text, tag in lines if tag == TITLE]
+        non_titles = [text for text, tag in lines if tag != TITLE]
         matches = self.matcher.match_many(items) if items else []
         ranked: list[str] = []
         hallucinations: list[str] = []
@@ -93,7 +97,7 @@ class LLMOnlyRecommender:
             cid = self.corpus.ids[match.index]
             if cid not in ranked:
                 ranked.append(cid)
-        return ranked, items, hallucinations
+        return ranked, items, hallucinations, non_titles
 
     async def _one(self, sample_id: str, context: list[Turn]) -> LLMOnlyResult:
         r = self.ranker
@@ -119,11 +123,14 @@ class LLMOnlyRecommender:
         self.ranker._stats.requests += len(results)
         for res in results:
             if res.error is None:
-                res.ranked_ids, res.predicted, res.hallucinations = self.parse(res.raw_reply)
+                res.ranked_ids, res.predicted, res.hallucinations, res.non_titles = self.parse(
+                    res.raw_reply
+                )
                 res.usage.update(
                     n_items=len(res.predicted),
                     n_matched=len(res.predicted) - len(res.hallucinations),
                 )
                 self.ranker._stats.items_parsed += len(res.predicted)
                 self.ranker._stats.hallucinations += len(res.hallucinations)
+                self.ranker._stats.non_title_lines += len(res.non_titles)
         return results

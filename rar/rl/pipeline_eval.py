@@ -56,7 +56,8 @@ def evaluate_pipeline(
     results = ranker.rank(requests) if requests else []
     targets = [s.target_ids for s in samples]
     ks = tuple(ks)
-    pipe = sample_metrics([r.ranked_ids for r in results], targets, ks=ks)
+    # the ranker's own ranking: a label an LLM did not output is a miss (parser.score_appended)
+    pipe = sample_metrics([r.scored_ids for r in results], targets, ks=ks)
     retr = sample_metrics(candidates, targets, ks=ks)
     per_sample: dict[str, np.ndarray] = {}
     for name, values in pipe.items():
@@ -66,4 +67,7 @@ def evaluate_pipeline(
     metrics = {name: float(v.mean()) if len(v) else 0.0 for name, v in per_sample.items()}
     failures = sum(1 for r in results if r.error is not None)
     metrics["ranker_failures"] = float(failures)
+    cands_total = sum(len(c) for c in candidates)
+    appended = sum(r.n_appended for r in results)
+    metrics["ranker_appended_share"] = appended / cands_total if cands_total else 0.0
     return PipelineResult(metrics, per_sample, [s.sample.sample_id for s in samples], failures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from rar.evaluation.metrics import ndcg_at_k
+from rar.rankers.types import RankResult
 
 
 def ndcg_reward(
@@ -28,6 +29,18 @@ def label_rank(ranked_ids: Sequence[str], targets: Collection[str]) -> int | Non
         if item in wanted:
             return r
     return None
+
+
+def result_reward(
+    result: RankResult, targets: Collection[str], cutoff: int | None = None
+) -> tuple[float, int | None]:
+    """(NDCG reward, best label rank) of one ranker result, scored on what the ranker itself
+    ranked (`RankResult.scored_ids`): a label an LLM did not output earns 0 and no rank,
+    unless `parser.score_appended` counts the appended candidates too."""
+    ranked = result.scored_ids
+    if not ranked:
+        return 0.0, None
+    return ndcg_reward(ranked, targets, cutoff), label_rank(ranked, targets)
 
 
 def dpo_winner(rank_a: int | None, rank_b: int | None) -> int | None:

@@ -31,7 +31,7 @@ from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
 from rar.rl.pipeline_eval import PipelineResult, evaluate_pipeline
-from rar.rl.rewards import dpo_winner, label_rank, ndcg_reward
+from rar.rl.rewards import dpo_winner, result_reward
 from rar.rl.train_config import TrainConfig
 from rar.tracking import Run, atomic_write_text
 
@@ -231,8 +231,7 @@ class RLTrainer:
         for n, result in enumerate(results):
             i, j = divmod(n, g)
             targets = batch.samples[rows[i]].target_ids
-            rewards[i, j] = ndcg_reward(result.ranked_ids, targets, self.rl.reward_cutoff)
-            ranks[i][j] = label_rank(result.ranked_ids, targets)
+            rewards[i, j], ranks[i][j] = result_reward(result, targets, self.rl.reward_cutoff)
         return rewards, ranks
 
     def _ranker_counters(self) -> dict[str, float]:

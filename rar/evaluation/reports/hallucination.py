@@ -1,8 +1,11 @@
-"""Hallucination report: the share of predicted titles that match no candidate (re-ranked
-systems) or no corpus title (LLM-only) at similarity >= 0.85, per dataset and backend.
+"""Hallucination report: per dataset and backend, the share of title attempts that match no
+candidate (re-ranked systems) or no corpus title (LLM-only) at similarity >= 0.85, told
+apart from reply lines that are not titles at all (chatter, headers, commentary) and from
+failed calls; and how many candidates were appended because the LLM left them out.
 
 The matching itself happened at evaluation time (the ranker's parser against the candidates,
-the LLM-only matcher against the whole corpus); this report aggregates the saved outcomes.
+the LLM-only matcher against the whole corpus; `rar.rankers.parser` documents which lines
+are title attempts); this report aggregates the saved outcomes.
 """
 
 from __future__ import annotations
@@ -28,15 +31,35 @@ class HallucinationRow:
     kind: str
     backend: str
     samples: int
-    predicted: int
-    hallucinated: int
+    predicted: int  # title attempts
+    hallucinated: int  # title attempts matching nothing
     samples_with_hallucination: int
     failures: int
+    non_titles: int = 0  # reply lines that were not titles
+    answered: int = 0  # re-ranking calls that returned a reply (not failed)
+    candidates: int = 0  # candidates in those calls
+    appended: int = 0  # of those, candidates the LLM left out (appended, scored as misses)
     examples: list[tuple[str, str]] = field(default_factory=list)  # (sample id, title)
+    non_title_examples: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
+        """Hallucinated share of title attempts (non-title lines do not count)."""
         return self.hallucinated / self.predicted if self.predicted else 0.0
+
+    @property
+    def non_title_rate(self) -> float:
+        """Share of parsed reply lines that were not title attempts."""
+        lines = self.predicted + self.non_titles
+        return self.non_titles / lines if lines else 0.0
+
+    @property
+    def appended_per_call(self) -> float:
+        return self.appended / self.answered if self.answered else 0.0
+
+    @property
+    def appended_share(self) -> float:
+        return self.appended / self.candidates if self.candidates else 0.0
 
 
 def _backend(summary: dict[str, Any]) -> str:
@@ -61,13 +84,22 @@ def hallucination_rows(
             for rec in ev.records(name):
                 row.samples += 1
                 bad = rec.get("hallucinations") or []
+                chatter = rec.get("non_titles") or []
                 row.predicted += int(rec.get("n_predicted") or 0)
                 row.hallucinated += len(bad)
+                row.non_titles += len(chatter)
                 row.samples_with_hallucination += bool(bad)
                 row.failures += bool(rec.get("error"))
+                if kind == "retriever+ranker" and not rec.get("error"):
+                    row.answered += 1
+                    row.candidates += len(rec.get("candidates") or [])
+                    row.appended += int(rec.get("n_appended") or 0)
                 for title in bad:
                     if len(row.examples) < max_examples:
                         row.examples.append((rec["sample_id"], title))
+                for line in chatter:
+                    if len(row.non_title_examples) < max_examples:
+                        row.non_title_examples.append((rec["sample_id"], line))
             rows.append(row)
     return rows
 
@@ -81,26 +113,39 @@ def hallucination_report(
     lines = [
         "# Hallucination report",
         "",
-        "A predicted title is a hallucination when its similarity to every candidate title "
-        "(re-ranked systems) or to every corpus title (LLM-only) is below 0.85 "
-        "(`rar.matching`, year-aware fuzzy matching). Retriever-only systems return corpus ids "
-        "and cannot hallucinate; the offline semantic ranker also returns ids, so its rate is 0 "
-        "by construction.",
+        "A reply line is a title attempt when it is a list item (numbered or bulleted, or a "
+        "JSON entry), or a short title-shaped line in a reply without a list; other lines "
+        '(greetings, headers, commentary such as "I\'m glad you enjoyed the conversation…") '
+        "are non-title lines and are counted apart (`rar.rankers.parser`). A title attempt is a "
+        "hallucination when its similarity to every candidate title (re-ranked systems) or to "
+        "every corpus title (LLM-only) is below 0.85 (`rar.matching`, year-aware fuzzy "
+        "matching); the rate is per title attempt. Failed calls are counted on their own and "
+        "parse nothing. Appended: candidates the LLM left out of its ranking, which are "
+        "appended in retriever order and score as misses (unless `parser.score_appended`). "
+        "Retriever-only systems return corpus ids and cannot hallucinate; the offline semantic "
+        "ranker also returns ids, so its rates are 0 by construction.",
         "",
     ]
     if not rows:
         lines.append("No re-ranked or LLM-only system in these evaluations: nothing to report.")
     else:
         lines += [
-            "| dataset | system | backend | samples | titles predicted | hallucinated | rate | "
-            "samples with ≥1 | failed calls |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+            "| dataset | system | backend | samples | title attempts | hallucinated | rate | "
+            "samples with ≥1 | non-title lines | non-title share | failed calls | appended | "
+            "appended per call | appended share |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
+            reranked = r.kind == "retriever+ranker"
+            appended = (
+                f"{r.appended} | {r.appended_per_call:.1f} | {r.appended_share:.1%}"
+                if reranked
+                else "n/a | n/a | n/a"
+            )
             lines.append(
                 f"| {r.dataset} | {md_escape(r.system)} | {md_escape(r.backend)} | {r.samples} | "
                 f"{r.predicted} | {r.hallucinated} | {r.rate:.2%} | {r.samples_with_hallucination} | "
-                f"{r.failures} |"
+                f"{r.non_titles} | {r.non_title_rate:.2%} | {r.failures} | {appended} |"
             )
         lines += ["", "![hallucination rates](hallucination_rates.png)", "", "## Examples", ""]
         for r in rows:
@@ -110,26 +155,51 @@ def hallucination_report(
                 lines.append("")
         if not any(r.examples for r in rows):
             lines.append("No hallucinated titles.")
+        if any(r.non_title_examples for r in rows):
+            lines += ["", "## Non-title lines (not hallucinations)", ""]
+            for r in rows:
+                if r.non_title_examples:
+                    lines.append(f"**{md_escape(r.system)}** ({r.dataset}):")
+                    lines += [f"- `{sid}`: {md_escape(text)}" for sid, text in r.non_title_examples]
+                    lines.append("")
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 3.2))
     labels = [f"{r.system}\n{r.dataset}" for r in rows]
-    values = [100 * r.rate for r in rows]
-    bars = ax.bar(range(len(rows)), values, color="tab:red")
-    for bar, value in zip(bars, values, strict=True):
-        ax.annotate(
-            f"{value:.1f}%",
-            (bar.get_x() + bar.get_width() / 2, value),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
+    series = [
+        ("hallucinated (of title attempts)", [100 * r.rate for r in rows], "tab:red", -0.2),
+        ("non-title lines (of lines)", [100 * r.non_title_rate for r in rows], "tab:gray", 0.2),
+    ]
+    for label, values, color, shift in series:
+        bars = ax.bar([i + shift for i in range(len(rows))], values, 0.4, color=color, label=label)
+        for bar, value in zip(bars, values, strict=True):
+            ax.annotate(
+                f"{value:.1f}%",
+                (bar.get_x() + bar.get_width() / 2, value),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     ax.set_xticks(range(len(rows)), labels, fontsize=7)
-    ax.set_ylabel("hallucinated titles (%)")
-    ax.set_title("Share of predicted titles matching no candidate / corpus title")
-    ax.set_ylim(0, max([5.0, *values]) * 1.2)
+    ax.set_ylabel("%")
+    ax.set_title("Hallucinated title attempts vs non-title reply lines")
+    if rows:
+        ax.legend(fontsize=7)
+    ax.set_ylim(0, max([5.0, *(v for _, values, _, _ in series for v in values)]) * 1.25)
     written = write_report(out_dir, "hallucination", "\n".join(lines) + "\n", {"rates": fig})
     (Path(out_dir) / "hallucination.json").write_text(
-        __import__("json").dumps([asdict(r) | {"rate": r.rate} for r in rows], indent=2),
+        __import__("json").dumps(
+            [
+                asdict(r)
+                | {
+                    "rate": r.rate,
+                    "non_title_rate": r.non_title_rate,
+                    "appended_per_call": r.appended_per_call,
+                    "appended_share": r.appended_share,
+                }
+                for r in rows
+            ],
+            indent=2,
+        ),
         encoding="utf-8",
     )
     return written

@@ -51,7 +51,7 @@ def recall_vs_k(
         if ranker is not None:
             results = evaluator.rerank(ranker, linked, cands)
             ranked = evaluator.score(
-                "ranked", "retriever+ranker", linked, [r.ranked_ids for r in results]
+                "ranked", "retriever+ranker", linked, [r.scored_ids for r in results]
             )
             for m in METRICS:
                 row[f"ranked/{m}"] = ranked.metrics[m]
