@@ -96,8 +96,10 @@ def test_json_shape_and_metric_values(two_systems):
     assert ranker["failures"] == 0
     stats = data["samples"]
     assert stats["samples_kept"] + stats["dropped_no_linked_target"] == stats["samples_in"]
+    assert stats["samples_evaluated"] == N_SAMPLES < stats["samples_kept"]  # the table's count
     md = (out / "evaluation.md").read_text()
     assert "| LRURec + semantic |" in md and "N@10" in md and "95% CI" in md
+    assert f"; {N_SAMPLES} samples evaluated (of {stats['samples_kept']} linked;" in md
 
 
 @pytest.mark.slow
@@ -152,6 +154,7 @@ def test_cli_evaluates_a_file_in_a_supported_format(run_dir, data_dir, tmp_path)
     assert data["k"] == 10 and data["dataset"] == "inspired"
     assert set(data["systems"]) == {"tiny-lrurec", "tiny-lrurec + semantic"}
     assert all(v["num_samples"] == 25 for v in data["systems"].values())
+    assert "25 samples evaluated (of " in " ".join(result.output.split())  # the footer
     assert "| tiny-lrurec + semantic |" in md_out.read_text()
     assert (tmp_path / "eval" / "samples" / "tiny-lrurec_semantic.jsonl").exists()
 

@@ -106,7 +106,8 @@ def evaluate(
         stats = report.link_stats
         console.print(summary_table(report))
         console.print(
-            f"{stats.samples_kept} samples evaluated ({stats.samples_in} loaded, "
+            f"{stats.samples_evaluated} samples evaluated (of {stats.samples_kept} linked; "
+            f"{stats.samples_in} loaded, "
             f"{stats.dropped_no_linked_target} without a target in the corpus); ± = 95% CI half-width",
             soft_wrap=True,
         )

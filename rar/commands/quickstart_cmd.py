@@ -64,7 +64,7 @@ def quickstart(
         )
         evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
         table = Table(
-            title=f"ReDial test split ({evaluation['samples'].get('samples_kept', '?')} samples, "
+            title=f"ReDial test split ({evaluation['samples'].get('samples_evaluated', '?')} samples, "
             f"k = {evaluation['k']} candidates)"
         )
         table.add_column("system")

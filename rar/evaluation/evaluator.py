@@ -171,6 +171,7 @@ class Evaluator:
             rng = random.Random(self.config.seed)
             keep = sorted(rng.sample(range(len(linked)), self.config.max_samples))
             linked = [linked[i] for i in keep]
+        stats.samples_evaluated = len(linked)
         return linked, stats
 
     # ---- stages --------------------------------------------------------------------------
@@ -479,8 +480,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Evaluation: {data.get('dataset', '')} ({data.get('split', '')})",
         "",
-        f"Data: `{data.get('data_source', '')}`; {s.get('samples_kept', '?')} samples evaluated "
-        f"({s.get('samples_in', '?')} loaded, {s.get('dropped_no_linked_target', 0)} dropped with no "
+        f"Data: `{data.get('data_source', '')}`; "
+        f"{s.get('samples_evaluated', s.get('samples_kept', '?'))} samples evaluated "
+        f"(of {s.get('samples_kept', '?')} linked; "
+        f"{s.get('samples_in', '?')} loaded, {s.get('dropped_no_linked_target', 0)} dropped with no "
         f"target in the corpus; {s.get('targets_unlinked', 0)} of {s.get('targets', 0)} target mentions "
         f"and {s.get('history_unlinked', 0)} of {s.get('history_mentions', 0)} history mentions unlinked). "
         f"Retrieved candidates k = {data.get('k')}.",

@@ -26,7 +26,8 @@ class LinkStats:
     """What linking kept and dropped (nothing is dropped silently)."""
 
     samples_in: int = 0
-    samples_kept: int = 0
+    samples_kept: int = 0  # linked samples (with a target in the corpus)
+    samples_evaluated: int = 0  # of those, the ones evaluated (after `max_samples`)
     dropped_no_linked_target: int = 0
     targets: int = 0
     targets_unlinked: int = 0
