@@ -71,7 +71,7 @@ def bench_throughput(data_dir: Path, n: int, levels: list[int], latency: float) 
                 base_url=url,
                 api_key_env="RAR_BENCH_KEY",
                 cache={"enabled": False},
-                limits={"max_in_flight": c, "timeout_s": 30},
+                limits={"max_in_flight": c, "adaptive": False, "timeout_s": 30},
             )
             ranker = build_ranker(cfg, corpus)
             start, cpu = time.perf_counter(), time.process_time()
@@ -201,7 +201,7 @@ def bench_semantic(corpus_dir: Path, data_dir: Path, max_samples: int) -> dict:
     start = time.perf_counter()
     ranker.rank(probe.requests)  # every turn already embedded: the scoring path alone
     warm_rate = len(results) / (time.perf_counter() - start)
-    ranked = [r.ranked_ids for r in results]
+    ranked = [r.scored_ids for r in results]
     random_order = [r.candidate_ids for r in probe.requests]
     sem = sample_metrics(ranked, probe.targets, ks=(1, 5, 10))
     rnd = sample_metrics(random_order, probe.targets, ks=(1, 5, 10))
