@@ -6,6 +6,7 @@ Optional Weights & Biases mirroring: off unless asked; offline mode when no API 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -14,7 +15,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from rar.atomic_files import (
+    CheckpointError,
+    atomic_write_text,
+    load_torch_file,
+    previous_of,
+    remove_stale_temporaries,
+)
 from rar.config import ConfigModel, save_config
+
+__all__ = ["Run", "TrackingConfig", "atomic_write_text", "check_run_target"]
+
+log = logging.getLogger("rar.tracking")
 
 
 class TrackingConfig(ConfigModel):
@@ -41,20 +53,49 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+LAST = "last.pt"
+
+
+def check_run_target(path: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is loaded or written, what cannot be done with `path`:
+    resuming a run that does not exist or has no checkpoint, or reusing a run without saying how."""
+    if resume and overwrite:
+        raise ValueError("pass either --resume (continue the run) or --overwrite (start it again)")
+    if resume:
+        last = path / "checkpoints" / LAST
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"cannot resume {path}: no such run directory; drop --resume to start it"
+            )
+        if not last.is_file():
+            previous = previous_of(last)
+            hint = (
+                f"{previous} exists: rename it to {LAST} to resume from it, or pass --overwrite"
+                if previous.is_file()
+                else "it was stopped before its first checkpoint; pass --overwrite to start again"
+            )
+            raise FileNotFoundError(f"cannot resume {path}: {last} does not exist ({hint})")
+    elif not overwrite and path.exists() and any(path.iterdir()):
+        raise FileExistsError(
+            f"run directory {path} already exists; pass --resume to continue it "
+            "or --overwrite to start again"
+        )
 
 
 class Run:
     """One experiment's directory. Create with :meth:`create`; reopen to resume with `resume=True`."""
 
-    def __init__(self, path: Path, config: BaseModel | None = None, wandb_run: Any = None):
+    def __init__(
+        self,
+        path: Path,
+        config: BaseModel | None = None,
+        wandb_run: Any = None,
+        created: bool = False,
+    ):
         self.path = path
         self.config = config
         self._wandb = wandb_run
+        self.created = created  # this process made the directory (so may remove it on failure)
 
     @property
     def checkpoints(self) -> Path:
@@ -63,6 +104,11 @@ class Run:
     @property
     def metrics_jsonl(self) -> Path:
         return self.path / "metrics.jsonl"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """The checkpoint `--resume` continues from (its previous version is `prev.pt`)."""
+        return self.checkpoints / LAST
 
     @classmethod
     def create(
@@ -77,21 +123,61 @@ class Run:
     ) -> Run:
         """Make (or, with resume, reopen) `runs_dir/name`, saving the resolved config."""
         path = Path(runs_dir) / name
-        if path.exists() and any(path.iterdir()) and not (resume or overwrite):
-            raise FileExistsError(
-                f"run directory {path} already exists; pass --resume to continue it "
-                "or --overwrite to start again"
-            )
+        check_run_target(path, resume, overwrite)
         if overwrite and path.exists():
             import shutil
 
             shutil.rmtree(path)
+        created = not path.exists()
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for directory in (path, path / "checkpoints"):
+            for stale in remove_stale_temporaries(directory):
+                log.warning("removed %s, left by a write that was killed", stale)
         save_config(config, path / "config.yaml")
         wandb_run = None
         if wandb:
             wandb_run = _start_wandb(path, name, config, wandb_project)
-        return cls(path, config, wandb_run)
+        return cls(path, config, wandb_run, created=created)
+
+    def load_last_checkpoint(self, weights_only: bool = False) -> Any:
+        """The `--resume` state. A damaged last.pt is one error naming it and the way out."""
+        last = self.last_checkpoint
+        try:
+            return load_torch_file(last, weights_only=weights_only)
+        except CheckpointError as exc:
+            previous = previous_of(last)
+            try:
+                step = load_torch_file(previous, weights_only=weights_only).get("step", "?")
+                way_out = (
+                    f"the previous checkpoint {previous} (step {step}) is intact: "
+                    f"rename it to {LAST} and resume again, or pass --overwrite to start again"
+                )
+            except (CheckpointError, FileNotFoundError, AttributeError):
+                way_out = "there is no intact previous checkpoint; pass --overwrite to start again"
+            raise CheckpointError(f"cannot resume: {exc}; {way_out}") from None
+
+    def has_progress(self) -> bool:
+        """Whether anything worth keeping was recorded: a checkpoint or a row past step 0."""
+        if self.last_checkpoint.is_file() or previous_of(self.last_checkpoint).is_file():
+            return True
+        try:
+            return any(row.get("step", 0) > 0 for row in self.history())
+        except (OSError, ValueError):
+            return True  # unreadable history: keep it for inspection
+
+    def discard_if_unstarted(self) -> bool:
+        """After a failure: remove the run directory if this process created it and it holds
+        no progress (so the corrected command can be rerun as is). Returns whether it did."""
+        if not self.created or self.has_progress():
+            return False
+        if self._wandb is not None:
+            self._wandb.finish(exit_code=1)
+            self._wandb = None
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        log.info("removed %s: the run failed before recording any progress", self.path)
+        return True
 
     def log(self, step: int, **metrics: Any) -> None:
         """Append one JSON object (with `step` and wall time) to metrics.jsonl."""

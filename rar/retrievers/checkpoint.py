@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rar.atomic_files import atomic_torch_save, load_torch_file
 from rar.retrievers.base import Retriever
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.retriever_config import RetrieverConfig
@@ -27,16 +28,13 @@ def retriever_state(model: Retriever) -> dict[str, Any]:
 
 
 def save_retriever(model: Retriever, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically (temporary file + rename)."""
+    """Write a checkpoint atomically (temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = retriever_state(model)
     if extra:
         payload["extra"] = extra
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 BIAS_KEY = "items.bias"
@@ -84,7 +82,7 @@ def load_retriever(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"retriever checkpoint not found: {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    payload = load_torch_file(path, weights_only=True, map_location=map_location)
     return retriever_from_state(payload, item_vectors, source=str(path))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rar.atomic_files import atomic_torch_save
 from rar.retrievers.base import Retriever
 from rar.retrievers.checkpoint import (
     load_retriever,
@@ -36,7 +37,7 @@ from rar.retrievers.sequences import (
     training_windows,
 )
 from rar.retrievers.training_loss import next_item_loss
-from rar.tracking import Run
+from rar.tracking import Run, check_run_target
 
 
 @dataclass
@@ -139,10 +140,12 @@ def train_retriever(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = {"epoch": -1, "val/ndcg@10": -math.inf}
     bad_evals, start_epoch, step = 0, 0, 0
-    last_path = run.checkpoints / "last.pt"
+    last_path = run.last_checkpoint
     best_path = run.checkpoints / "best.pt"
-    if resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"cannot resume: {last_path} does not exist")
+        state = run.load_last_checkpoint(weights_only=False)
         load_weights(model, state["retriever"]["state_dict"], str(last_path))
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step = state["epoch"] + 1, state["step"]
@@ -202,11 +205,12 @@ def train_retriever(
             **{f"val/{k}": v for k, v in val.items()},
             best=improved,
         )
-        torch.save(
+        atomic_torch_save(
             _training_state(
                 model, optimizer, epoch=epoch, step=step, best=best, bad_evals=bad_evals
             ),
             last_path,
+            keep_previous=True,
         )
     if not best_path.is_file():
         raise RuntimeError(
@@ -243,6 +247,7 @@ def _pretrain(
 ) -> dict[str, Any]:
     from corpus_builder.corpus import Corpus
 
+    check_run_target(Path(config.tracking.runs_dir) / config.name, resume, overwrite)
     if corpus is None:
         corpus_dir = Path(config.data.corpus)
         if not corpus_dir.is_dir():
@@ -270,10 +275,15 @@ def _pretrain(
         wandb=config.tracking.wandb,
         wandb_project=config.tracking.wandb_project,
     )
-    run.log(0, event="data", **{"data": data.stats})
-    best = train_retriever(
-        model, data, config.training, run, config.seed, resume=resume, progress=progress
-    )
+    if not resume:  # a resumed run logged it when it started
+        run.log(0, event="data", **{"data": data.stats})
+    try:
+        best = train_retriever(
+            model, data, config.training, run, config.seed, resume=resume, progress=progress
+        )
+    except BaseException:
+        run.discard_if_unstarted()  # a failure before the first epoch leaves nothing behind
+        raise
     model = load_retriever(run.checkpoints / "best.pt", vectors)
     bs = config.training.eval_batch_size
     metrics: dict[str, Any] = {"retriever": config.retriever.name, "best_epoch": best["epoch"]}

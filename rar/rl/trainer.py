@@ -15,7 +15,6 @@ import copy
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -25,15 +24,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from rar.atomic_files import atomic_torch_save
 from rar.evaluation.linking import LinkedSample, link_samples
 from rar.policy import log_prob, sample_ranked_sets, top1_kl
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
 from rar.rl.pipeline_eval import PipelineResult, evaluate_pipeline
+from rar.rl.ranker_totals import RankerTotals
 from rar.rl.rewards import dpo_winner, result_reward
 from rar.rl.train_config import TrainConfig
-from rar.tracking import Run, atomic_write_text
+from rar.tracking import Run, atomic_write_text, check_run_target
 
 log = logging.getLogger("rar.rl")
 
@@ -185,6 +186,7 @@ class RLTrainer:
 
             ranker = build_ranker(config.ranker, corpus)
         self.ranker = ranker
+        self.ranker_totals = RankerTotals(ranker)  # carried across resumes in the checkpoint
         self.step = 0
         self.best: dict[str, Any] = {"value": None, "step": None}
 
@@ -421,7 +423,7 @@ class RLTrainer:
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.run.checkpoints / "last.pt"
+        return self.run.last_checkpoint
 
     def state(self) -> dict[str, Any]:
         return {
@@ -433,6 +435,7 @@ class RLTrainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": _rng_state(self.generator),
             "best": dict(self.best),
+            "ranker_counters": self.ranker_totals.totals(),
             "data": {
                 "seed": self.config.seed,
                 "steps_per_epoch": self.steps_per_epoch,
@@ -442,19 +445,15 @@ class RLTrainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write last.pt atomically (temporary file, fsync, rename)."""
-        path = self.last_checkpoint
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with open(tmp, "wb") as handle:
-            torch.save(self.state(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return path
+        """Write last.pt atomically (temporary file, fsync, rename), keeping the one before as
+        prev.pt, so a damaged latest checkpoint is never the only copy."""
+        return atomic_torch_save(self.state(), self.last_checkpoint, keep_previous=True)
 
     def load_checkpoint(self, path: Path | None = None) -> None:
-        path = path or self.last_checkpoint
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        if path is None:
+            path, state = self.last_checkpoint, self.run.load_last_checkpoint(weights_only=False)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a `rar train` checkpoint")
         ids = [s.sample.sample_id for s in self.train_samples]
@@ -470,12 +469,15 @@ class RLTrainer:
         _set_rng_state(state["rng"], self.generator)
         self.best = dict(state["best"])
         self.step = int(state["step"])
+        self.ranker_totals.resume_from(state.get("ranker_counters"))
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict[str, Any]:
         """Train to `total_steps` (continuing from last.pt when resuming); returns final metrics."""
         cfg = self.config
-        if resume and self.last_checkpoint.exists():
+        if resume:
+            if not self.last_checkpoint.is_file():
+                raise FileNotFoundError(f"cannot resume: {self.last_checkpoint} does not exist")
             self.load_checkpoint()
             self.run.truncate_history(self.step)
             log.info("resumed %s at step %d", self.run.path, self.step)
@@ -551,7 +553,7 @@ class RLTrainer:
             }
             atomic_write_text(self.run.path / "test_per_sample.json", json.dumps(per_sample))
         if self.ranker is not None:
-            final["ranker"] = self.ranker.stats()
+            final["ranker"] = self.ranker_totals.report()  # this run's, across resumes
         self.run.finish(_flatten(final))
         return final
 
@@ -590,20 +592,28 @@ def train(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Create (or reopen with `resume`) the run directory and train; returns the final metrics
-    plus `run_dir`."""
+    plus `run_dir`. Inputs are loaded and checked before the directory is made, and a run that
+    fails before recording any progress removes the directory it made."""
     t = config.tracking
-    run = Run.create(
-        config.name,
-        config,
-        t.runs_dir,
-        resume=resume,
-        overwrite=overwrite,
-        wandb=t.wandb,
-        wandb_project=t.wandb_project,
-    )
-    trainer = RLTrainer(config, run, corpus=corpus, ranker=ranker, progress=progress)
+    path = Path(t.runs_dir) / config.name
+    check_run_target(path, resume, overwrite)
+    # loads corpus, pretrained run, data and ranker (any of which may fail) and writes nothing
+    trainer = RLTrainer(config, Run(path, config), corpus=corpus, ranker=ranker, progress=progress)
     try:
-        final = trainer.train(resume=resume)
+        run = trainer.run = Run.create(
+            config.name,
+            config,
+            t.runs_dir,
+            resume=resume,
+            overwrite=overwrite,
+            wandb=t.wandb,
+            wandb_project=t.wandb_project,
+        )
+        try:
+            final = trainer.train(resume=resume)
+        except BaseException:
+            run.discard_if_unstarted()
+            raise
     finally:
         if trainer.ranker is not None and ranker is None:
             trainer.ranker.close()

@@ -1,0 +1,56 @@
+"""A run's ranker counters (calls, cache hits, failures, tokens, cost, ...) across resumes.
+
+A ranker counts since it was built, so a resumed process alone would report only its own
+share. The trainer stores the run's totals in every checkpoint and adds them up on resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from rar.rankers.base import RankerStats
+
+COUNTERS: tuple[str, ...] = tuple(f.name for f in fields(RankerStats))
+
+
+def counters_of(stats: dict[str, Any]) -> dict[str, float]:
+    """The additive counters of a `ranker.stats()` dict (labels and rates left out)."""
+    return {k: stats[k] for k in COUNTERS if isinstance(stats.get(k), (int, float))}
+
+
+class RankerTotals:
+    """Counters of one training run: what earlier processes carried in plus this process's share
+    (measured from when the run started using the ranker, so a shared ranker is not
+    double-counted)."""
+
+    def __init__(self, ranker: Any):
+        self.ranker = ranker
+        self.start = counters_of(ranker.stats()) if ranker is not None else {}
+        self.carried: dict[str, float] = {}
+
+    def resume_from(self, saved: dict[str, float] | None) -> None:
+        """Take over the totals a checkpoint stored (none in checkpoints older than this)."""
+        self.carried = dict(saved or {})
+
+    def totals(self) -> dict[str, float]:
+        """The run's counters so far, for the next checkpoint."""
+        if self.ranker is None:
+            return dict(self.carried)
+        now = counters_of(self.ranker.stats())
+        keys = set(now) | set(self.carried)
+        return {
+            k: self.carried.get(k, 0) + now.get(k, 0) - self.start.get(k, 0) for k in sorted(keys)
+        }
+
+    def report(self) -> dict[str, Any]:
+        """`ranker.stats()` with the counters replaced by the run's totals."""
+        stats = dict(self.ranker.stats()) if self.ranker is not None else {}
+        totals = self.totals()
+        stats.update(totals)
+        if "hallucination_rate" in stats:
+            parsed = totals.get("items_parsed", 0)
+            stats["hallucination_rate"] = (
+                totals.get("hallucinations", 0) / parsed if parsed else 0.0
+            )
+        return stats
