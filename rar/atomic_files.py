@@ -85,10 +85,11 @@ def load_torch_file(path: Path, weights_only: bool = True, map_location: str = "
     except FileNotFoundError:
         raise
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:100] if text else type(exc).__name__
         size = path.stat().st_size if path.exists() else 0
         raise CheckpointError(
-            f"{path} is unreadable ({size} bytes, truncated or corrupt: {reason[:120]})"
+            f"{path} is unreadable ({size} bytes, truncated or corrupt: {reason})"
         ) from exc
 
 

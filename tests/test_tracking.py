@@ -117,3 +117,87 @@ def test_wandb_offline_when_no_api_key(tmp_path: Path, monkeypatch) -> None:
     run.finish({"loss": 0.5})
     offline = list((run.path / "wandb").glob("offline-run-*"))
     assert offline, "expected an offline W&B run inside the run directory"
+
+
+# ---------------------------------------------------------------- resume and checkpoints
+
+
+def test_resume_needs_a_run_and_its_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"cannot resume .*ghost: no such run directory"):
+        Run.create("ghost", TinyConfig(), runs_dir=tmp_path, resume=True)
+    assert not (tmp_path / "ghost").exists()
+    run = Run.create("exp", TinyConfig(), runs_dir=tmp_path)
+    run.log(1, loss=1.0)
+    with pytest.raises(FileNotFoundError, match=r"last\.pt does not exist .*--overwrite"):
+        Run.create("exp", TinyConfig(), runs_dir=tmp_path, resume=True)
+    assert [r["step"] for r in run.history()] == [1]  # nothing appended, nothing removed
+    with pytest.raises(ValueError, match="either --resume .* or --overwrite"):
+        Run.create("exp", TinyConfig(), runs_dir=tmp_path, resume=True, overwrite=True)
+
+
+def test_checkpoint_writes_keep_the_previous_version(tmp_path: Path) -> None:
+    from rar.atomic_files import atomic_torch_save, load_torch_file
+
+    last = tmp_path / "checkpoints" / "last.pt"
+    for step in (1, 2, 3):
+        atomic_torch_save({"step": step}, last, keep_previous=True)
+    assert load_torch_file(last)["step"] == 3
+    assert load_torch_file(last.with_name("prev.pt"))["step"] == 2
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt", "prev.pt"]
+
+
+def test_damaged_last_checkpoint_is_one_line_naming_it_and_the_way_out(tmp_path: Path) -> None:
+    from rar.atomic_files import CheckpointError, atomic_torch_save
+
+    run = Run.create("exp", TinyConfig(), runs_dir=tmp_path)
+    atomic_torch_save({"step": 5}, run.last_checkpoint, keep_previous=True)
+    atomic_torch_save({"step": 10, "w": list(range(1000))}, run.last_checkpoint, True)
+    data = run.last_checkpoint.read_bytes()
+    run.last_checkpoint.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as err:
+        run.load_last_checkpoint()
+    message = str(err.value)
+    assert "\n" not in message and str(run.last_checkpoint) in message
+    assert "prev.pt (step 5) is intact" in message and "--overwrite" in message
+    run.checkpoints.joinpath("prev.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="no intact previous checkpoint; pass --overwrite"):
+        run.load_last_checkpoint()
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from rar.atomic_files import remove_stale_temporaries
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".last.pt.tmp{dead_pid}"
+    live = tmp_path / f".best.pt.tmp{os.getppid()}"  # a running process may still be writing it
+    others = [tmp_path / "notes.tmp1", tmp_path / "last.pt", tmp_path / f"last.pt.tmp{dead_pid}"]
+    for path in [stale, live, *others]:
+        path.write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and all(p.exists() for p in others)
+
+
+def test_a_failed_run_removes_only_a_directory_it_created(tmp_path: Path) -> None:
+    fresh = Run.create("fresh", TinyConfig(), runs_dir=tmp_path)
+    fresh.log(0, val=0.1)  # a step-0 validation is not progress
+    assert fresh.discard_if_unstarted() and not fresh.path.exists()
+    stepped = Run.create("stepped", TinyConfig(), runs_dir=tmp_path)
+    stepped.log(1, loss=1.0)
+    assert not stepped.discard_if_unstarted() and stepped.path.is_dir()
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("keep")
+    (tmp_path / "theirs" / "checkpoints" / "last.pt").parent.mkdir()
+    (tmp_path / "theirs" / "checkpoints" / "last.pt").write_bytes(b"x")
+    resumed = Run.create("theirs", TinyConfig(), runs_dir=tmp_path, resume=True)
+    assert not resumed.discard_if_unstarted()
+    assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep"
