@@ -24,10 +24,12 @@ def pretrain(
     ),
     name: str | None = typer.Option(None, "--name", help="Run name (overrides `name`)."),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the run from checkpoints/last.pt."
+        False,
+        "--resume",
+        help="Continue the run from checkpoints/last.pt (refused when there is none).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Delete an existing run directory first."
+        False, "--overwrite", help="Start the run again, deleting its existing directory."
     ),
 ) -> None:
     """Train LRURec / SASRec / GRU4Rec / BERT4Rec / FMLP-Rec; writes runs/<name>/ with metrics.json."""

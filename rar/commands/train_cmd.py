@@ -27,10 +27,12 @@ def train(
     ),
     name: str | None = typer.Option(None, "--name", help="Run name (overrides `name`)."),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the run from checkpoints/last.pt."
+        False,
+        "--resume",
+        help="Continue the run from checkpoints/last.pt (refused when there is none).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Delete an existing run directory first."
+        False, "--overwrite", help="Start the run again, deleting its existing directory."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
