@@ -12,6 +12,9 @@ from typing import Any
 from rar.rankers.base import RankerStats
 
 COUNTERS: tuple[str, ...] = tuple(f.name for f in fields(RankerStats))
+RATES: tuple[str, ...] = tuple(
+    name for name, value in vars(RankerStats).items() if isinstance(value, property)
+)
 
 
 def counters_of(stats: dict[str, Any]) -> dict[str, float]:
@@ -48,9 +51,8 @@ class RankerTotals:
         stats = dict(self.ranker.stats()) if self.ranker is not None else {}
         totals = self.totals()
         stats.update(totals)
-        if "hallucination_rate" in stats:
-            parsed = totals.get("items_parsed", 0)
-            stats["hallucination_rate"] = (
-                totals.get("hallucinations", 0) / parsed if parsed else 0.0
-            )
+        summed = RankerStats(**{k: v for k, v in totals.items() if k in COUNTERS})
+        for name in RATES:  # rates from the summed counters, not from this process's
+            if name in stats:
+                stats[name] = getattr(summed, name)
         return stats
