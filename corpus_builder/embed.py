@@ -180,11 +180,9 @@ def embed_texts(
         model_seconds = time.perf_counter() - t0
         order = list(unique.values())
         chunk = max(config.batch_size * 8, 256)
-        from tqdm.auto import tqdm
+        from rar.progress import progress_bar
 
-        with tqdm(
-            total=len(order), desc="embedding movies", unit="movie", disable=not progress
-        ) as bar:
+        with progress_bar(len(order), "embedding movies", "movie", enabled=progress) as bar:
             for s in range(0, len(order), chunk):
                 part = order[s : s + chunk]
                 vecs = model.encode(

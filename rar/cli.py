@@ -48,6 +48,9 @@ _register()
 
 
 def main() -> None:
+    from rar.progress import quiet_library_bars
+
+    quiet_library_bars()  # before any command imports transformers
     app()
 
 

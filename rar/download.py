@@ -459,33 +459,23 @@ def _content_range_total(value: str) -> int | None:
 
 
 class _progress_bar:  # noqa: N801 - used like a function in a with-statement
-    """A tqdm bar (bytes) that is a no-op when progress is off."""
+    """A progress bar in bytes (see rar.progress) that is a no-op when progress is off."""
 
     def __init__(self, label: str, total: int | None, initial: int, enabled: bool):
-        self._bar = None
-        if enabled:
-            from tqdm.auto import tqdm
+        from rar.progress import progress_bar
 
-            self._bar = tqdm(
-                total=total,
-                initial=initial,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=label,
-                leave=True,
-            )
+        self._bar = progress_bar(
+            total, label, "B", enabled=enabled, initial=initial, unit_scale=True
+        )
 
     def __enter__(self):
         return self
 
     def __call__(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
+        self._bar.update(n)
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self._bar.close()
 
 
 def download_datasets(

@@ -472,9 +472,9 @@ class PromptRanker(Ranker):
         self._meter.start()
         try:
             if progress and tasks:
-                from tqdm.auto import tqdm
+                from rar.progress import progress_bar
 
-                with tqdm(total=len(tasks), desc=desc, unit="sample") as bar:
+                with progress_bar(len(tasks), desc, "sample") as bar:
                     for fut in asyncio.as_completed(tasks):
                         await fut
                         bar.update(1)

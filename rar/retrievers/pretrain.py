@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rar.atomic_files import atomic_torch_save
+from rar.progress import progress_bar
 from rar.retrievers.base import Retriever
 from rar.retrievers.checkpoint import (
     load_retriever,
@@ -162,8 +162,8 @@ def train_retriever(
         order = np.random.default_rng([seed, epoch]).permutation(len(windows))
         model.train()
         losses, started = [], time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
-        for i in bar:
+        bar = progress_bar(steps_per_epoch, f"epoch {epoch}", "step", enabled=progress, leave=False)
+        for i in range(steps_per_epoch):
             batch = left_pad(
                 [windows[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
             )
@@ -184,7 +184,9 @@ def train_retriever(
             optimizer.step()
             step += 1
             losses.append(loss.item())
+            bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        bar.close()
         train_seconds = time.perf_counter() - started
         val = evaluate(model, data.val, cfg.eval_batch_size)
         improved = val["ndcg@10"] > best["val/ndcg@10"]
