@@ -176,6 +176,10 @@ def run_quickstart(
         )
     finally:
         ranker.close()
+    from rar.evaluation.failed_calls import check_failed_calls
+
+    for warning in check_failed_calls(report.to_dict()["systems"], eval_config.max_failed_share):
+        say(f"warning: {warning}")
     seconds["evaluate"] = time.perf_counter() - clock
 
     # 5. reports

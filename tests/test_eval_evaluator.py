@@ -160,6 +160,30 @@ def test_cli_evaluates_a_file_in_a_supported_format(run_dir, data_dir, tmp_path)
 
 
 @pytest.mark.slow
+def test_summary_counts_the_evaluated_subset_not_the_split(run_dir, data_dir, tmp_path):
+    """`--max-samples 15`: the footer, evaluation.md and evaluation.json say 15 evaluated."""
+    from rar.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate", "--run", str(run_dir), "--dataset", "redial", "--data-dir", str(data_dir),
+            "--max-samples", "15", "--out", str(tmp_path / "eval"), "--quiet",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["samples"]
+    assert stats["samples_evaluated"] == 15 and stats["samples_kept"] > 15
+    expected = (
+        f"15 samples evaluated (of {stats['samples_kept']} linked; "
+        f"{stats['samples_in']} loaded, {stats['dropped_no_linked_target']} dropped"
+    )
+    assert expected in " ".join(result.output.split())
+    assert expected in (tmp_path / "eval" / "evaluation.md").read_text()
+    assert "15 samples" in result.output.split("\n")[0]  # the table's title
+
+
+@pytest.mark.slow
 def test_cli_errors_are_one_clear_line(run_dir, tmp_path):
     from rar.cli import app
 

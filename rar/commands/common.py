@@ -25,13 +25,19 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Print expected errors as `error: ...` and exit with status 2 (3: the ranker's server
-    is down, the run stopped; a rerun resumes from the response cache)."""
+    """Print expected errors as `error: ...` and exit with status 2 (3: the ranker failed — its
+    server is down and the run stopped, a rerun resumes from the response cache; or too many
+    of its calls failed for the results to mean anything)."""
+    from rar.evaluation.failed_calls import FailedCallsError
+
     try:
         yield
     except RankerUnavailable as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(3) from None
+    except FailedCallsError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)

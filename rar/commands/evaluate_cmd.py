@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from rar.commands.common import console, user_errors
+from rar.commands.common import console, err_console, user_errors
 
 
 def evaluate(
@@ -51,6 +52,14 @@ def evaluate(
         None, "-k", "--k", help="Candidates retrieved per sample (default 25)."
     ),
     max_samples: int | None = typer.Option(None, "--max-samples", help="Evaluate a seeded subset."),
+    max_failed_share: float | None = typer.Option(
+        None,
+        "--max-failed-share",
+        min=0.0,
+        max=1.0,
+        help="Exit with status 3 when a system's share of failed ranker calls exceeds this "
+        "(default: warn on any failure, status 3 only when every call failed).",
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="Evaluation YAML config."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
     out: Path | None = typer.Option(
@@ -67,7 +76,10 @@ def evaluate(
 ) -> None:
     """Evaluate runs: N@5 R@5 N@10 R@10 (and @1, @20, MRR) with standard errors and 95% CIs,
     ranker calls, cache hits, failures, tokens and cost; writes evaluation.json/.md and
-    per-sample rankings (samples/*.jsonl) for `rar report`."""
+    per-sample rankings (samples/*.jsonl) for `rar report`.
+
+    A sample whose ranker call failed is scored as a miss and counted per system. Exit status:
+    0 done, 2 bad input, 3 too many failed ranker calls (the results are still written)."""
     with user_errors():
         import json
 
@@ -85,6 +97,8 @@ def evaluate(
             extra.append(f"max_samples={max_samples}")
         if llm_only:
             extra.append("llm_only=true")
+        if max_failed_share is not None:
+            extra.append(f"max_failed_share={max_failed_share}")
         cfg = load_config(EvaluateConfig, config, extra)
         if ranker is not None:
             cfg.ranker = _ranker_config(ranker, ranker_model, base_url, cfg)
@@ -101,20 +115,18 @@ def evaluate(
         if markdown_out is not None:
             markdown_out.parent.mkdir(parents=True, exist_ok=True)
             markdown_out.write_text(text, encoding="utf-8")
-        from rar.evaluation.evaluator import summary_table
+        from rar.evaluation.evaluator import samples_summary, summary_table
+        from rar.evaluation.failed_calls import check_failed_calls
 
-        stats = report.link_stats
-        console.print(summary_table(report))
-        console.print(
-            f"{stats.samples_evaluated} samples evaluated (of {stats.samples_kept} linked; "
-            f"{stats.samples_in} loaded, "
-            f"{stats.dropped_no_linked_target} without a target in the corpus); ± = 95% CI half-width",
-            soft_wrap=True,
-        )
+        data = report.to_dict()
+        console.print(summary_table(data))
+        console.print(f"{samples_summary(data['samples'])}; ± = 95% CI half-width", soft_wrap=True)
         console.print(
             f"written to {report.out_dir} (evaluation.json, evaluation.md, samples/)",
             soft_wrap=True,
         )
+        for warning in check_failed_calls(data["systems"], cfg.max_failed_share):
+            err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 def _ranker_config(spec: str, model: str | None, base_url: str | None, cfg):

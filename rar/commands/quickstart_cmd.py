@@ -36,8 +36,8 @@ def quickstart(
     ranker on ReDial, evaluate retriever-only vs SFT vs RAR on the held-back test split, and
     write the reports. Stages that already finished are reused (use --fresh to redo them)."""
     with user_errors():
-        from rich.table import Table
-
+        from rar.evaluation.evaluator import samples_summary
+        from rar.evaluation.result_table import ResultTable
         from rar.paths import resolve_data_dir
         from rar.quickstart import headline_rows, run_quickstart
 
@@ -63,16 +63,13 @@ def quickstart(
             corpus=corpus,
         )
         evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
-        table = Table(
-            title=f"ReDial test split ({evaluation['samples'].get('samples_evaluated', '?')} samples, "
-            f"k = {evaluation['k']} candidates)"
+        table = ResultTable(
+            f"ReDial test split (k = {evaluation['k']} candidates)", ["N@5", "R@5", "N@10", "R@10"]
         )
-        table.add_column("system")
-        for column in ("N@5", "R@5", "N@10", "R@10"):
-            table.add_column(column, justify="right")
         for name, values in headline_rows(evaluation):
-            table.add_row(name, *values)
+            table.add_row(name, values)
         console.print(table)
+        console.print(samples_summary(evaluation["samples"]), soft_wrap=True)
         minutes = (time.perf_counter() - start) / 60
         console.print(
             f"done in {minutes:.1f} min. Evaluation: {result.evaluation_dir / 'evaluation.md'}",

@@ -40,6 +40,14 @@ class EvaluateConfig(ConfigModel):
     bootstrap_resamples: int = Field(
         10000, ge=100, description="Bootstrap resamples for `rar report compare`."
     )
+    max_failed_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="`rar evaluate` exits with status 3 when a system's share of samples whose "
+        "ranker call failed exceeds this (None: any failure is a warning, all failed is an "
+        "error). Failed samples are always scored as misses.",
+    )
     match_threshold: float = Field(
         0.85,
         gt=0,

@@ -30,7 +30,9 @@ import numpy as np
 
 from rar.data.types import Sample
 from rar.evaluation.evaluate_config import EvaluateConfig
+from rar.evaluation.failed_calls import failed_share, scored_ranking
 from rar.evaluation.linking import LinkedSample, LinkStats, link_samples
+from rar.progress import progress_bar
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_MD = "evaluation.md"
@@ -69,6 +71,8 @@ class SystemResult:
     source: str = ""
     seconds: float = 0.0
     samples_file: str | None = None
+    failed_samples: int | None = None  # samples whose ranker call failed (None: no ranker)
+    first_error: str | None = None  # one failed call's message, to show the user
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -79,6 +83,11 @@ class SystemResult:
             "source": self.source,
             "seconds": round(self.seconds, 3),
         }
+        if self.failed_samples is not None:
+            out["failed_samples"] = self.failed_samples
+            out["failed_share"] = failed_share(self.failed_samples, self.num_samples)
+            if self.first_error:
+                out["first_error"] = self.first_error
         if self.ranker is not None:
             out["ranker"] = self.ranker
         if self.samples_file:
@@ -190,14 +199,14 @@ class Evaluator:
         out: list[list[str]] = []
         was_training = retriever.training
         retriever.eval()
-        bar = _bar(len(linked), f"retrieve top-{k}", self.progress)
+        bar = progress_bar(len(linked), f"retrieve top-{k}", "sample", enabled=self.progress)
         try:
             with torch.no_grad():
                 for start in range(0, len(linked), batch):
                     rows, _ = retriever.topk(torch.from_numpy(tokens[start : start + batch]), k)
                     for r in rows.tolist():
                         out.append([ids[i] for i in r if i >= 0])
-                    bar(len(rows))
+                    bar.update(len(rows))
         finally:
             bar.close()
             retriever.train(was_training)
@@ -240,7 +249,7 @@ class Evaluator:
             results = recommender.recommend(
                 [(item.sample.sample_id, item.sample.context) for item in linked], self.progress
             )
-            rankings = [r.ranked_ids for r in results]
+            rankings = [scored_ranking(r) for r in results]
             for extra, r in zip(extras, results, strict=True):
                 extra.update(
                     predicted=r.predicted,
@@ -261,8 +270,9 @@ class Evaluator:
                 rankings = cands
             else:
                 results = self.rerank(spec.ranker, linked, cands)
-                # scored: what the ranker itself ranked (an LLM's missing labels are misses)
-                rankings = [r.scored_ids for r in results]
+                # scored: what the ranker itself ranked (an LLM's missing labels are misses);
+                # a failed call is a miss, never its retriever-order fallback
+                rankings = [scored_ranking(r) for r in results]
                 for extra, r in zip(extras, results, strict=True):
                     extra.update(
                         hallucinations=list(r.hallucinations),
@@ -334,8 +344,11 @@ class Evaluator:
             if extras is not None:
                 record.update(extras[i])
             records.append(record)
+        failed = None
+        if kind != "retriever":
+            failed = sum(1 for r in records if r.get("error"))
         if ranker_stats is not None:
-            ranker_stats["failures_in_samples"] = sum(1 for r in records if r.get("error"))
+            ranker_stats["failures_in_samples"] = failed
         return SystemResult(
             name=name,
             kind=kind,
@@ -346,6 +359,8 @@ class Evaluator:
             ranker=ranker_stats,
             source=source,
             seconds=seconds,
+            failed_samples=failed,
+            first_error=next((r["error"] for r in records if r.get("error")), None),
         )
 
 
@@ -392,23 +407,6 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     if isinstance(out.get("cost_usd"), float):
         out["cost_usd"] = round(out["cost_usd"], 6)
     return out
-
-
-class _bar:  # noqa: N801
-    def __init__(self, total: int, desc: str, enabled: bool):
-        self._bar = None
-        if enabled and total:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit="sample")
-
-    def __call__(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def evaluate_systems(
@@ -473,6 +471,27 @@ def _label(key: str) -> str:
     return f"{SHORT.get(family, family)}@{cut}" if cut else key
 
 
+def samples_summary(s: dict[str, Any]) -> str:
+    """'150 samples evaluated (of 484 linked; 485 loaded, 1 dropped with no target in the
+    corpus)' from evaluation.json's "samples" dict.
+
+    The first figure is what the metrics average over (after `max_samples`), not the split."""
+    kept = s.get("samples_kept", "?")
+    evaluated = s.get("samples_evaluated", kept)  # files written before the field existed
+    return (
+        f"{evaluated} samples evaluated (of {kept} linked; {s.get('samples_in', '?')} loaded, "
+        f"{s.get('dropped_no_linked_target', 0)} dropped with no target in the corpus)"
+    )
+
+
+def _failed_cell(system: dict[str, Any]) -> str:
+    """'3 (30.0%)' for a system with a ranker, '–' for a retriever alone."""
+    failed = system.get("failed_samples")
+    if failed is None:
+        return "–"
+    return f"{failed} ({failed_share(failed, system.get('num_samples') or 0):.1%})"
+
+
 def render_markdown(data: dict[str, Any]) -> str:
     """Markdown tables from an evaluation.json dict (paper columns first, then CIs, then costs)."""
     systems: dict[str, Any] = data["systems"]
@@ -480,23 +499,26 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Evaluation: {data.get('dataset', '')} ({data.get('split', '')})",
         "",
-        f"Data: `{data.get('data_source', '')}`; "
-        f"{s.get('samples_evaluated', s.get('samples_kept', '?'))} samples evaluated "
-        f"(of {s.get('samples_kept', '?')} linked; "
-        f"{s.get('samples_in', '?')} loaded, {s.get('dropped_no_linked_target', 0)} dropped with no "
-        f"target in the corpus; {s.get('targets_unlinked', 0)} of {s.get('targets', 0)} target mentions "
-        f"and {s.get('history_unlinked', 0)} of {s.get('history_mentions', 0)} history mentions unlinked). "
+        f"Data: `{data.get('data_source', '')}`; {samples_summary(s)}; "
+        f"{s.get('targets_unlinked', 0)} of {s.get('targets', 0)} target mentions "
+        f"and {s.get('history_unlinked', 0)} of {s.get('history_mentions', 0)} history mentions unlinked. "
         f"Retrieved candidates k = {data.get('k')}.",
         "",
     ]
     head = [k for k in HEADLINE if any(k in v["metrics"] for v in systems.values())]
     lines += [
-        "| system | " + " | ".join(_label(k) for k in head) + " | samples |",
-        "|---|" + "---:|" * (len(head) + 1),
+        "| system | " + " | ".join(_label(k) for k in head) + " | samples | failed calls |",
+        "|---|" + "---:|" * (len(head) + 2),
     ]
     for name, v in systems.items():
         vals = " | ".join(f"{v['metrics'].get(k, float('nan')):.4f}" for k in head)
-        lines.append(f"| {name} | {vals} | {v['num_samples']} |")
+        lines.append(f"| {name} | {vals} | {v['num_samples']} | {_failed_cell(v)} |")
+    if any(v.get("failed_samples") for v in systems.values()):
+        lines += [
+            "",
+            "**Failed ranker calls:** a sample whose ranker call failed is scored as a miss "
+            "(0 on every metric), not as the retriever's order.",
+        ]
     all_keys: list[str] = []
     for v in systems.values():
         all_keys += [k for k in v["metrics"] if k not in all_keys]
@@ -576,22 +598,23 @@ def load_records(
 
 
 def summary_table(data: dict[str, Any] | EvaluationReport, title: str | None = None):
-    """A compact rich Table for the terminal: N@5 R@5 N@10 R@10 with 95% CIs, samples, ranker cost."""
-    from rich.table import Table
+    """The terminal table: N@5 R@5 N@10 R@10 with 95% CI half-widths, failed ranker calls
+    (count and share) and ranker calls / cache hits; the sample count is in the title. System names are never cut (see
+    `rar.evaluation.result_table`)."""
+    from rar.evaluation.result_table import ResultTable
 
     if isinstance(data, EvaluationReport):
         data = data.to_dict()
     systems: dict[str, Any] = data["systems"]
-    table = Table(
-        title=title or f"{data.get('dataset', '')} ({data.get('split', '')}), k = {data.get('k')}"
+    evaluated = {v["num_samples"] for v in systems.values()}  # every system sees the same samples
+    n = evaluated.pop() if len(evaluated) == 1 else "?"
+    table = ResultTable(
+        title
+        or f"{data.get('dataset', '')} ({data.get('split', '')}), {n} samples, k = {data.get('k')}",
+        [_label(key) for key in HEADLINE] + ["failed", "calls/hits"],
     )
-    table.add_column("system")
-    for key in HEADLINE:
-        table.add_column(_label(key), justify="right")
-    table.add_column("samples", justify="right")
-    table.add_column("ranker calls/hits/fails", justify="right")
     for name, v in systems.items():
-        cells = []
+        cells: list[tuple[str, str | None]] = []
         for key in HEADLINE:
             mean = v["metrics"].get(key)
             ci = v["metrics_ci"].get(key, {})
@@ -601,13 +624,17 @@ def summary_table(data: dict[str, Any] | EvaluationReport, title: str | None = N
                 else None
             )
             cells.append(
-                "n/a"
+                ("n/a", None)
                 if mean is None
-                else f"{mean:.4f}" + (f" ±{half:.4f}" if half is not None else "")
+                else (f"{mean:.4f}", f"±{half:.4f}" if half is not None else None)
             )
-        r = v.get("ranker")
-        usage = (
-            f"{r.get('calls', 0)} / {r.get('cache_hits', 0)} / {r.get('failures', 0)}" if r else "–"
+        failed = v.get("failed_samples")
+        cells.append(
+            ("–", None)
+            if failed is None
+            else (str(failed), f"{failed_share(failed, v['num_samples']):.0%}")
         )
-        table.add_row(name, *cells, str(v["num_samples"]), usage)
+        r = v.get("ranker")
+        cells.append((f"{r.get('calls', 0)}/{r.get('cache_hits', 0)}" if r else "–", None))
+        table.add_row(name, cells)
     return table

@@ -124,4 +124,5 @@ def link_samples(
             continue
         out.append(LinkedSample(sample, history, targets))
     stats.samples_kept = len(out)
+    stats.samples_evaluated = len(out)
     return out, stats

@@ -1,7 +1,8 @@
 """Validation/test through the full pipeline: deterministic retriever top-k -> ranker -> metrics.
 
 Model selection in RL post-training must look at what the user gets (the ranker's output),
-not at the retriever's own order; both are reported.
+not at the retriever's own order; both are reported. A sample whose ranker call failed is a
+miss in the pipeline metrics (never its retriever-order fallback) and is counted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rar.evaluation.failed_calls import first_error, scored_ranking
 from rar.evaluation.linking import LinkedSample
 from rar.rankers.types import RankRequest
 from rar.rl.batches import make_batch
@@ -23,6 +25,7 @@ class PipelineResult:
     per_sample: dict[str, np.ndarray]  # same keys, one value per sample
     sample_ids: list[str]
     ranker_failures: int
+    first_error: str | None = None  # one failed call's message, to show the user
 
 
 @torch.no_grad()
@@ -56,8 +59,9 @@ def evaluate_pipeline(
     results = ranker.rank(requests) if requests else []
     targets = [s.target_ids for s in samples]
     ks = tuple(ks)
-    # the ranker's own ranking: a label an LLM did not output is a miss (parser.score_appended)
-    pipe = sample_metrics([r.scored_ids for r in results], targets, ks=ks)
+    # the ranker's own ranking: a label an LLM did not output is a miss (parser.score_appended),
+    # and so is every label of a failed call
+    pipe = sample_metrics([scored_ranking(r) for r in results], targets, ks=ks)
     retr = sample_metrics(candidates, targets, ks=ks)
     per_sample: dict[str, np.ndarray] = {}
     for name, values in pipe.items():
@@ -70,4 +74,7 @@ def evaluate_pipeline(
     cands_total = sum(len(c) for c in candidates)
     appended = sum(r.n_appended for r in results)
     metrics["ranker_appended_share"] = appended / cands_total if cands_total else 0.0
-    return PipelineResult(metrics, per_sample, [s.sample.sample_id for s in samples], failures)
+    metrics["ranker_failed_share"] = failures / len(results) if results else 0.0
+    return PipelineResult(
+        metrics, per_sample, [s.sample.sample_id for s in samples], failures, first_error(results)
+    )

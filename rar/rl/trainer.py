@@ -390,8 +390,14 @@ class RLTrainer:
         return loss, stats, t_sample, t_rank
 
     # ---- validation and checkpoints -----------------------------------------------------
-    def evaluate(self, samples: Sequence[LinkedSample]) -> PipelineResult:
-        return evaluate_pipeline(
+    def evaluate(
+        self, samples: Sequence[LinkedSample], split: str = "validation"
+    ) -> PipelineResult:
+        """Pipeline metrics on `samples`; failed ranker calls are misses, warned about, and an
+        error (FailedCallsError) when every call failed: selecting on them would be noise."""
+        from rar.evaluation.failed_calls import FailedCallsError, describe_failures
+
+        result = evaluate_pipeline(
             self.model,
             samples,
             self.ranker,
@@ -400,6 +406,18 @@ class RLTrainer:
             k=self.rl.k,
             ks=self.config.eval_ks,
         )
+        if result.ranker_failures:
+            line = describe_failures(
+                result.ranker_failures, len(samples), f"{split} at step {self.step}"
+            )
+            if result.ranker_failures >= len(samples):
+                raise FailedCallsError(
+                    f"{line} (e.g. {result.first_error}); stopping: metrics with no ranked output "
+                    "would select a checkpoint at random — check the ranker's server, base_url "
+                    "and API key"
+                )
+            log.warning("%s; those samples are scored as misses", line)
+        return result
 
     def validate(self) -> dict[str, float]:
         result = self.evaluate(self.val_samples)
@@ -486,13 +504,10 @@ class RLTrainer:
         window: list[dict[str, float]] = []
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
+            from rar.progress import progress_bar
 
-            bar = tqdm(
-                total=self.total_steps,
-                initial=self.step,
-                desc=f"train {cfg.rl.method}",
-                unit="step",
+            bar = progress_bar(
+                self.total_steps, f"train {cfg.rl.method}", "step", initial=self.step
             )
         try:
             while self.step < self.total_steps:
@@ -545,7 +560,7 @@ class RLTrainer:
             final.update({f"val/{k}": v for k, v in best_val.items()})
         test = self.splits.get("test") or []
         if test:
-            result = self.evaluate(test)
+            result = self.evaluate(test, "test")
             final.update({f"test/{k}": v for k, v in result.metrics.items()})
             final["n_test"] = len(test)
             per_sample = {"sample_ids": result.sample_ids} | {

@@ -16,6 +16,7 @@ import numpy as np
 
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator
+from rar.evaluation.failed_calls import scored_ranking
 from rar.evaluation.reports.common import md_escape, plt, write_report
 
 DEFAULT_KS = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
@@ -51,7 +52,7 @@ def recall_vs_k(
         if ranker is not None:
             results = evaluator.rerank(ranker, linked, cands)
             ranked = evaluator.score(
-                "ranked", "retriever+ranker", linked, [r.scored_ids for r in results]
+                "ranked", "retriever+ranker", linked, [scored_ranking(r) for r in results]
             )
             for m in METRICS:
                 row[f"ranked/{m}"] = ranked.metrics[m]

@@ -1,0 +1,86 @@
+"""A terminal table of results, one row per system, whose name column is never cut.
+
+Why: rich shrinks the widest column first, so at 80 columns every system name became
+"quickst…" and the rows could no longer be told apart. This table picks, at render time, the
+first layout that fits the console: full names on one line; then each metric's confidence
+interval on a second line; then names wrapped at spaces (when every word fits); else short
+stable labels (S1, S2, … in report order) with a legend underneath that wraps, never cuts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+
+@dataclass
+class ResultRow:
+    """A system's row: `cells[i]` is (main value, optional second line such as '±0.0200')."""
+
+    name: str
+    cells: list[tuple[str, str | None]]
+
+
+@dataclass
+class ResultTable:
+    title: str
+    columns: list[str]  # headers after the name column; all right-aligned
+    rows: list[ResultRow] = field(default_factory=list)
+    name_header: str = "system"
+
+    def add_row(self, name: str, cells: Sequence[tuple[str, str | None] | str]) -> None:
+        self.rows.append(ResultRow(name, [c if isinstance(c, tuple) else (c, None) for c in cells]))
+
+    def labels(self) -> list[str]:
+        """Short labels in row order: stable for a given report."""
+        return [f"S{i}" for i in range(1, len(self.rows) + 1)]
+
+    def table(self, stacked: bool, labelled: bool = False, name_width: int | None = None) -> Table:
+        """One layout: `stacked` puts second lines under the value; `labelled` names rows S1,
+        S2…; `name_width` wraps names at spaces into a column that wide (None: one line)."""
+        table = Table(title=self.title)
+        if name_width is None:
+            table.add_column(self.name_header, no_wrap=True)  # never wrapped, never cut
+        else:
+            table.add_column(self.name_header, width=name_width, overflow="fold")
+        for header in self.columns:
+            table.add_column(header, justify="right", overflow="fold")
+        names = self.labels() if labelled else [row.name for row in self.rows]
+        for name, row in zip(names, self.rows, strict=True):
+            cells = [
+                main if extra is None else f"{main}{chr(10) if stacked else ' '}{extra}"
+                for main, extra in row.cells
+            ]
+            table.add_row(name, *cells)
+        return table
+
+    def layout(self, console: Console, options: ConsoleOptions) -> tuple[Table, bool]:
+        """(table, labelled): the first layout that fits, from the widest to the narrowest."""
+        unbounded = options.update_width(10_000)  # a table's measure is clamped to the width
+
+        def width(table: Table) -> int:
+            return Measurement.get(console, unbounded, table).maximum
+
+        for stacked in (False, True):
+            table = self.table(stacked)
+            if width(table) <= options.max_width:
+                return table, False
+        labelled = self.table(stacked=True, labelled=True)
+        label_width = max(len(self.name_header), *(len(x) for x in self.labels()))
+        room = options.max_width - (width(labelled) - label_width)
+        longest_word = max((len(word) for row in self.rows for word in row.name.split()), default=0)
+        if room >= max(longest_word, len(self.name_header)):
+            return self.table(stacked=True, name_width=room), False  # wrapped at spaces
+        return labelled, True
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table, labelled = self.layout(console, options)
+        yield table
+        if labelled:
+            for label, row in zip(self.labels(), self.rows, strict=True):
+                yield Text(f"{label} = {row.name}", overflow="fold")
