@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rar.rankers.budget import FittedPrompt, PromptTooLongError, fit_prompt
 from rar.rankers.cache import CachedReply, ResponseCache, cache_key
 from rar.rankers.concurrency import (
     AdaptiveGate,
@@ -33,7 +34,8 @@ from rar.rankers.prompt import (
     load_candidates,
     prompt_order,
 )
-from rar.rankers.ranker_config import RankerConfig
+from rar.rankers.ranker_config import PromptConfig, RankerConfig
+from rar.rankers.tokens import TokenCounter, build_counter
 from rar.rankers.types import RankRequest, RankResult
 
 log = logging.getLogger("rar.rankers")
@@ -60,6 +62,12 @@ class RankerStats:
     model_ranked: int = 0  # of those, candidates the model itself placed
     appended: int = 0  # of those, candidates the model left out (appended in retriever order)
     latency_s: float = 0.0  # summed latency of successful backend calls
+    answered: int = 0  # successful backend replies (the calls prompt/completion_tokens cover)
+    prompts_built: int = 0
+    prompt_tokens_counted: int = 0  # our own count of the prompts built (see rankers/tokens.py)
+    prompts_trimmed: int = 0  # metadata trimmed to fit the budget or the window
+    prompts_over_budget: int = 0  # sent with titles only, still above max_prompt_tokens
+    prompts_too_long: int = 0  # not sent: past the context window even with titles only
 
     @property
     def hallucination_rate(self) -> float:
@@ -76,6 +84,18 @@ class RankerStats:
     def appended_share(self) -> float:
         """Share of candidates the model left out (appended, not ranked by the model)."""
         return self.appended / self.candidates if self.candidates else 0.0
+
+    def per_call(self) -> dict[str, float]:
+        """Tokens per answered call (as the backend reported them) and per built prompt."""
+        return {
+            "prompt_tokens_per_call": self.prompt_tokens / self.answered if self.answered else 0.0,
+            "completion_tokens_per_call": (
+                self.completion_tokens / self.answered if self.answered else 0.0
+            ),
+            "counted_tokens_per_prompt": (
+                self.prompt_tokens_counted / self.prompts_built if self.prompts_built else 0.0
+            ),
+        }
 
 
 class Ranker(ABC):
@@ -126,6 +146,7 @@ class Ranker(ABC):
         out["hallucination_rate"] = self._stats.hallucination_rate
         out["non_title_rate"] = self._stats.non_title_rate
         out["appended_share"] = self._stats.appended_share
+        out.update(self._stats.per_call())
         out["backend"] = self.backend
         return out
 
@@ -209,7 +230,8 @@ class PromptRanker(Ranker):
             None  # set by backends holding an API key; scrubbed from messages
         )
         self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
-        self._lines: dict[str, str] = {}  # corpus id -> formatted prompt line
+        self._lines: dict[tuple[int, str], str] = {}  # (trim level, corpus id) -> prompt line
+        self._counter: TokenCounter | None = None
 
     # --- backend hooks -------------------------------------------------------------------
     @abstractmethod
@@ -268,21 +290,61 @@ class PromptRanker(Ranker):
             text = text.replace(self._secret, "***")
         return text
 
+    def token_counter(self) -> TokenCounter:
+        """How prompt tokens are counted (`prompt.tokenizer`; backends with a tokenizer override)."""
+        if self._counter is None:
+            p = self.config.prompt
+            self._counter = build_counter(p.tokenizer, p.chat_overhead_tokens)
+        return self._counter
+
+    def context_window(self) -> int | None:
+        """The model's context window: configured, else what the tokenizer or backend knows."""
+        return self.config.context_window or self.token_counter().context_window
+
     def build(self, request: RankRequest) -> tuple[list[Candidate], str]:
         """Candidates (retriever order) and the prompt (candidates in configured prompt order)."""
+        cands, fitted = self.build_fitted(request)
+        return cands, fitted.text
+
+    def build_fitted(self, request: RankRequest) -> tuple[list[Candidate], FittedPrompt]:
+        """Like :meth:`build`, with the prompt trimmed to the token budget and window, and
+        counted; raises PromptTooLongError past the window."""
         missing = [
             cid for cid in dict.fromkeys(request.candidate_ids) if cid not in self._candidates
         ]
         if missing:
             for cand in load_candidates(self.corpus, missing):
                 self._candidates[cand.corpus_id] = cand
-                self._lines[cand.corpus_id] = format_candidate(cand, self.config.prompt)
         cands = [self._candidates[cid] for cid in request.candidate_ids]
         order = prompt_order(request.sample_id, len(cands), self.config.prompt)
-        lines = [self._lines[cands[i].corpus_id] for i in order]
-        return cands, build_prompt(
-            request.context, [cands[i] for i in order], self.config.prompt, lines
-        )
+        ordered = [cands[i] for i in order]
+
+        def render(level: int, cfg: PromptConfig) -> str:
+            lines = []
+            for cand in ordered:
+                key = (level, cand.corpus_id)
+                if key not in self._lines:
+                    self._lines[key] = format_candidate(cand, cfg)
+                lines.append(self._lines[key])
+            return build_prompt(request.context, ordered, cfg, lines)
+
+        counter = self.token_counter()
+        try:
+            fitted = fit_prompt(
+                render,
+                counter.count,
+                self.config.prompt,
+                self.context_window(),
+                self.config.max_tokens,
+            )
+        except PromptTooLongError:
+            self._stats.prompts_too_long += 1
+            raise
+        self._stats.prompts_built += 1
+        self._stats.prompt_tokens_counted += fitted.tokens
+        self._stats.prompts_trimmed += fitted.level > 0
+        self._stats.prompts_over_budget += fitted.over_budget
+        return cands, fitted
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         p = self.config.price
@@ -385,6 +447,7 @@ class PromptRanker(Ranker):
             "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
             "attempts": attempts,
         }
+        self._stats.answered += 1
         self._stats.prompt_tokens += completion.prompt_tokens
         self._stats.completion_tokens += completion.completion_tokens
         self._stats.cost_usd += usage["cost_usd"]
@@ -398,13 +461,15 @@ class PromptRanker(Ranker):
     async def _rank_one(self, request: RankRequest) -> RankResult:
         score_appended = self.config.parser.score_appended
         try:
-            cands, prompt = self.build(request)
+            cands, fitted = self.build_fitted(request)
         except (KeyError, ValueError) as exc:
             self._stats.failures += 1
             return RankResult(request.sample_id, [], error=f"bad request: {exc}", n_model_ranked=0)
         start = time.perf_counter()
         try:
-            reply, usage, latency, from_cache = await self.cached_completion(prompt, prompt, cands)
+            reply, usage, latency, from_cache = await self.cached_completion(
+                fitted.text, fitted.text, cands
+            )
         except CallError as err:
             message = self._scrub(str(err))
             log.warning(
@@ -437,6 +502,8 @@ class PromptRanker(Ranker):
         st.model_ranked += parsed.n_matched
         st.appended += parsed.n_appended
         usage.update(
+            prompt_tokens_counted=fitted.tokens,
+            trim_level=fitted.level,
             n_items=parsed.n_items,
             n_matched=parsed.n_matched,
             n_appended=parsed.n_appended,

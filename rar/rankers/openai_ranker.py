@@ -45,6 +45,7 @@ class OpenAIRanker(PromptRanker):
             "max_tokens": c.max_tokens,
             "reasoning_effort": c.reasoning_effort,
             "base_url": c.base_url,
+            "extra_body": dict(c.extra_body) or None,
         }
 
     async def _open(self) -> None:
@@ -76,6 +77,8 @@ class OpenAIRanker(PromptRanker):
                 kwargs["max_completion_tokens"] = c.max_tokens
         elif c.max_tokens is not None:
             kwargs["max_tokens"] = c.max_tokens
+        if c.extra_body:
+            kwargs["extra_body"] = dict(c.extra_body)  # engine-specific fields, e.g. cache_prompt
         resp = await self._client.chat.completions.create(**kwargs)
         if isinstance(resp, str) or not getattr(resp, "choices", None):
             raise CallError(f"malformed response: {str(resp)[:200]!r}", retryable=True)

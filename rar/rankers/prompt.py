@@ -1,4 +1,6 @@
-"""The paper's Figure 5 prompt: instructions, candidates with metadata, conversation history."""
+"""The ranking prompt: the paper's Figure 5 (instructions, candidates with metadata, conversation
+history), or the same parts with the conversation before the candidates (`layout: prefix_cache`),
+so that the candidate sets of one conversation share a prefix an engine's KV cache can reuse."""
 
 from __future__ import annotations
 
@@ -139,10 +141,9 @@ def build_prompt(
         else f"Return the top {n} of the {len(candidates)} candidate movies."
     )
     cand_lines = lines if lines is not None else [format_candidate(c, config) for c in candidates]
-    return (
-        f"{INSTRUCTIONS} {count}\n\n"
-        "Candidate movies:\n"
-        + "\n".join(f"- {line}" for line in cand_lines)
-        + "\n\nConversation history:\n"
-        + format_context(context, config)
-    )
+    candidate_block = "Candidate movies:\n" + "\n".join(f"- {line}" for line in cand_lines)
+    history_block = "Conversation history:\n" + format_context(context, config)
+    if config.layout == "prefix_cache":
+        # everything that is the same for every set of this conversation comes first
+        return f"{INSTRUCTIONS} {count}\n\n{history_block}\n\n{candidate_block}"
+    return f"{INSTRUCTIONS} {count}\n\n{candidate_block}\n\n{history_block}"

@@ -6,7 +6,7 @@ API keys are never part of the config: only the *name* of the environment variab
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -38,6 +38,36 @@ class PromptConfig(ConfigModel):
     seed: int = Field(0, description="Seed for the shuffled order (mixed with the sample id).")
     max_context_turns: int | None = Field(
         None, ge=1, description="Keep only the last N conversation turns (None = all)."
+    )
+    layout: Literal["paper", "prefix_cache"] = Field(
+        "paper",
+        description="paper = Figure 5 order (instructions, candidates, conversation); "
+        "prefix_cache = instructions, conversation, candidates, so every candidate set of one "
+        "conversation (GRPO g sets, DPO 2) shares a prefix that engine KV caches reuse.",
+    )
+    max_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Token budget: trim candidate metadata (plot first, then cast, ...) until the "
+        "prompt fits (None = no budget; the context window is always enforced).",
+    )
+    trim_order: list[str] = Field(
+        default_factory=lambda: ["plot", "cast", "writers", "directors", "genres"],
+        description="Metadata fields dropped, in this order, to fit the budget (the plot is "
+        "first shortened by halves). Title and year are never dropped.",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="How prompt tokens are counted: None = auto (the local model's tokenizer, "
+        "else an estimate); 'estimate' = characters / 4; 'server' = the llama.cpp server's "
+        "/tokenize endpoint at base_url; a .gguf path = that file's tokenizer (llama-cpp-python); "
+        "anything else = a transformers tokenizer id or directory.",
+    )
+    chat_overhead_tokens: int = Field(
+        16,
+        ge=0,
+        description="Tokens the chat template adds around the prompt, reserved when the counter "
+        "sees only the prompt text (not used for the local model, whose template is applied).",
     )
 
 
@@ -181,6 +211,17 @@ class RankerConfig(ConfigModel):
         0.0, ge=0, description="Sampling temperature (None = server default)."
     )
     max_tokens: int | None = Field(1024, ge=1, description="Maximum completion tokens.")
+    context_window: int | None = Field(
+        None,
+        ge=1,
+        description="The model's context window in tokens; a prompt plus max_tokens never "
+        "exceeds it (None = the local model's own, else unchecked).",
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra JSON fields sent with each OpenAI-compatible request, e.g. "
+        "{cache_prompt: true} for llama.cpp's llama-server (part of the cache key).",
+    )
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
         None, description="OpenAI reasoning effort for reasoning models (None = not sent)."
     )
