@@ -34,6 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the ReDial-metadata corpus look-alike lives there
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# `python -m llama_cpp.server` with llama.cpp's extra weight buffer types (AMX / repacked
+# kernels) off: on the 2-core build machines the AMX path of this llama-cpp-python build
+# segfaults on the first evaluation (a vocabulary-only load works); plain CPU kernels do not.
+NO_EXTRA_BUFTS = """
+import runpy, llama_cpp.llama_cpp as low_level
+_defaults = low_level.llama_model_default_params
+def _params():
+    params = _defaults()
+    params.use_extra_bufts = False
+    return params
+low_level.llama_model_default_params = _params
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
 PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
 LAYOUTS = ("paper", "prefix_cache")
 
@@ -44,10 +57,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(gguf: str, port: int, n_ctx: int, threads: int, log_path: Path):
+def start_server(gguf: str, port: int, n_ctx: int, threads: int, log_path: Path, extra_bufts: bool):
     """llama-cpp-python's OpenAI-compatible server; verbose (its default) logs prefix reuse."""
+    launch = ["-m", "llama_cpp.server"] if extra_bufts else ["-c", NO_EXTRA_BUFTS]
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
+        sys.executable, *launch, "--model", gguf, "--host", "127.0.0.1",
         "--port", str(port), "--n_ctx", str(n_ctx),
         "--n_threads", str(threads), "--n_threads_batch", str(threads),
     ]  # fmt: skip
@@ -101,6 +115,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64, help="Reply cap (same for both).")
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--extra-bufts",
+        action="store_true",
+        help="Keep llama.cpp's AMX/repacked weight buffers (they segfault on the build machines).",
+    )
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
 
@@ -118,7 +137,7 @@ def main() -> None:
     log_path = tmp / "server.log"
     port = free_port()
     load = os.getloadavg()[0]
-    proc = start_server(gguf, port, args.n_ctx, args.threads, log_path)
+    proc = start_server(gguf, port, args.n_ctx, args.threads, log_path, args.extra_bufts)
     rows: dict[str, list[dict]] = {name: [] for name in LAYOUTS}
     try:
         for n, (sample, sets) in enumerate(steps):
@@ -153,6 +172,10 @@ def main() -> None:
                     "prompt_tokens_evaluated": sent - reused,
                     "failed": sum(not r.ok for r in results),
                 }
+                if proc.poll() is not None:
+                    sys.exit(
+                        f"error: llama_cpp.server died (exit {proc.returncode}); see {log_path}"
+                    )
                 rows[layout].append(row)
                 print(f"  {sample.sample_id} {layout:12s} {seconds:7.1f} s  sent {sent:6d}  "
                       f"evaluated {sent - reused:6d}  failed {row['failed']}", flush=True)  # fmt: skip
