@@ -17,6 +17,13 @@ def evaluate(
         "-r",
         help="Run directory with checkpoints/best.pt (pretrain, SFT or RAR); repeatable.",
     ),
+    baseline: list[str] = typer.Option(
+        [],
+        "--baseline",
+        "-b",
+        help="Baseline to evaluate next to the runs: most-popular | itemknn | ease; fitted on "
+        "the dataset's train split, hyperparameters chosen on val (repeatable).",
+    ),
     dataset: str = typer.Option(
         "redial",
         "--dataset",
@@ -100,13 +107,24 @@ def evaluate(
         if max_failed_share is not None:
             extra.append(f"max_failed_share={max_failed_share}")
         cfg = load_config(EvaluateConfig, config, extra)
+        if baseline:
+            from rar.baselines import baseline_class
+
+            cfg.baselines = [*cfg.baselines, *(baseline_class(b).name for b in baseline)]
         if ranker is not None:
             cfg.ranker = _ranker_config(ranker, ranker_model, base_url, cfg)
         elif ranker_model or base_url:
             raise ValueError("--ranker-model/--base-url need --ranker")
         source = data if data is not None else resolve_data_dir(data_dir)
         report = evaluate_runs(
-            [str(r) for r in run], dataset, source, cfg, corpus, out, progress=not quiet
+            [str(r) for r in run],
+            dataset,
+            source,
+            cfg,
+            corpus,
+            out,
+            progress=not quiet,
+            train_data_dir=data_dir,
         )
         text = report.to_markdown()
         if json_out is not None:

@@ -24,6 +24,14 @@ class EvaluateConfig(ConfigModel):
     )
     seed: int = Field(0, description="Seed for the subset and the bootstrap.")
     retriever_only: bool = Field(True, description="Also report each retriever's own top-k order.")
+    baselines: list[str] = Field(
+        default_factory=list,
+        description="Baselines to evaluate next to the runs (most-popular, itemknn, ease), "
+        "fitted on the dataset's training split.",
+    )
+    tune_baselines: bool = Field(
+        True, description="Choose the baselines' hyperparameters on the validation split."
+    )
     ranker: RankerConfig | None = Field(
         None, description="Ranker re-ranking the retriever's top-k (None = retriever only)."
     )

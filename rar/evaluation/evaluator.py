@@ -191,6 +191,9 @@ class Evaluator:
         import torch
 
         k = k or self.config.k
+        check_unseen = getattr(retriever, "check_unseen", None)
+        if check_unseen is not None:  # a fitted baseline: refuse samples from its fit set
+            check_unseen(linked)
         ids = self.corpus.ids
         max_len = int(getattr(retriever.config, "max_len", 64))
         tokens = _history_tokens(linked, self.corpus, max_len)

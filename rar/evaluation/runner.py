@@ -73,13 +73,18 @@ def evaluate_runs(
     corpus_dir: str | Path | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    train_data_dir: str | Path | None = None,
 ) -> EvaluationReport:
-    """`rar evaluate`: each run's retriever alone and (with a ranker) re-ranked, plus LLM-only."""
+    """`rar evaluate`: each baseline's and run's retriever alone and (with a ranker) re-ranked,
+    plus LLM-only. Baselines are fitted on `dataset`'s train split of `data` (a directory) or,
+    when `data` is a file, of `train_data_dir`."""
     from corpus_builder.corpus import Corpus
     from rar.retrievers import load_pretrained_run
 
-    if not runs and not config.llm_only:
-        raise ValueError("give at least one --run (or --llm-only with an LLM --ranker)")
+    if not runs and not config.llm_only and not config.baselines:
+        raise ValueError(
+            "give at least one --run or --baseline (or --llm-only with an LLM --ranker)"
+        )
     for run in runs:
         if not Path(run).is_dir():
             raise FileNotFoundError(f"run directory not found: {run}")
@@ -87,7 +92,11 @@ def evaluate_runs(
         found = [corpus_from_run(r) for r in runs]
         corpus_dir = next((c for c in found if c), None)
         if corpus_dir is None:
-            raise ValueError("no --corpus given and the run's config.yaml names none")
+            raise ValueError(
+                "no --corpus given and the run's config.yaml names none"
+                if runs
+                else "give --corpus: baselines are served over a corpus directory"
+            )
     if not Path(corpus_dir).is_dir():
         raise FileNotFoundError(
             f"corpus directory not found: {corpus_dir} (build it with `rar build-corpus`)"
@@ -100,6 +109,15 @@ def evaluate_runs(
 
         ranker = build_ranker(config.ranker, corpus)
     systems: list[SystemSpec] = []
+    fitted = fit_baselines(config, dataset, data, corpus, train_data_dir)
+    for fit in fitted:
+        label, fit_source = fit.baseline.label, fit.source()
+        if config.retriever_only or ranker is None:
+            systems.append(SystemSpec(label, fit.baseline, None, fit_source))
+        if ranker is not None:
+            systems.append(
+                SystemSpec(f"{label} + {ranker_label(config)}", fit.baseline, ranker, fit_source)
+            )
     for run in runs:
         retriever = load_pretrained_run(run, corpus)
         label = run_label(run)
@@ -114,11 +132,11 @@ def evaluate_runs(
             raise ValueError("--llm-only needs an LLM --ranker (openai, gemini or local)")
         systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
     if out_dir is None:
-        base = Path(runs[0]) if runs else Path("runs") / "llm-only"
+        base = Path(runs[0]) if runs else Path("runs") / ("baselines" if fitted else "llm-only")
         tag = Path(data).stem if Path(data).is_file() else config.split
         out_dir = base / "eval" / f"{dataset}-{tag}"
     try:
-        return evaluate_systems(
+        report = evaluate_systems(
             samples,
             corpus,
             systems,
@@ -133,6 +151,50 @@ def evaluate_runs(
     finally:
         if ranker is not None:
             ranker.close()
+    if fitted and report.out_dir is not None:
+        save_baseline_fits(fitted, report.out_dir)
+    return report
+
+
+BASELINES_JSON = "baselines.json"
+
+
+def fit_baselines(
+    config: EvaluateConfig,
+    dataset: str,
+    data: str | Path,
+    corpus: Any,
+    train_data_dir: str | Path | None = None,
+) -> list[Any]:
+    """`config.baselines` fitted on `dataset`'s train split (hyperparameters chosen on val
+    unless `tune_baselines` is off): a list of `rar.baselines.FittedBaseline`."""
+    if not config.baselines:
+        return []
+    from rar.baselines import fit_on_dataset
+    from rar.paths import resolve_data_dir
+
+    root = Path(data) if Path(data).is_dir() else resolve_data_dir(train_data_dir)
+    return [
+        fit_on_dataset(
+            name,
+            dataset,
+            root,
+            corpus,
+            k=config.k,
+            tune=config.tune_baselines,
+            match_threshold=config.match_threshold,
+        )
+        for name in config.baselines
+    ]
+
+
+def save_baseline_fits(fitted: Sequence[Any], out_dir: str | Path) -> Path:
+    """What each baseline was fitted on and the validation grid it was chosen from."""
+    import json
+
+    path = Path(out_dir) / BASELINES_JSON
+    path.write_text(json.dumps([f.as_dict() for f in fitted], indent=2), encoding="utf-8")
+    return path
 
 
 def ranker_label(config: EvaluateConfig) -> str:
