@@ -1,8 +1,9 @@
 """The quickstart: every stage of RAR end to end on the real data, in minutes on a CPU.
 
 corpus → pretrain LRURec on MovieLens → SFT and DPO post-training on ReDial with the offline
-semantic ranker → evaluate retriever-only vs SFT vs RAR on the held-back ReDial test split →
-hallucination, popularity and paired-comparison reports.
+semantic ranker → evaluate most-popular and ItemKNN (fitted on the train split), retriever-only,
+SFT and RAR on the held-back ReDial test split → hallucination, popularity and paired-comparison
+reports.
 
 Each stage reuses its output when it is already complete (a finished run has metrics.json), so
 an interrupted quickstart picks up where it stopped; `fresh=True` starts again.
@@ -20,6 +21,7 @@ from typing import Any
 from rar.config import load_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+QUICKSTART_BASELINES = ("most-popular", "itemknn")  # cheap: fitted in seconds
 
 
 @dataclass
@@ -59,9 +61,10 @@ def run_quickstart(
     from corpus_builder.build import build_corpus
     from corpus_builder.corpus import Corpus
     from corpus_builder.corpus_config import CorpusConfig
+    from rar.baselines import fit_on_dataset
     from rar.evaluation.evaluate_config import EvaluateConfig
     from rar.evaluation.evaluator import SystemSpec, evaluate_systems
-    from rar.evaluation.runner import load_eval_samples
+    from rar.evaluation.runner import load_eval_samples, save_baseline_fits
     from rar.rankers import build_ranker
     from rar.retrievers import load_pretrained_run
     from rar.retrievers.pretrain import pretrain
@@ -141,7 +144,9 @@ def run_quickstart(
 
     # 4. evaluate on the held-back test split
     clock = time.perf_counter()
-    say("[4/5] evaluating retriever-only, SFT and RAR on the ReDial test split")
+    say(
+        "[4/5] evaluating most-popular, ItemKNN, retriever-only, SFT and RAR on the ReDial test split"
+    )
     eval_config = load_config(
         EvaluateConfig,
         _config_path("evaluate_quickstart.yaml"),
@@ -153,7 +158,13 @@ def run_quickstart(
     if ranker is None:
         raise ValueError("the quickstart evaluation config must name a ranker")
     retrievers = {name: load_pretrained_run(path, movies) for name, path in run_dirs.items()}
+    # the floors every system must clear: fitted on ReDial's train split, chosen on val
+    baselines = [
+        fit_on_dataset(name, "redial", data_dir, movies, k=eval_config.k)
+        for name in QUICKSTART_BASELINES
+    ]
     systems = [
+        *(SystemSpec(b.baseline.label, b.baseline, None, b.source()) for b in baselines),
         SystemSpec("LRURec (retriever only)", retrievers["retriever"], None, str(pre_dir)),
         SystemSpec(
             "LRURec + ranker (no post-training)", retrievers["retriever"], ranker, str(pre_dir)
@@ -176,6 +187,7 @@ def run_quickstart(
         )
     finally:
         ranker.close()
+    save_baseline_fits(baselines, evaluation_dir)
     from rar.evaluation.failed_calls import check_failed_calls
 
     for warning in check_failed_calls(report.to_dict()["systems"], eval_config.max_failed_share):

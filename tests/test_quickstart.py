@@ -48,6 +48,8 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     systems = evaluation["systems"]
     assert list(systems) == [
+        "most-popular",
+        "ItemKNN",
         "LRURec (retriever only)",
         "LRURec + ranker (no post-training)",
         "SFT + ranker",
@@ -56,6 +58,9 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
     for system in systems.values():
         assert 0 < system["num_samples"] <= 40
         assert 0.0 <= system["metrics"]["ndcg@10"] <= 1.0
+    fits = json.loads((out / "evaluation" / "baselines.json").read_text())
+    assert [f["baseline"] for f in fits] == ["most-popular", "itemknn"]
+    assert all(f["fit_split"] == "train" for f in fits)
     reports = out / "reports"
     assert (reports / "hallucination.md").exists()
     assert (reports / "popularity.md").exists()
