@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -138,6 +139,7 @@ def main() -> None:
     port = free_port()
     load = os.getloadavg()[0]
     proc = start_server(gguf, port, args.n_ctx, args.threads, log_path, args.extra_bufts)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server
     rows: dict[str, list[dict]] = {name: [] for name in LAYOUTS}
     try:
         for n, (sample, sets) in enumerate(steps):
