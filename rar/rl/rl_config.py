@@ -48,6 +48,18 @@ class RLConfig(ConfigModel):
     reward_cutoff: int | None = Field(
         None, ge=1, description="NDCG cutoff of the reward (None = the whole ranked list)."
     )
+    candidate_order: Literal["retriever", "shuffled", "sampled"] = Field(
+        "retriever",
+        description="Order of a sampled set handed to the ranker: retriever (by the policy's "
+        "current scores, as at evaluation), shuffled (seeded by the set itself) or sampled (the "
+        "Plackett-Luce draw order; makes the reward depend on the draw, see docs/rl.md).",
+    )
+    order_seed: int = Field(0, description="Seed of candidate_order=shuffled (mixed with the set).")
+    shuffle_rewards: bool = Field(
+        False,
+        description="Control run: permute the ranker's rewards across the samples of a batch "
+        "(seeded; no sample keeps its own) before DPO pairs / GRPO advantages are formed.",
+    )
 
     @property
     def sets_per_sample(self) -> int:

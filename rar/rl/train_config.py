@@ -30,10 +30,16 @@ class DataConfig(ConfigModel):
         None, description="Data directory (None = $RAR_DATA_DIR, else ./data)."
     )
     train_size: int | None = Field(
-        2500, ge=1, description="Subsample the training split to this many samples (paper: 2.5k)."
+        None,
+        ge=1,
+        description="Subsample the training split to this many samples (None = all; the paper "
+        "caps at 2,500).",
     )
     val_size: int | None = Field(
-        500, ge=1, description="Validation samples used for model selection."
+        None,
+        ge=1,
+        description="Validation samples used for model selection (None = all; keep >= 500: "
+        "fewer select noise).",
     )
     test_size: int | None = Field(
         None, ge=1, description="Test samples evaluated at the end (None = all)."
@@ -69,12 +75,22 @@ class TrainConfig(ConfigModel):
     rl: RLConfig = Field(default_factory=RLConfig, description="Objective and sampling.")
     optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
     batch_size: int = Field(16, ge=1, description="Conversation samples per optimiser step.")
-    epochs: float = Field(3.0, gt=0, description="Passes over the (subsampled) training set.")
+    epochs: float = Field(
+        10.0,
+        gt=0,
+        description="Budget in passes over the training set (early stopping ends sooner).",
+    )
     max_steps: int | None = Field(
-        None, ge=1, description="Stop after this many steps (overrides epochs)."
+        None, ge=1, description="Cap on steps (the budget is min(epochs, max_steps))."
     )
     val_every: int = Field(
         50, ge=1, description="Validate (N@10 through the full pipeline) every N steps."
+    )
+    patience: int | None = Field(
+        5,
+        ge=1,
+        description="Early stopping: stop after this many validations without a better "
+        "select_metric, then restore the best checkpoint (None = run the whole budget).",
     )
     validate_at_start: bool = Field(
         True, description="Validate the pretrained policy at step 0 (it can win model selection)."

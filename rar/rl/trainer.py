@@ -29,6 +29,7 @@ from rar.evaluation.linking import LinkedSample, link_samples
 from rar.policy import log_prob, sample_ranked_sets, top1_kl
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
+from rar.rl.candidate_order import cross_sample_permutation, order_set
 from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
 from rar.rl.pipeline_eval import PipelineResult, evaluate_pipeline
 from rar.rl.ranker_totals import RankerTotals
@@ -172,9 +173,9 @@ class RLTrainer:
             params, lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
         self.steps_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
-        self.total_steps = config.max_steps or max(
-            1, int(round(config.epochs * self.steps_per_epoch))
-        )
+        self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
+        if config.max_steps is not None:  # a cap on the epoch budget
+            self.total_steps = min(self.total_steps, config.max_steps)
         o = config.optim
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -189,6 +190,8 @@ class RLTrainer:
         self.ranker_totals = RankerTotals(ranker)  # carried across resumes in the checkpoint
         self.step = 0
         self.best: dict[str, Any] = {"value": None, "step": None}
+        self.bad_evals = 0  # validations since the last improvement (early stopping)
+        self.stopped_early = False
 
     # ---- data ---------------------------------------------------------------------------
     def _seed_everything(self, seed: int) -> None:
@@ -216,15 +219,22 @@ class RLTrainer:
 
     # ---- ranker -------------------------------------------------------------------------
     def rank_sets(
-        self, batch: Batch, rows: Sequence[int], sets: torch.Tensor
+        self, batch: Batch, rows: Sequence[int], sets: torch.Tensor, scores: torch.Tensor
     ) -> tuple[np.ndarray, list[list[int | None]]]:
         """Rank sets [len(rows), g, k] for the samples `rows` of the batch; returns rewards
-        [len(rows), g] and the best label rank of each set (None when absent)."""
+        [len(rows), g] and the best label rank of each set (None when absent).
+
+        Each set reaches the ranker in `rl.candidate_order` (`scores` [len(rows), N] are the
+        policy's scores for those samples), so with `retriever` or `shuffled` the reward depends
+        only on which movies a set holds, never on the order they were drawn in."""
         requests: list[RankRequest] = []
+        order = self.rl.candidate_order
         for i, b in enumerate(rows):
             sample = batch.samples[b].sample
+            row_scores = scores[i].numpy() if order == "retriever" else None
             for cand in sets[i].tolist():
-                ids = [self.corpus_ids[c] for c in cand]
+                shown = order_set(cand, order, row_scores, sample.sample_id, self.rl.order_seed)
+                ids = [self.corpus_ids[c] for c in shown]
                 requests.append(RankRequest(sample.sample_id, sample.context, ids))
         results = self.ranker.rank(requests)
         g = sets.shape[1]
@@ -274,13 +284,17 @@ class RLTrainer:
             t_sample += time.perf_counter() - t0
             rows = list(range(len(batch.samples)))
             t0 = time.perf_counter()
-            rewards, ranks = self.rank_sets(batch, rows, sets)
+            rewards, ranks = self.rank_sets(batch, rows, sets, detached)
             t_rank += time.perf_counter() - t0
-            out["reward_mean"] = float(rewards.mean())
-            out["reward_std"] = float(rewards.std())
-            out["reward_max_mean"] = float(rewards.max(axis=1).mean())
+            out.update(reward_diagnostics(rewards, sets, batch))
+            perm = None
+            if rl.shuffle_rewards:  # the control: rewards no longer belong to their sample
+                perm = cross_sample_permutation(len(rows), [self.config.seed, self.step, 1])
+                out["shuffle_rewards"] = 1.0
             ref_lp = None
             if rl.method == "grpo":
+                if perm is not None:
+                    rewards = rewards[perm]
                 logp = log_prob(scores, sets, rl.temperature)
                 if rl.use_reference:
                     ref_lp = log_prob(ref_scores, sets, rl.temperature)
@@ -295,7 +309,7 @@ class RLTrainer:
                     )
             else:
                 rl_loss, pair_stats, dt_s, dt_r = self._pairwise(
-                    batch, scores, detached, ref_scores, sets, ranks
+                    batch, scores, detached, ref_scores, sets, ranks, perm
                 )
                 t_sample += dt_s
                 t_rank += dt_r
@@ -337,9 +351,12 @@ class RLTrainer:
         ref_scores: torch.Tensor,
         sets: torch.Tensor,
         ranks: list[list[int | None]],
+        perm: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, dict[str, float], float, float]:
-        """DPO / SimPO with the paper's winner rule and resampling of undecided pairs."""
+        """DPO / SimPO with the paper's winner rule and resampling of undecided pairs; with
+        `perm` (the shuffled-reward control) sample b takes the verdict of sample perm[b]."""
         rl = self.rl
+        ranks = [list(r) for r in ranks]
         winners = [dpo_winner(r[0], r[1]) for r in ranks]
         sets = sets.clone()
         resamples = 0
@@ -353,17 +370,24 @@ class RLTrainer:
             fresh = self.sample(detached[undecided], 2)
             t_sample += time.perf_counter() - t0
             t0 = time.perf_counter()
-            _, new_ranks = self.rank_sets(batch, undecided, fresh)
+            _, new_ranks = self.rank_sets(batch, undecided, fresh, detached[undecided])
             t_rank += time.perf_counter() - t0
             for i, b in enumerate(undecided):
                 sets[b] = fresh[i]
+                ranks[b] = list(new_ranks[i])
                 winners[b] = dpo_winner(new_ranks[i][0], new_ranks[i][1])
         decided = [b for b, w in enumerate(winners) if w is not None]
+        both = [b for b in decided if ranks[b][0] is not None and ranks[b][1] is not None]
         stats = {
             "pairs_decided_frac": len(decided) / len(winners),
             "pairs_skipped_frac": 1.0 - len(decided) / len(winners),
+            # decided pairs whose two sets both hold the label (won on the label's rank)
+            "pairs_label_in_both_frac": len(both) / len(decided) if decided else float("nan"),
             "resamples_per_sample": resamples / len(winners),
         }
+        if perm is not None:
+            winners = [winners[int(perm[b])] for b in range(len(winners))]
+            decided = [b for b, w in enumerate(winners) if w is not None]
         if not decided:
             return (
                 torch.zeros((), dtype=scores.dtype),
@@ -432,12 +456,22 @@ class RLTrainer:
             from rar.retrievers import save_retriever
 
             self.best = {"value": value, "step": self.step, "metrics": dict(result.metrics)}
+            self.bad_evals = 0
             save_retriever(
                 self.model,
                 self.run.checkpoints / "best.pt",
                 extra={"step": self.step, metric: value},
             )
-        return {f"val/{k}": v for k, v in result.metrics.items()} | {"val/best": self.best["value"]}
+        else:
+            self.bad_evals += 1
+        patience = self.config.patience
+        if patience is not None and self.bad_evals >= patience:
+            self.stopped_early = True
+        return {f"val/{k}": v for k, v in result.metrics.items()} | {
+            "val/best": self.best["value"],
+            "val/best_step": self.best["step"],
+            "val/evals_without_improvement": self.bad_evals,
+        }
 
     @property
     def last_checkpoint(self) -> Path:
@@ -454,6 +488,7 @@ class RLTrainer:
             "rng": _rng_state(self.generator),
             "best": dict(self.best),
             "ranker_counters": self.ranker_totals.totals(),
+            "early_stopping": {"bad_evals": self.bad_evals, "stopped_early": self.stopped_early},
             "data": {
                 "seed": self.config.seed,
                 "steps_per_epoch": self.steps_per_epoch,
@@ -488,10 +523,14 @@ class RLTrainer:
         self.best = dict(state["best"])
         self.step = int(state["step"])
         self.ranker_totals.resume_from(state.get("ranker_counters"))
+        early = state.get("early_stopping", {})
+        self.bad_evals = int(early.get("bad_evals", 0))
+        self.stopped_early = bool(early.get("stopped_early", False))
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict[str, Any]:
-        """Train to `total_steps` (continuing from last.pt when resuming); returns final metrics."""
+        """Train to `total_steps`, or until `patience` validations bring no improvement
+        (continuing from last.pt when resuming); returns final metrics of the best model."""
         cfg = self.config
         if resume:
             if not self.last_checkpoint.is_file():
@@ -510,7 +549,7 @@ class RLTrainer:
                 self.total_steps, f"train {cfg.rl.method}", "step", initial=self.step
             )
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.stopped_early:
                 metrics = self.train_step(self.batch_for_step(self.step))
                 self.step += 1
                 window.append(metrics)
@@ -525,7 +564,19 @@ class RLTrainer:
                     row.update(self.validate())
                 if row:
                     self.run.log(self.step, **row)
-                if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
+                if self.stopped_early:
+                    log.info(
+                        "early stop at step %d: %d validations without a better %s (best: step %s)",
+                        self.step,
+                        self.bad_evals,
+                        cfg.select_metric,
+                        self.best["step"],
+                    )
+                if (
+                    self.step % cfg.checkpoint_every == 0
+                    or self.step == self.total_steps
+                    or self.stopped_early
+                ):
                     self.save_checkpoint()
                 if bar is not None:
                     bar.update(1)
@@ -549,7 +600,11 @@ class RLTrainer:
             "method": self.rl.method,
             "dataset": self.config.data.dataset,
             "steps": self.step,
+            "budget_steps": self.total_steps,
             "best_step": self.best["step"],
+            "stopped_early": self.stopped_early,
+            "candidate_order": self.rl.candidate_order,
+            "shuffle_rewards": self.rl.shuffle_rewards,
             "n_train": len(self.train_samples),
             "n_val": len(self.val_samples),
             "link_stats": self.link_stats,
@@ -571,6 +626,21 @@ class RLTrainer:
             final["ranker"] = self.ranker_totals.report()  # this run's, across resumes
         self.run.finish(_flatten(final))
         return final
+
+
+def reward_diagnostics(rewards: np.ndarray, sets: torch.Tensor, batch: Batch) -> dict[str, float]:
+    """What explains an RL step: reward level and variance (overall and within a sample's
+    sets, which is what DPO/GRPO learn from) and how often a sampled set holds a label."""
+    targets = batch.targets[:, None, None, :]  # [B, 1, 1, T]
+    in_set = ((sets[..., None] == targets) & batch.target_mask[:, None, None, :]).any(-1).any(-1)
+    return {
+        "reward_mean": float(rewards.mean()),
+        "reward_std": float(rewards.std()),
+        "reward_var": float(rewards.var()),
+        "reward_var_within": float(rewards.var(axis=1).mean()),
+        "reward_max_mean": float(rewards.max(axis=1).mean()),
+        "label_in_set_rate": float(in_set.float().mean()),
+    }
 
 
 def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
