@@ -111,6 +111,7 @@ def test_training_learns_beats_popularity_and_keeps_best(tmp_path):
     rows = run.history()
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     assert best["val/ndcg@10"] == max(r["val/ndcg@10"] for r in rows)
+    assert best["stopped_early"] is False  # the budget ran out first
     model = load_retriever(run.checkpoints / "best.pt", vectors)
     val = evaluate(model, data.val)
     assert val["ndcg@10"] == pytest.approx(best["val/ndcg@10"])
@@ -134,7 +135,8 @@ def test_early_stopping_stops_after_patience(tmp_path):
     cfg.training.lr = 1e-12  # nothing improves after the first evaluation
     cfg.training.patience = 2
     run, best = _train(tmp_path, vectors, data, cfg)
-    assert best["epoch"] == 0
+    assert best["epoch"] == 0 and best["stopped_early"] is True
+    assert best["step"] == run.history()[0]["step"]
     assert len(run.history()) == 3
 
 

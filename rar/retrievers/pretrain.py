@@ -134,7 +134,8 @@ def train_retriever(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train with early stopping on val NDCG@10; returns the best epoch's summary."""
+    """Train with early stopping on val NDCG@10 (`patience` evaluations, one per epoch, without
+    improvement); returns the best epoch's summary plus `stopped_early`."""
     windows = training_windows(data.train, model.config.max_len)
     model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -191,7 +192,7 @@ def train_retriever(
         val = evaluate(model, data.val, cfg.eval_batch_size)
         improved = val["ndcg@10"] > best["val/ndcg@10"]
         if improved:
-            best = {"epoch": epoch, **{f"val/{k}": v for k, v in val.items()}}
+            best = {"epoch": epoch, "step": step, **{f"val/{k}": v for k, v in val.items()}}
             bad_evals = 0
             save_retriever(model, best_path, extra={"epoch": epoch, "step": step, "val": val})
         else:
@@ -218,7 +219,7 @@ def train_retriever(
         raise RuntimeError(
             "training finished without any evaluation (max_epochs reached on resume?)"
         )
-    return best
+    return best | {"stopped_early": bad_evals >= cfg.patience}
 
 
 def pretrain(
@@ -288,7 +289,12 @@ def _pretrain(
         raise
     model = load_retriever(run.checkpoints / "best.pt", vectors)
     bs = config.training.eval_batch_size
-    metrics: dict[str, Any] = {"retriever": config.retriever.name, "best_epoch": best["epoch"]}
+    metrics: dict[str, Any] = {
+        "retriever": config.retriever.name,
+        "best_epoch": best["epoch"],
+        "best_step": best.get("step"),  # checkpoints older than this field lack it
+        "stopped_early": best["stopped_early"],
+    }
     metrics.update({f"val/{k}": v for k, v in evaluate(model, data.val, bs).items()})
     metrics.update({f"test/{k}": v for k, v in evaluate(model, data.test, bs).items()})
     max_len = config.retriever.max_len
