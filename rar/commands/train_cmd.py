@@ -55,8 +55,10 @@ def train(
         cfg = load_config(TrainConfig, config, extra)
         final = run_train(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
         console.print(
-            f"[bold]{cfg.rl.method}[/] on {cfg.data.dataset}: {final['steps']} steps, "
-            f"best step {final['best_step']} -> {final['run_dir']}"
+            f"[bold]{cfg.rl.method}[/] on {cfg.data.dataset}: {final['steps']} of "
+            f"{final['budget_steps']} steps"
+            f"{' (stopped early)' if final['stopped_early'] else ''}, best step "
+            f"{final['best_step']} (restored) -> {final['run_dir']}"
         )
         for split in ("val", "test"):
             keys = [f"{split}/{m}@{k}" for k in cfg.eval_ks for m in ("ndcg", "recall")]
