@@ -246,8 +246,8 @@ def test_early_stopping_restores_the_best_model(
     class WorseningValidation(RLTrainer):
         """The real pipeline evaluation, with the selection metric scripted to peak at step 2."""
 
-        def evaluate(self, samples):
-            result = super().evaluate(samples)
+        def evaluate(self, samples, *args, **kwargs):
+            result = super().evaluate(samples, *args, **kwargs)
             if samples is self.val_samples:
                 result.metrics["ndcg@10"] = 1.0 - abs(self.step - 2) / 10
             return result
