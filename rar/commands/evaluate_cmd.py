@@ -38,7 +38,7 @@ def evaluate(
     ranker: str | None = typer.Option(
         None,
         "--ranker",
-        help="Ranker backend (semantic | openai | gemini | local) or a ranker YAML config.",
+        help="Ranker backend (semantic | openai | gemini | local | llamacpp) or a ranker YAML config.",
     ),
     ranker_model: str | None = typer.Option(
         None, "--ranker-model", help="Model name for openai/gemini."

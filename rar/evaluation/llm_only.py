@@ -54,15 +54,13 @@ class LLMOnlyRecommender:
     def __init__(self, ranker: Any, corpus: Any, n_items: int = 20, threshold: float = 0.85):
         if not isinstance(ranker, PromptRanker):
             raise ValueError(
-                f"LLM-only evaluation needs an LLM backend (openai, gemini or local); "
+                f"LLM-only evaluation needs an LLM backend (openai, gemini, local or llamacpp); "
                 f"'{getattr(ranker, 'backend', type(ranker).__name__)}' cannot name movies itself"
             )
-        if (
-            getattr(getattr(ranker.config, "local", None), "mode", "generate") == "loglik"
-            and ranker.backend == "local"
-        ):
+        section = {"local": "local", "llamacpp": "llamacpp"}.get(ranker.backend)
+        if section and getattr(ranker.config, section).mode == "loglik":
             raise ValueError(
-                "LLM-only evaluation needs free generation; set ranker.local.mode=generate"
+                f"LLM-only evaluation needs free generation; set ranker.{section}.mode=generate"
             )
         self.ranker = ranker
         self.corpus = corpus

@@ -1,6 +1,6 @@
 """RankerConfig: which backend ranks, with which model, prompt, parser, cache and limits.
 
-Swapping a backend is a config change only (`backend: openai | gemini | local | semantic`).
+Swapping a backend is a config change only (`backend: openai | gemini | local | llamacpp | semantic`).
 API keys are never part of the config: only the *name* of the environment variable is.
 """
 
@@ -192,10 +192,29 @@ class LocalConfig(ConfigModel):
     num_threads: int | None = Field(None, ge=1, description="torch threads (None = leave as is).")
 
 
+class LlamaCppConfig(ConfigModel):
+    """In-process llama.cpp (llama-cpp-python): GGUF weights run natively on CPU."""
+
+    model_path: str | None = Field(
+        None, description="GGUF file; None = the packaged SmolLM2-135M-Instruct GGUF."
+    )
+    n_ctx: int = Field(
+        4096, ge=256, description="Context window in tokens (a prompt past it fails clearly)."
+    )
+    n_threads: int | None = Field(
+        None, ge=1, description="CPU threads (None = llama.cpp's default, half the cores)."
+    )
+    n_batch: int = Field(512, ge=1, description="Prompt tokens evaluated per batch.")
+    mode: Literal["generate", "loglik"] = Field(
+        "generate", description="Free-text generation, or rank by log-likelihood of each title."
+    )
+    seed: int = Field(0, description="Sampling seed (temperature > 0 only).")
+
+
 class RankerConfig(ConfigModel):
     """Everything that decides how a candidate list gets ranked."""
 
-    backend: Literal["openai", "gemini", "local", "semantic"] = Field(
+    backend: Literal["openai", "gemini", "local", "llamacpp", "semantic"] = Field(
         "semantic", description="Ranker backend."
     )
     model: str = Field("gpt-5-mini", description="Model name sent to the API (openai/gemini).")
@@ -242,3 +261,6 @@ class RankerConfig(ConfigModel):
         default_factory=SemanticConfig, description="Semantic backend."
     )
     local: LocalConfig = Field(default_factory=LocalConfig, description="Local LM backend.")
+    llamacpp: LlamaCppConfig = Field(
+        default_factory=LlamaCppConfig, description="In-process llama.cpp backend."
+    )

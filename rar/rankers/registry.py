@@ -26,6 +26,10 @@ def build_ranker(config: RankerConfig, corpus: Any) -> Ranker:
         from rar.rankers.local_ranker import LocalRanker
 
         return LocalRanker(config, corpus)
+    if config.backend == "llamacpp":
+        from rar.rankers.llamacpp_ranker import LlamaCppRanker
+
+        return LlamaCppRanker(config, corpus)
     raise ValueError(
-        f"unknown ranker backend {config.backend!r}; expected openai|gemini|local|semantic"
+        f"unknown ranker backend {config.backend!r}; expected openai|gemini|local|llamacpp|semantic"
     )

@@ -40,7 +40,7 @@ from rar.tracking import Run, atomic_write_text, check_run_target
 log = logging.getLogger("rar.rl")
 
 CHECKPOINT_FORMAT = "rar-rl-trainer-v1"
-RANKER_COUNTERS = ("calls", "cache_hits", "failures", "requests")
+RANKER_COUNTERS = ("calls", "retries", "cache_hits", "failures", "requests")
 
 
 def cosine_with_warmup(step: int, warmup: int, total: int, floor: float = 0.0) -> float:

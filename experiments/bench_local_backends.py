@@ -1,0 +1,130 @@
+"""Transformers vs in-process llama.cpp on the same model and the same prompts (issue 11).
+
+Both local backends rank the same 25-candidate prompts (real ReDial test conversations; the
+true movie plus 24 other linked corpus movies, with the default Figure 5 metadata) with the
+packaged SmolLM2-135M-Instruct GGUF, one request at a time, cache off. Prints seconds per
+ranking for each backend and the ratio (goal: llama.cpp >= 3x faster), in `loglik` mode (a
+fixed amount of work: the prompt plus every title) and in `generate` mode (greedy, up to
+--max-tokens). Model loading is timed separately and not part of the per-ranking time.
+
+Usage: python experiments/bench_local_backends.py [--corpus DIR] [--data-dir DIR]
+           [--samples 5] [--modes loglik generate] [--threads 2] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def probe_requests(corpus_dir: Path, data_dir: Path, n: int):
+    from corpus_builder.corpus import Corpus
+    from rar.data.registry import load_conversation_samples
+    from rar.rankers.probe import build_probe
+
+    corpus = Corpus.load(corpus_dir)
+    samples = load_conversation_samples("redial", data_dir, "test")
+    probe = build_probe(samples, corpus, "redial", k=25, seed=0, max_samples=n)
+    return corpus, probe.requests
+
+
+def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, threads: int):
+    """Seconds per ranking of each request (model loaded first, outside the timing)."""
+    from rar.rankers import RankerConfig, build_ranker
+
+    section = {"mode": mode}
+    if backend == "local":
+        section["num_threads"] = threads
+    else:
+        section["n_threads"] = threads
+    cfg = RankerConfig(
+        backend=backend, max_tokens=max_tokens, cache={"enabled": False}, **{backend: section}
+    )
+    ranker = build_ranker(cfg, corpus)
+    start = time.perf_counter()
+    ranker.load()
+    load_s = time.perf_counter() - start
+    seconds, prompt_tokens, completion_tokens, matched = [], [], [], []
+    for req in requests:
+        start = time.perf_counter()
+        [res] = ranker.rank([req])
+        seconds.append(time.perf_counter() - start)
+        assert res.error is None, res.error
+        prompt_tokens.append(res.usage.get("prompt_tokens", 0))
+        completion_tokens.append(res.usage.get("completion_tokens", 0))
+        matched.append(res.usage.get("n_matched", 0))
+    ranker.close()
+    return {
+        "backend": backend,
+        "mode": mode,
+        "load_s": round(load_s, 2),
+        "s_per_ranking": round(statistics.mean(seconds), 3),
+        "median_s": round(statistics.median(seconds), 3),
+        "all_s": [round(s, 3) for s in seconds],
+        "prompt_tokens_mean": round(statistics.mean(prompt_tokens)),
+        "completion_tokens_mean": round(statistics.mean(completion_tokens), 1),
+        "titles_matched_mean": round(statistics.mean(matched), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--corpus", type=Path, default=None, help="Corpus dir (default: small corpus).")
+    ap.add_argument("--data-dir", type=Path, default=None, help="Default $RAR_DATA_DIR.")
+    ap.add_argument("--samples", type=int, default=5, help="Prompts ranked by each backend.")
+    ap.add_argument("--modes", nargs="+", default=["loglik", "generate"])
+    ap.add_argument("--max-tokens", type=int, default=64, help="Generate mode reply budget.")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for both backends.")
+    ap.add_argument("--out", type=Path, default=None, help="Also write the figures as JSON.")
+    args = ap.parse_args()
+    from rar.paths import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    tmp = None
+    corpus_dir = args.corpus
+    if corpus_dir is None:
+        from corpus_builder.testing import build_small_corpus
+
+        tmp = tempfile.TemporaryDirectory()
+        corpus_dir = build_small_corpus(Path(tmp.name) / "corpus", data_dir)
+    corpus, requests = probe_requests(corpus_dir, data_dir, args.samples)
+    print(
+        f"{len(requests)} ReDial test prompts, 25 candidates each, SmolLM2-135M-Instruct "
+        f"Q4_1 GGUF, {args.threads} threads, load avg {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    rows = []
+    for mode in args.modes:
+        pair = {}
+        for backend in ("local", "llamacpp"):
+            row = time_backend(backend, mode, corpus, requests, args.max_tokens, args.threads)
+            rows.append(row)
+            pair[backend] = row
+            print(
+                f"  {mode:8s} {backend:9s}: {row['s_per_ranking']:7.2f} s/ranking "
+                f"(median {row['median_s']:.2f}; load {row['load_s']:.1f}s; "
+                f"{row['prompt_tokens_mean']} prompt + {row['completion_tokens_mean']} "
+                f"completion tokens; {row['titles_matched_mean']} titles matched)",
+                flush=True,
+            )
+        ratio = pair["local"]["s_per_ranking"] / pair["llamacpp"]["s_per_ranking"]
+        rows.append({"mode": mode, "speedup_llamacpp_vs_transformers": round(ratio, 2)})
+        print(f"  {mode:8s} llama.cpp is {ratio:.1f}x faster than transformers (goal >= 3x)")
+    print(f"load avg after: {os.getloadavg()[0]:.1f}")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2))
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

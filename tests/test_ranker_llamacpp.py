@@ -1,0 +1,67 @@
+"""The in-process llama.cpp ranker with the packaged SmolLM2-135M-Instruct GGUF."""
+
+from __future__ import annotations
+
+import pytest
+from servers.mini_corpus import MiniCorpus
+
+from rar.data.types import Turn
+from rar.rankers import RankerConfig, RankRequest, build_ranker
+
+
+def test_missing_gguf_names_the_key(data_dir, tmp_path):
+    corpus = MiniCorpus.from_redial_metadata(data_dir, n=3)
+    cfg = RankerConfig(backend="llamacpp", llamacpp={"model_path": str(tmp_path / "no.gguf")})
+    with pytest.raises(FileNotFoundError, match=r"ranker.llamacpp.model_path: no GGUF file at"):
+        build_ranker(cfg, corpus)
+
+
+@pytest.mark.slow
+def test_llamacpp_generates_scores_and_caches(data_dir, tmp_path):
+    corpus = MiniCorpus.from_redial_metadata(data_dir, n=6)
+    cfg = RankerConfig(
+        backend="llamacpp",
+        max_tokens=24,
+        cache={"path": str(tmp_path / "c.sqlite")},
+        prompt={"fields": ["title", "year", "genres"]},
+        llamacpp={"mode": "generate", "n_ctx": 1024, "n_threads": 1},
+    )
+    ranker = build_ranker(cfg, corpus)
+    req = RankRequest("s0", [Turn("seeker", "I want a scary horror movie.")], corpus.ids[:4])
+    [res] = ranker.rank([req])
+    assert res.error is None and res.raw_reply.strip()
+    assert sorted(res.ranked_ids) == sorted(req.candidate_ids)  # parsed, then missing appended
+    assert res.usage["prompt_tokens"] > 50 and 0 < res.usage["completion_tokens"] <= 24
+
+    # log-likelihood mode: one score per title, every candidate matched, no free text
+    ranker.config.llamacpp.mode = "loglik"
+    [ll] = ranker.rank([RankRequest("s1", req.context, req.candidate_ids)])
+    assert ll.error is None and ll.hallucinations == [] and ll.usage["n_matched"] == 4
+    scores, n_prompt = ranker.score_titles("Recommend a movie.", ["Alien", "Jaws"])
+    assert len(scores) == 2 and all(s < 0 for s in scores) and n_prompt > 5
+    # the KV cache of the shared prefix is reused: scoring again gives the same numbers
+    again, _ = ranker.score_titles("Recommend a movie.", ["Alien", "Jaws"])
+    assert again == pytest.approx(scores, abs=1e-4)
+
+    # the generate reply again: from the cache (the key holds the mode), no model call
+    ranker.config.llamacpp.mode = "generate"
+    calls = ranker.stats()["calls"]
+    [cached] = ranker.rank([req])
+    assert ranker.stats()["calls"] == calls and cached.cached
+    assert cached.raw_reply == res.raw_reply
+    ranker.close()
+
+
+@pytest.mark.slow
+def test_prompt_past_the_context_window_fails_clearly(data_dir, tmp_path):
+    corpus = MiniCorpus.from_redial_metadata(data_dir, n=30)
+    cfg = RankerConfig(
+        backend="llamacpp",
+        cache={"enabled": False},
+        llamacpp={"mode": "loglik", "n_ctx": 256, "n_threads": 1},
+    )
+    ranker = build_ranker(cfg, corpus)
+    [res] = ranker.rank([RankRequest("s0", [Turn("seeker", "Anything.")], corpus.ids[:25])])
+    assert res.error is not None and "ranker.llamacpp.n_ctx=256" in res.error
+    assert ranker.stats()["calls"] == 1  # not retried: it would fail again
+    ranker.close()
