@@ -47,7 +47,11 @@ def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, thr
     else:
         section["n_threads"] = threads
     cfg = RankerConfig(
-        backend=backend, max_tokens=max_tokens, cache={"enabled": False}, **{backend: section}
+        backend=backend,
+        max_tokens=max_tokens,
+        cache={"enabled": False},
+        limits={"timeout_s": 1800},  # a slow backend is measured, not cut off
+        **{backend: section},
     )
     ranker = build_ranker(cfg, corpus)
     start = time.perf_counter()

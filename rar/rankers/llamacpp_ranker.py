@@ -34,6 +34,12 @@ def resolve_gguf(path: str | None) -> Path:
     return gguf
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    top = logits.max()
+    return logits - top - np.log(np.exp(logits - top).sum())
+
+
 class LlamaCppRanker(PromptRanker):
     backend = "llamacpp"
 
@@ -126,10 +132,23 @@ class LlamaCppRanker(PromptRanker):
 
     def _last_logprobs(self) -> np.ndarray:
         llm = self._llm
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
-        logits = logits.astype(np.float64)
-        top = logits.max()
-        return logits - top - np.log(np.exp(logits - top).sum())
+        return _log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)))
+
+    def _decode_all_logits(self, tokens: list[int]) -> np.ndarray:
+        """Decode `tokens` after the current position in one batch, with logits for every one.
+
+        `Llama.eval` keeps all logits only for contexts built with `logits_all` (an n_ctx x
+        vocabulary array, 800 MB for SmolLM2 at 4k), and one-token evals cost a thread
+        synchronisation per layer each, so the title's tokens go through one decode here."""
+        llm = self._llm
+        n_past = llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens) * llm.n_vocab(),))
+        llm.input_ids[n_past : n_past + len(tokens)] = tokens
+        llm.n_tokens = n_past + len(tokens)
+        return rows.reshape(len(tokens), llm.n_vocab()).copy()
 
     def score_titles(self, prompt: str, titles: list[str]) -> tuple[list[float], int]:
         """Mean log-probability of each title as the first list item, and the prompt's tokens.
@@ -155,10 +174,13 @@ class LlamaCppRanker(PromptRanker):
             for title in titles:
                 cont = llm.tokenize((" " + title).encode(), add_bos=False, special=False)
                 logp = [float(first[cont[0]])]
-                llm.n_tokens = len(ids)  # rewind to the end of the prompt
-                for prev, nxt in zip(cont[:-1], cont[1:], strict=True):
-                    llm.eval([prev])
-                    logp.append(float(self._last_logprobs()[nxt]))
+                if len(cont) > 1:
+                    llm.n_tokens = len(ids)  # rewind to the end of the prompt
+                    rows = self._decode_all_logits(cont[:-1])  # one decode per title
+                    logp += [
+                        float(_log_softmax(row)[nxt])
+                        for row, nxt in zip(rows, cont[1:], strict=True)
+                    ]
                 scores.append(sum(logp) / len(logp))
             llm.n_tokens = len(ids)
         return scores, len(ids)
