@@ -57,11 +57,12 @@ def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, thr
     start = time.perf_counter()
     ranker.load()
     load_s = time.perf_counter() - start
-    seconds, prompt_tokens, completion_tokens, matched = [], [], [], []
+    seconds, cpu_seconds, prompt_tokens, completion_tokens, matched = [], [], [], [], []
     for req in requests:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         [res] = ranker.rank([req])
         seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu)
         assert res.error is None, res.error
         prompt_tokens.append(res.usage.get("prompt_tokens", 0))
         completion_tokens.append(res.usage.get("completion_tokens", 0))
@@ -74,6 +75,7 @@ def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, thr
         "s_per_ranking": round(statistics.mean(seconds), 3),
         "median_s": round(statistics.median(seconds), 3),
         "all_s": [round(s, 3) for s in seconds],
+        "cpu_s_per_ranking": round(statistics.mean(cpu_seconds), 3),
         "prompt_tokens_mean": round(statistics.mean(prompt_tokens)),
         "completion_tokens_mean": round(statistics.mean(completion_tokens), 1),
         "titles_matched_mean": round(statistics.mean(matched), 1),
@@ -114,15 +116,27 @@ def main() -> None:
             rows.append(row)
             pair[backend] = row
             print(
-                f"  {mode:8s} {backend:9s}: {row['s_per_ranking']:7.2f} s/ranking "
+                f"  {mode:8s} {backend:9s}: {row['s_per_ranking']:7.2f} s/ranking, "
+                f"{row['cpu_s_per_ranking']:.2f} CPU s/ranking "
                 f"(median {row['median_s']:.2f}; load {row['load_s']:.1f}s; "
                 f"{row['prompt_tokens_mean']} prompt + {row['completion_tokens_mean']} "
                 f"completion tokens; {row['titles_matched_mean']} titles matched)",
                 flush=True,
             )
         ratio = pair["local"]["s_per_ranking"] / pair["llamacpp"]["s_per_ranking"]
-        rows.append({"mode": mode, "speedup_llamacpp_vs_transformers": round(ratio, 2)})
-        print(f"  {mode:8s} llama.cpp is {ratio:.1f}x faster than transformers (goal >= 3x)")
+        cpu_ratio = pair["local"]["cpu_s_per_ranking"] / pair["llamacpp"]["cpu_s_per_ranking"]
+        rows.append(
+            {
+                "mode": mode,
+                "speedup_llamacpp_vs_transformers": round(ratio, 2),
+                "cpu_speedup_llamacpp_vs_transformers": round(cpu_ratio, 2),
+            }
+        )
+        print(
+            f"  {mode:8s} llama.cpp is {ratio:.1f}x faster than transformers in wall time, "
+            f"{cpu_ratio:.1f}x in CPU time (goal >= 3x; CPU time is what a shared machine "
+            "does not distort)"
+        )
     print(f"load avg after: {os.getloadavg()[0]:.1f}")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
