@@ -103,7 +103,9 @@ def rank(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a ranker key, e.g. --set prompt.plot_max_chars=0."
     ),
-    ranker: str | None = typer.Option(None, "--ranker", help="openai | gemini | local | llamacpp | semantic."),
+    ranker: str | None = typer.Option(
+        None, "--ranker", help="openai | gemini | local | llamacpp | semantic."
+    ),
     model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
     base_url: str | None = typer.Option(
         None, "--base-url", help="OpenAI-compatible or Gemini server URL."
@@ -162,7 +164,9 @@ rank.command_name = "rank"  # type: ignore[attr-defined]
 def recommend(
     config: Path | None = typer.Option(None, "--config", "-c", help="Ranker YAML."),
     overrides: list[str] = typer.Option([], "--set", help="Override a ranker key."),
-    ranker: str | None = typer.Option(None, "--ranker", help="openai | gemini | local | llamacpp | semantic."),
+    ranker: str | None = typer.Option(
+        None, "--ranker", help="openai | gemini | local | llamacpp | semantic."
+    ),
     model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
     base_url: str | None = typer.Option(None, "--base-url", help="Server URL."),
     corpus_dir: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus directory."),
