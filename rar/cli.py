@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("rank_cmd", "rank"),
     ("rank_cmd", "recommend"),
     ("quickstart_cmd", "quickstart"),
+    ("fit_ranker_cmd", "fit_ranker"),
 ]
 
 

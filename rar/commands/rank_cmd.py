@@ -9,7 +9,7 @@ import typer
 
 from rar.commands.common import console, user_errors
 
-RANKERS = ("openai", "gemini", "local", "llamacpp", "semantic")
+RANKERS = ("openai", "gemini", "local", "llamacpp", "semantic", "trained")
 
 
 def load_ranker_config(

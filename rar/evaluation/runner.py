@@ -201,4 +201,4 @@ def ranker_label(config: EvaluateConfig) -> str:
     r = config.ranker
     if r is None:
         return ""
-    return r.backend if r.backend == "semantic" else f"{r.backend}:{r.model}"
+    return r.backend if r.backend in ("semantic", "trained") else f"{r.backend}:{r.model}"

@@ -211,10 +211,19 @@ class LlamaCppConfig(ConfigModel):
     seed: int = Field(0, description="Sampling seed (temperature > 0 only).")
 
 
+class TrainedConfig(ConfigModel):
+    """Trained offline ranker (`rar fit-ranker`): a learned map from conversation to movie vectors."""
+
+    path: str | None = Field(None, description="Directory written by `rar fit-ranker`.")
+    retriever_weight: float | None = Field(
+        None, ge=0, description="Weight of -log(position in the given order); None = fitted value."
+    )
+
+
 class RankerConfig(ConfigModel):
     """Everything that decides how a candidate list gets ranked."""
 
-    backend: Literal["openai", "gemini", "local", "llamacpp", "semantic"] = Field(
+    backend: Literal["openai", "gemini", "local", "llamacpp", "semantic", "trained"] = Field(
         "semantic", description="Ranker backend."
     )
     model: str = Field("gpt-5-mini", description="Model name sent to the API (openai/gemini).")
@@ -264,3 +273,4 @@ class RankerConfig(ConfigModel):
     llamacpp: LlamaCppConfig = Field(
         default_factory=LlamaCppConfig, description="In-process llama.cpp backend."
     )
+    trained: TrainedConfig = Field(default_factory=TrainedConfig, description="Trained backend.")

@@ -30,6 +30,11 @@ def build_ranker(config: RankerConfig, corpus: Any) -> Ranker:
         from rar.rankers.llamacpp_ranker import LlamaCppRanker
 
         return LlamaCppRanker(config, corpus)
+    if config.backend == "trained":
+        from rar.rankers.trained_ranker import TrainedRanker
+
+        return TrainedRanker(config, corpus)
     raise ValueError(
-        f"unknown ranker backend {config.backend!r}; expected openai|gemini|local|llamacpp|semantic"
+        f"unknown ranker backend {config.backend!r}; "
+        "expected openai|gemini|local|llamacpp|semantic|trained"
     )

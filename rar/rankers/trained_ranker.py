@@ -1,0 +1,190 @@
+"""Trained offline ranker: a conversation-to-movie map learned once on a training split.
+
+Why: the semantic ranker compares a conversation embedding with movie embeddings as they
+are, so it cannot learn that "something scary for tonight" points at horror films people
+actually recommend. This ranker keeps MiniLM frozen and embeds the conversation exactly as
+the semantic ranker does, then scores a candidate i by
+
+    scale * (c W) . v_i  +  pop_weight * log(1 + training count of i)  -  retriever_weight * log(position)
+
+W (384x384, initialised to the identity), scale and pop_weight are fitted by
+`rar.rankers.fit_ranker` with a softmax over the whole corpus on training targets only;
+retriever_weight is chosen on the validation split. With retriever_weight > 0 the result
+depends on the order the candidates are handed over (config it to 0 for order-free scores).
+
+The artefact is a directory: `weights.npz` (W, the popularity table), `config.json`
+(everything else) and `metrics.json` (what fitting measured).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rar.rankers.ranker_config import RankerConfig
+from rar.rankers.semantic_ranker import SemanticRanker
+from rar.rankers.types import RankRequest, RankResult
+
+FORMAT = "rar-trained-ranker-1"
+WEIGHTS, CONFIG, METRICS = "weights.npz", "config.json", "metrics.json"
+
+
+@dataclass
+class TrainedModel:
+    """Fitted parameters; everything needed to score (context vector, candidates)."""
+
+    W: np.ndarray  # [d, d]
+    scale: float
+    pop_weight: float
+    retriever_weight: float
+    popularity: dict[str, float]  # corpus id -> log(1 + count of training targets)
+    meta: dict[str, Any] = field(default_factory=dict)  # semantic weighting, data, seed
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def scores(
+        self, conv: np.ndarray | None, vectors: np.ndarray, ids: Sequence[str], weight: float
+    ) -> np.ndarray:
+        """Score candidates given in order (`vectors[j]` is candidate j's corpus vector)."""
+        n = len(ids)
+        pop = np.array([self.popularity.get(cid, 0.0) for cid in ids], dtype=np.float32)
+        out = self.pop_weight * pop - weight * np.log(np.arange(1, n + 1, dtype=np.float32))
+        if conv is not None:
+            out = out + self.scale * (vectors @ (conv @ self.W))
+        return out.astype(np.float32)
+
+    def save(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        ids = sorted(self.popularity)
+        np.savez(
+            out / WEIGHTS,
+            W=self.W.astype(np.float32),
+            pop_ids=np.array(ids, dtype=str),
+            pop_values=np.array([self.popularity[i] for i in ids], dtype=np.float32),
+        )
+        config = {
+            "format": FORMAT,
+            "scale": self.scale,
+            "pop_weight": self.pop_weight,
+            "retriever_weight": self.retriever_weight,
+            **self.meta,
+        }
+        (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (out / METRICS).write_text(json.dumps(self.metrics, indent=2) + "\n", encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedModel:
+        root = Path(path)
+        for name in (WEIGHTS, CONFIG):
+            if not (root / name).is_file():
+                raise FileNotFoundError(
+                    f"{root / name} not found: ranker.trained.path must be a directory written "
+                    "by `rar fit-ranker`"
+                )
+        config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{root / CONFIG}: format {config.get('format')!r}, expected {FORMAT}")
+        with np.load(root / WEIGHTS) as data:
+            W = np.asarray(data["W"], dtype=np.float32)
+            popularity = dict(
+                zip(
+                    data["pop_ids"].tolist(), data["pop_values"].astype(float).tolist(), strict=True
+                )
+            )
+        metrics_file = root / METRICS
+        metrics = (
+            json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+        )
+        meta = {
+            k: v
+            for k, v in config.items()
+            if k not in ("format", "scale", "pop_weight", "retriever_weight")
+        }
+        return cls(
+            W=W,
+            scale=float(config["scale"]),
+            pop_weight=float(config["pop_weight"]),
+            retriever_weight=float(config["retriever_weight"]),
+            popularity=popularity,
+            meta=meta,
+            metrics=metrics,
+        )
+
+
+class TrainedRanker(SemanticRanker):
+    """`ranker.backend: trained`: ranks with a `TrainedModel` over the corpus vectors."""
+
+    backend = "trained"
+
+    def __init__(
+        self,
+        config: RankerConfig,
+        corpus: Any,
+        model: TrainedModel | None = None,
+        max_cached_texts: int = 100_000,
+    ):
+        if model is None:
+            if not config.trained.path:
+                raise ValueError(
+                    "ranker.backend 'trained' needs ranker.trained.path (a `rar fit-ranker` output)"
+                )
+            model = TrainedModel.load(config.trained.path)
+        # conversation weighting as fitted: the map W was learned on vectors made this way
+        semantic = model.meta.get("semantic")
+        if semantic:
+            config = config.model_copy(
+                update={"semantic": config.semantic.model_copy(update=semantic)}
+            )
+        super().__init__(config, corpus, max_cached_texts)
+        if model.W.shape != (self._vectors.shape[1],) * 2:
+            raise ValueError(
+                f"trained ranker W is {model.W.shape}, the corpus vectors have dimension "
+                f"{self._vectors.shape[1]} (fitted with another embedder?)"
+            )
+        self.trained = model
+        weight = config.trained.retriever_weight
+        self.retriever_weight = model.retriever_weight if weight is None else float(weight)
+
+    def order(self, conv: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError("TrainedRanker scores by corpus id; use rank_sync")
+
+    def rank_sync(self, requests: Sequence[RankRequest]) -> list[RankResult]:
+        texts = [t.text.strip() for r in requests for t in r.context if t.text and t.text.strip()]
+        start = time.perf_counter()
+        vecs = self.embed_texts(texts)
+        results = []
+        for r in requests:
+            t0 = time.perf_counter()
+            try:
+                rows = np.array(
+                    [self.corpus.index_of(cid) for cid in r.candidate_ids], dtype=np.int64
+                )
+            except (KeyError, IndexError) as exc:
+                self._stats.failures += 1
+                results.append(
+                    RankResult(r.sample_id, [], error=f"bad request: unknown candidate {exc}")
+                )
+                continue
+            conv = self.conversation_vector(r.context, vecs)
+            scores = self.trained.scores(
+                conv, self._vectors[rows], r.candidate_ids, self.retriever_weight
+            )
+            order = np.argsort(-scores, kind="stable")
+            results.append(
+                RankResult(
+                    sample_id=r.sample_id,
+                    ranked_ids=[r.candidate_ids[i] for i in order],
+                    usage={"scores": [round(float(scores[i]), 5) for i in order]},
+                    latency_s=time.perf_counter() - t0,
+                )
+            )
+        self._stats.calls += len(requests)
+        self._stats.latency_s += time.perf_counter() - start
+        return results
