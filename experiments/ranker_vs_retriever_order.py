@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="Default $RAR_DATA_DIR, else ./data.")
     parser.add_argument("--ranker", default=None, help="A `rar fit-ranker` output to reuse.")
     parser.add_argument("--k", type=int, default=25)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--l2", type=float, default=1e-2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--l2", type=float, nargs="*", default=None, help="Ridge grid.")
     parser.add_argument("--text-cache", default=None, help="npz of turn embeddings to reuse.")
     parser.add_argument("--out", default="results/ranker_vs_retriever_order")
     parser.add_argument("--threads", type=int, default=2)
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if cache is not None:
         print(f"text cache: {load_text_cache(shared, cache, model_id):,} turns from {cache}")
 
-    settings = FitSettings(epochs=args.epochs, l2=args.l2, seed=args.seed)
+    settings = FitSettings(l2=tuple(args.l2)) if args.l2 else FitSettings()
     if args.ranker:
         model = TrainedModel.load(args.ranker)
     else:
@@ -187,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "val_samples": len(val_linked),
         "retriever_weight": weight,
         "val_ndcg@10_by_retriever_weight": table,
-        "fit": model.metrics.get("best_epoch"),
+        "fit": model.metrics.get("trials"),
+        "chosen_l2": model.metrics.get("chosen_l2"),
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }

@@ -12,7 +12,7 @@ from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rankers.fit_ranker import FitSettings, fit_trained_ranker, select_retriever_weight
 from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
 
-SETTINGS = FitSettings(epochs=3, batch_size=32, seed=7)
+SETTINGS = FitSettings(l2=(1.0, 10.0))
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +49,15 @@ def _requests(samples, corpus, n=25):
     return out
 
 
-def test_fit_is_deterministic_and_learns(model, splits, corpus):
+def test_fit_is_deterministic_and_chosen_on_validation(model, splits, corpus):
     again = fit_trained_ranker(splits["train"], corpus, SETTINGS, val_samples=splits["val"])
     np.testing.assert_array_equal(model.W, again.W)
     assert model.scale == again.scale and model.pop_weight == again.pop_weight
     assert not np.allclose(model.W, np.eye(model.W.shape[0]))  # W moved from the identity
-    losses = [row["train_loss"] for row in model.metrics["epochs"]]
-    assert losses[-1] < losses[0]
+    trials = model.metrics["trials"]
+    assert [t["l2"] for t in trials] == [1.0, 10.0] and all("val_nll" in t for t in trials)
+    chosen = min(trials, key=lambda t: t["val_nll"])  # validation picks, training fits
+    assert model.meta["l2"] == chosen["l2"] and model.scale == pytest.approx(chosen["scale"])
     reqs = _requests(splits["test"], corpus)
     a = TrainedRanker(RankerConfig(backend="trained"), corpus, model=model).rank_sync(reqs)
     b = TrainedRanker(RankerConfig(backend="trained"), corpus, model=again).rank_sync(reqs)

@@ -25,9 +25,12 @@ def fit_ranker(
         "top-k (without it the weight is 0: the order handed over is ignored).",
     ),
     k: int = typer.Option(25, "--k", help="Candidates per sample when choosing the weight."),
-    epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (best validation epoch kept)."),
-    l2: float = typer.Option(1e-2, "--l2", help="Pull of W towards the identity."),
-    seed: int = typer.Option(0, "--seed", help="Seed of batching and initialisation."),
+    l2: list[float] = typer.Option(
+        [],
+        "--l2",
+        help="Ridge pull of W towards the identity; repeat to try several (best on "
+        "validation kept). Default 1, 3, 10, 30, 100.",
+    ),
     threads: int = typer.Option(2, "--threads", help="torch threads."),
 ) -> None:
     """Learn a conversation -> movie map (frozen MiniLM vectors) from the training split only;
@@ -44,15 +47,15 @@ def fit_ranker(
         from corpus_builder.corpus import Corpus
 
         movies = Corpus.load(corpus)
-        settings = FitSettings(epochs=epochs, l2=l2, seed=seed)
+        settings = FitSettings(l2=tuple(l2)) if l2 else FitSettings()
         model = fit_from_data(
             dataset, resolve_data_dir(data_dir), movies, settings, str(run) if run else None, k
         )
         path = model.save(out)
         m = model.metrics
         console.print(
-            f"fitted on {model.meta['train_samples']:,} {dataset} training samples; best epoch "
-            f"{m['best_epoch']} (validation NLL {m['val_nll_before']} -> {m['best_val_nll']}); "
+            f"fitted on {model.meta['train_samples']:,} {dataset} training samples; l2 "
+            f"{m['chosen_l2']} of {[t['l2'] for t in m['trials']]} on validation NLL; "
             f"retriever_weight {model.retriever_weight}"
         )
         console.print(f"wrote {path}  (ranker.backend: trained, ranker.trained.path: {path})")

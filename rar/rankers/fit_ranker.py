@@ -32,14 +32,10 @@ RETRIEVER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 @dataclass
 class FitSettings:
-    """The few knobs of fitting (defaults measured on the ReDial validation split)."""
+    """The few knobs of fitting; `l2` values are tried in turn and chosen on validation."""
 
-    epochs: int = 30
-    lr: float = 3e-3
-    l2: float = 1e-2  # pull of W towards the identity (the untrained semantic ranker)
-    batch_size: int = 256
-    init_scale: float = 20.0
-    seed: int = 0
+    l2: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)  # pull of W towards the identity
+    calibration_steps: int = 50  # LBFGS iterations for scale and pop_weight
     split_seed: int = 0  # the seed `rar.data.splits` assigned the dialogues with
 
 
@@ -82,8 +78,70 @@ def _pairs(linked: Sequence[LinkedSample], corpus: Any) -> tuple[np.ndarray, np.
     return np.array(idx, dtype=np.int64), np.array(rows, dtype=np.int64)
 
 
-def _history_mask(linked: Sequence[LinkedSample], corpus: Any) -> list[list[int]]:
-    return [[corpus.index_of(c) for c in x.history_ids] for x in linked]
+@dataclass
+class _Split:
+    """Context vectors, (sample, target row) pairs and history rows of linked samples."""
+
+    X: np.ndarray
+    idx: np.ndarray
+    rows: np.ndarray
+    history: list[list[int]]
+
+    @classmethod
+    def of(cls, embedder: SemanticRanker, linked: Sequence[LinkedSample], corpus: Any) -> _Split:
+        idx, rows = _pairs(linked, corpus)
+        history = [[corpus.index_of(c) for c in x.history_ids] for x in linked]
+        return cls(context_matrix(embedder, linked), idx, rows, history)
+
+
+def ridge_map(X: np.ndarray, Y: np.ndarray, l2: float) -> np.ndarray:
+    """W = argmin ||X W - Y||^2 + l2 ||W - I||^2: the map from conversation vectors to the
+    vectors of the movies recommended next, shrunk towards the identity (= semantic ranker)."""
+    d = X.shape[1]
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    A = X64.T @ X64 + l2 * np.eye(d)
+    return np.linalg.solve(A, X64.T @ Y64 + l2 * np.eye(d)).astype(np.float32)
+
+
+def _similarities(split: _Split, W: np.ndarray, V: np.ndarray):
+    """[n, N] scores (x W) . v, and an additive mask: -inf on history items (kept apart from
+    the scores so the gradients of scale stay finite)."""
+    import torch
+
+    S = torch.from_numpy(split.X @ W) @ torch.from_numpy(V).T
+    mask = torch.zeros_like(S)
+    for i, hist in enumerate(split.history):
+        if hist:
+            mask[i, hist] = float("-inf")
+    return S, mask
+
+
+def _nll(S, pop, idx, rows, scale, pop_w):
+    """Mean -log softmax of the target over the whole corpus (history excluded)."""
+    import torch
+
+    S, mask = S
+    logits = scale * S + pop_w * pop + mask
+    lse = torch.logsumexp(logits, dim=1)
+    return (lse[idx] - logits[idx, rows]).mean()
+
+
+def _calibrate(S, pop, idx, rows, steps: int) -> tuple[float, float]:
+    """Fit scale and pop_weight by maximum likelihood (a convex 2-parameter problem)."""
+    import torch
+
+    log_scale = torch.tensor(float(np.log(20.0)), requires_grad=True)
+    pop_w = torch.tensor(0.0, requires_grad=True)
+    opt = torch.optim.LBFGS([log_scale, pop_w], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = _nll(S, pop, idx, rows, log_scale.exp(), pop_w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_scale.detach().exp()), float(pop_w.detach())
 
 
 def fit_trained_ranker(
@@ -94,8 +152,9 @@ def fit_trained_ranker(
     ranker_config: RankerConfig | None = None,
     embedder: SemanticRanker | None = None,
 ) -> TrainedModel:
-    """Fit W, scale and pop_weight on training samples; keep the epoch with the best
-    validation log-likelihood when `val_samples` are given (else the last epoch)."""
+    """Fit W (closed-form ridge), then scale and pop_weight (softmax likelihood) on training
+    samples, for each `settings.l2`; keep the l2 with the best validation log-likelihood when
+    `val_samples` are given (else the first l2). Deterministic: no random state."""
     import torch
 
     settings = settings or FitSettings()
@@ -110,97 +169,56 @@ def fit_trained_ranker(
     pop = popularity(train)
     ids = list(corpus.ids)
     pop_vec = torch.tensor([pop.get(cid, 0.0) for cid in ids], dtype=torch.float32)
-    V = torch.from_numpy(np.array(embedder._vectors, dtype=np.float32))
-    d = V.shape[1]
-
-    def prepare(linked: Sequence[LinkedSample]):
-        X = torch.from_numpy(context_matrix(embedder, linked))
-        idx, rows = _pairs(linked, corpus)
-        return X, torch.from_numpy(idx), torch.from_numpy(rows), _history_mask(linked, corpus)
-
-    X, p_idx, p_row, hist = prepare(train)
-    val = None
+    V = np.array(embedder._vectors, dtype=np.float32)
+    tr = _Split.of(embedder, train, corpus)
+    va = None
     if val_samples:
         val_linked, _ = link_samples(val_samples, corpus)
         if val_linked:
-            val = prepare(val_linked)
-
-    torch.manual_seed(settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed)
-    eye = torch.eye(d)
-    W = torch.nn.Parameter(eye.clone())
-    log_scale = torch.nn.Parameter(torch.tensor(float(np.log(settings.init_scale))))
-    pop_w = torch.nn.Parameter(torch.tensor(0.0))
-    opt = torch.optim.Adam([W, log_scale, pop_w], lr=settings.lr)
-
-    def nll(Xs, idx, rows, hist_rows) -> torch.Tensor:
-        logits = log_scale.exp() * (Xs[idx] @ W) @ V.T + pop_w * pop_vec
-        mask = torch.zeros_like(logits, dtype=torch.bool)
-        for j, i in enumerate(idx.tolist()):
-            if hist_rows[i]:
-                mask[j, hist_rows[i]] = True
-        mask[torch.arange(len(rows)), rows] = False
-        logits = logits.masked_fill(mask, float("-inf"))
-        return torch.nn.functional.cross_entropy(logits, rows)
-
-    def val_nll() -> float:
-        Xv, iv, rv, hv = val
-        with torch.no_grad():
-            return float(
-                sum(
-                    nll(Xv, iv[s : s + 512], rv[s : s + 512], hv) * len(iv[s : s + 512])
-                    for s in range(0, len(iv), 512)
-                )
-                / len(iv)
-            )
-
-    history: list[dict[str, float]] = []
-    best = (float("inf"), None, -1)
-    start_val = val_nll() if val is not None else None
-    for epoch in range(1, settings.epochs + 1):
-        perm = torch.randperm(len(p_idx), generator=gen)
-        total = 0.0
-        for s in range(0, len(perm), settings.batch_size):
-            b = perm[s : s + settings.batch_size]
-            loss = nll(X, p_idx[b], p_row[b], hist) + settings.l2 * ((W - eye) ** 2).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(b)
-        row = {"epoch": epoch, "train_loss": total / len(perm)}
-        if val is not None:
-            row["val_nll"] = val_nll()
-            if row["val_nll"] < best[0]:
-                best = (row["val_nll"], (W.detach().clone(), float(log_scale), float(pop_w)), epoch)
-        history.append(row)
-        log.info("epoch %d %s", epoch, row)
-    if best[1] is not None:
-        W_best, scale_log, pop_best = best[1]
-    else:
-        W_best, scale_log, pop_best = W.detach().clone(), float(log_scale), float(pop_w)
+            va = _Split.of(embedder, val_linked, corpus)
+    X_pairs, Y_pairs = tr.X[tr.idx], V[tr.rows]
+    t_idx, t_rows = torch.from_numpy(tr.idx), torch.from_numpy(tr.rows)
+    trials: list[dict[str, float]] = []
+    best: tuple[float, np.ndarray, float, float, float] | None = None
+    for l2 in settings.l2:
+        W = ridge_map(X_pairs, Y_pairs, l2)
+        S = _similarities(tr, W, V)
+        scale, pop_w = _calibrate(S, pop_vec, t_idx, t_rows, settings.calibration_steps)
+        trial = {"l2": l2, "scale": scale, "pop_weight": pop_w}
+        trial["train_nll"] = float(_nll(S, pop_vec, t_idx, t_rows, scale, pop_w))
+        del S
+        if va is not None:
+            Sv = _similarities(va, W, V)
+            v_idx, v_rows = torch.from_numpy(va.idx), torch.from_numpy(va.rows)
+            trial["val_nll"] = float(_nll(Sv, pop_vec, v_idx, v_rows, scale, pop_w))
+            del Sv
+        trials.append(trial)
+        log.info("l2 %s: %s", l2, trial)
+        key = trial.get("val_nll", 0.0)
+        if best is None or key < best[0]:
+            best = (key, W, scale, pop_w, l2)
+        if va is None:
+            break
+    assert best is not None
+    _, W, scale, pop_w, l2 = best
     return TrainedModel(
-        W=W_best.numpy(),
-        scale=float(np.exp(scale_log)),
-        pop_weight=pop_best,
+        W=W,
+        scale=scale,
+        pop_weight=pop_w,
         retriever_weight=0.0,
         popularity=pop,
         meta={
             "semantic": config.semantic.model_dump(
                 include={"recency_decay", "seeker_weight", "recommender_weight"}
             ),
-            "fit": {k: v for k, v in vars(settings).items()},
+            "l2": l2,
+            "fit": {"l2_grid": list(settings.l2), "split_seed": settings.split_seed},
             "train_samples": len(train),
-            "train_pairs": int(len(p_idx)),
+            "train_pairs": int(len(tr.idx)),
             "datasets": sorted({x.sample.dataset for x in train}),
             "corpus_size": len(ids),
         },
-        metrics={
-            "train_link": train_stats.as_dict(),
-            "val_nll_before": start_val,
-            "best_epoch": best[2] if best[1] is not None else settings.epochs,
-            "best_val_nll": best[0] if best[1] is not None else None,
-            "epochs": history,
-        },
+        metrics={"train_link": train_stats.as_dict(), "trials": trials, "chosen_l2": l2},
     )
 
 

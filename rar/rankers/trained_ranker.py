@@ -7,9 +7,10 @@ the semantic ranker does, then scores a candidate i by
 
     scale * (c W) . v_i  +  pop_weight * log(1 + training count of i)  -  retriever_weight * log(position)
 
-W (384x384, initialised to the identity), scale and pop_weight are fitted by
-`rar.rankers.fit_ranker` with a softmax over the whole corpus on training targets only;
-retriever_weight is chosen on the validation split. With retriever_weight > 0 the result
+`rar.rankers.fit_ranker` fits W (384x384) in closed form by ridge regression from conversation
+vectors to the vectors of the movies recommended next, shrunk towards the identity (W = I is
+the semantic ranker), then scale and pop_weight by a softmax over the whole corpus, on
+training targets only; the ridge strength and retriever_weight are chosen on validation. With retriever_weight > 0 the result
 depends on the order the candidates are handed over (config it to 0 for order-free scores).
 
 The artefact is a directory: `weights.npz` (W, the popularity table), `config.json`
