@@ -7,6 +7,7 @@ untrained semantic ranker (alone and blended 0.7 with the order) is shown for re
 
     python experiments/ranker_vs_retriever_order.py --run runs/quickstart-sft \\
         --corpus corpus --dataset redial --out /tmp/ranker_vs_order
+    python experiments/ranker_vs_retriever_order.py --baseline itemknn --corpus corpus
 
 `--text-cache FILE.npz` keeps conversation-turn embeddings between invocations (MiniLM on
 2 shared cores is the slow part); `--ranker DIR` reuses a `rar fit-ranker` output.
@@ -51,7 +52,11 @@ def save_text_cache(ranker, path: Path, model_id: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="Trained retriever run directory.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="Trained retriever run directory.")
+    source.add_argument(
+        "--baseline", help="Or a baseline as the retriever (most-popular, itemknn, ease)."
+    )
     parser.add_argument("--corpus", default=None, help="Corpus directory (default: the run's).")
     parser.add_argument("--dataset", default="redial")
     parser.add_argument("--data-dir", default=None, help="Default $RAR_DATA_DIR, else ./data.")
@@ -84,10 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     started = time.perf_counter()
     data_dir = resolve_data_dir(args.data_dir)
-    corpus_dir = args.corpus or corpus_from_run(args.run)
+    corpus_dir = args.corpus or (corpus_from_run(args.run) if args.run else None)
     if corpus_dir is None:
-        parser.error(f"{args.run}/config.yaml names no corpus; pass --corpus")
+        parser.error("pass --corpus (or a --run whose config.yaml names one)")
     corpus = load_corpus(corpus_dir)
+    if args.baseline:
+        from rar.baselines.selection import fit_on_dataset
+
+        fitted = fit_on_dataset(args.baseline, args.dataset, data_dir, corpus, k=args.k)
+        retriever, retriever_name = fitted.baseline, fitted.source()
+    else:
+        retriever, retriever_name = args.run, str(args.run)
+    print(f"retriever: {retriever_name}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model_id = str(corpus.embedding_meta.get("model_id", ""))
@@ -105,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             save_text_cache(shared, cache, model_id)
     val = load_conversation_samples(args.dataset, data_dir, "val", settings.split_seed)
     val_linked, _ = link_samples(val, corpus)
-    val_cands = retrieve_top_k(args.run, corpus, val_linked, args.k)
+    val_cands = retrieve_top_k(retriever, corpus, val_linked, args.k)
     ranker = TrainedRanker(RankerConfig(backend="trained"), corpus, model=model)
     ranker._text_cache = shared._text_cache
     weight, table = select_retriever_weight(
@@ -113,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     model.retriever_weight = weight
     model.metrics["val_ndcg@10_by_retriever_weight"] = {str(w): v for w, v in table.items()}
-    model.meta["retriever_run"] = str(args.run)
+    model.meta["retriever_run"] = retriever_name
     model.save(out / "ranker")
     print(f"validation N@10 by retriever weight: {table} -> {weight}")
 
     test = load_conversation_samples(args.dataset, data_dir, "test", settings.split_seed)
     test_linked, link_stats = link_samples(test, corpus)
-    cands = retrieve_top_k(args.run, corpus, test_linked, args.k)
+    cands = retrieve_top_k(retriever, corpus, test_linked, args.k)
     requests = [
         RankRequest(x.sample.sample_id, x.sample.context, list(c))
         for x, c in zip(test_linked, cands, strict=True)
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(
         f"\n{args.dataset} test split: {len(test_linked)} samples "
-        f"(of {link_stats.samples_in}), top-{args.k} of {args.run}"
+        f"(of {link_stats.samples_in}), top-{args.k} of {retriever_name}"
     )
     print("| system | N@10 | diff vs retriever order | 95% CI | p |\n|---|---:|---:|---|---:|")
     for name, values in systems.items():
@@ -178,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     result = {
         "dataset": args.dataset,
-        "run": str(args.run),
+        "retriever": retriever_name,
         "corpus": str(corpus_dir),
         "k": args.k,
         "test_samples": len(test_linked),
@@ -190,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }
-    (out / f"{args.dataset}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out / (args.dataset + '.json')} and {out / 'ranker'}")
+    stem = f"{args.dataset}-{args.baseline or 'run'}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out / (stem + '.json')} and {out / 'ranker'}")
     return 0
 
 

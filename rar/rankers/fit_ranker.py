@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,13 +259,15 @@ def select_retriever_weight(
     return best, table
 
 
-def retrieve_top_k(run_dir: str, corpus: Any, linked: Sequence[LinkedSample], k: int) -> list:
-    """A trained retriever run's top-k corpus ids per sample (history excluded)."""
+def retrieve_top_k(retriever: Any, corpus: Any, linked: Sequence[LinkedSample], k: int) -> list:
+    """Top-k corpus ids per sample (history excluded) of a retriever, a baseline, or the
+    run directory of a trained retriever."""
     from rar.evaluation.evaluate_config import EvaluateConfig
     from rar.evaluation.evaluator import Evaluator
     from rar.retrievers import load_pretrained_run
 
-    retriever = load_pretrained_run(run_dir, corpus)
+    if isinstance(retriever, (str, Path)):
+        retriever = load_pretrained_run(retriever, corpus)
     return Evaluator(corpus, EvaluateConfig(k=k), progress=False).retrieve(retriever, linked, k)
 
 
@@ -277,10 +280,8 @@ def fit_from_data(
     k: int = 25,
     embedder: SemanticRanker | None = None,
 ) -> TrainedModel:
-    """Fit on `dataset`'s training split (early stopping on its validation split) and, with a
+    """Fit on `dataset`'s training split (ridge strength chosen on its validation split) and, with a
     retriever run, choose `retriever_weight` on that run's validation top-k."""
-    from pathlib import Path
-
     from rar.data.registry import load_conversation_samples
 
     settings = settings or FitSettings()
