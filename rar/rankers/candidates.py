@@ -27,14 +27,16 @@ def load_conversation(path: str | Path) -> list[Turn]:
     if isinstance(data, dict) and "turns" in data:
         data = data["turns"]
     if not isinstance(data, list) or not data:
-        raise ValueError(f"{path}: expected a non-empty JSON list of turns {{\"role\", \"text\"}}")
+        raise ValueError(f'{path}: expected a non-empty JSON list of turns {{"role", "text"}}')
     turns = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             raise ValueError(f"{path}: turn {i} must be an object with a string 'text'")
         role = item.get("role", "seeker")
         if role not in ROLES:
-            raise ValueError(f"{path}: turn {i} has role {role!r}; expected 'seeker' or 'recommender'")
+            raise ValueError(
+                f"{path}: turn {i} has role {role!r}; expected 'seeker' or 'recommender'"
+            )
         mentions = []
         for m in item.get("mentions") or []:
             if isinstance(m, str):
@@ -91,7 +93,9 @@ class CandidateSource:
             with torch.no_grad():
                 scores = self.retriever.scores(tokens)[0]
             top = torch.topk(scores, k).indices.tolist()
-            return [self.corpus.ids[r] for r in top], f"retriever over {len(history)} mentioned movie(s)"
+            return [
+                self.corpus.ids[r] for r in top
+            ], f"retriever over {len(history)} mentioned movie(s)"
         hits = self.corpus.search(conversation_query(turns), k + len(history))
         rows = [r for r, _ in hits if r not in set(history)][:k]
         how = "corpus search over the conversation"
