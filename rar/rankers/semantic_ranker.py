@@ -96,6 +96,12 @@ class SemanticRanker(Ranker):
             return np.argsort(-score, kind="stable"), sims
         return np.argsort(-sims, kind="stable"), sims
 
+    def order_candidates(
+        self, conv: np.ndarray | None, rows: np.ndarray, candidate_ids: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ranking of one request's candidates and their scores (subclasses rescore here)."""
+        return self.order(conv, rows)
+
     def rank_sync(self, requests: Sequence[RankRequest]) -> list[RankResult]:
         texts = [t.text.strip() for r in requests for t in r.context if t.text and t.text.strip()]
         start = time.perf_counter()
@@ -113,7 +119,8 @@ class SemanticRanker(Ranker):
                     RankResult(r.sample_id, [], error=f"bad request: unknown candidate {exc}")
                 )
                 continue
-            order, sims = self.order(self.conversation_vector(r.context, vecs), rows)
+            conv = self.conversation_vector(r.context, vecs)
+            order, sims = self.order_candidates(conv, rows, r.candidate_ids)
             results.append(
                 RankResult(
                     sample_id=r.sample_id,

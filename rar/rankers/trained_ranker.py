@@ -20,7 +20,6 @@ The artefact is a directory: `weights.npz` (W, the popularity table), `config.js
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ import numpy as np
 
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.semantic_ranker import SemanticRanker
-from rar.rankers.types import RankRequest, RankResult
 
 FORMAT = "rar-trained-ranker-1"
 WEIGHTS, CONFIG, METRICS = "weights.npz", "config.json", "metrics.json"
@@ -154,38 +152,12 @@ class TrainedRanker(SemanticRanker):
         self.retriever_weight = model.retriever_weight if weight is None else float(weight)
 
     def order(self, conv: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError("TrainedRanker scores by corpus id; use rank_sync")
+        raise NotImplementedError("TrainedRanker scores by corpus id; use order_candidates")
 
-    def rank_sync(self, requests: Sequence[RankRequest]) -> list[RankResult]:
-        texts = [t.text.strip() for r in requests for t in r.context if t.text and t.text.strip()]
-        start = time.perf_counter()
-        vecs = self.embed_texts(texts)
-        results = []
-        for r in requests:
-            t0 = time.perf_counter()
-            try:
-                rows = np.array(
-                    [self.corpus.index_of(cid) for cid in r.candidate_ids], dtype=np.int64
-                )
-            except (KeyError, IndexError) as exc:
-                self._stats.failures += 1
-                results.append(
-                    RankResult(r.sample_id, [], error=f"bad request: unknown candidate {exc}")
-                )
-                continue
-            conv = self.conversation_vector(r.context, vecs)
-            scores = self.trained.scores(
-                conv, self._vectors[rows], r.candidate_ids, self.retriever_weight
-            )
-            order = np.argsort(-scores, kind="stable")
-            results.append(
-                RankResult(
-                    sample_id=r.sample_id,
-                    ranked_ids=[r.candidate_ids[i] for i in order],
-                    usage={"scores": [round(float(scores[i]), 5) for i in order]},
-                    latency_s=time.perf_counter() - t0,
-                )
-            )
-        self._stats.calls += len(requests)
-        self._stats.latency_s += time.perf_counter() - start
-        return results
+    def order_candidates(
+        self, conv: np.ndarray | None, rows: np.ndarray, candidate_ids: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.trained.scores(
+            conv, self._vectors[rows], candidate_ids, self.retriever_weight
+        )
+        return np.argsort(-scores, kind="stable"), scores
