@@ -30,3 +30,29 @@ def small_corpus(tmp_path_factory, data_dir):
     from corpus_builder.testing import build_small_corpus
 
     return build_small_corpus(tmp_path_factory.mktemp("corpus"), data_dir)
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(small_corpus, data_dir, tmp_path_factory):
+    """A tiny LRURec pretrained through the pretraining API on the small corpus, once per
+    session: the RL, convergence and real-engine tests all start from it."""
+    from rar.config import load_config
+    from rar.retrievers.pretrain import pretrain
+    from rar.retrievers.pretrain_config import PretrainConfig
+
+    runs = tmp_path_factory.mktemp("pre_runs")
+    cfg = load_config(
+        PretrainConfig,
+        ROOT / "configs" / "pretrain_quickstart.yaml",
+        [
+            f"data.corpus={small_corpus}",
+            f"tracking.runs_dir={runs}",
+            "name=pre",
+            "threads=1",
+            "training.max_epochs=1",
+            "training.max_steps_per_epoch=5",
+            "data.max_eval_sessions=200",
+        ],
+    )
+    pretrain(cfg, data_dir, overwrite=True, progress=False)
+    return runs / "pre"

@@ -50,30 +50,6 @@ def llama_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def pretrained_run(small_corpus, data_dir, tmp_path_factory):
-    """A tiny LRURec pretrained through the pretraining API on the small corpus."""
-    from rar.retrievers.pretrain import pretrain
-    from rar.retrievers.pretrain_config import PretrainConfig
-
-    runs = tmp_path_factory.mktemp("pre_runs")
-    cfg = load_config(
-        PretrainConfig,
-        Path(__file__).resolve().parents[1] / "configs" / "pretrain_quickstart.yaml",
-        [
-            f"data.corpus={small_corpus}",
-            f"tracking.runs_dir={runs}",
-            "name=pre",
-            "threads=1",
-            "training.max_epochs=1",
-            "training.max_steps_per_epoch=5",
-            "data.max_eval_sessions=200",
-        ],
-    )
-    pretrain(cfg, data_dir, overwrite=True)
-    return runs / "pre"
-
-
 def _dpo_config(
     path: Path, name: str, steps: int, base_url: str, corpus, pretrained, data_dir, runs
 ) -> Path:

@@ -45,30 +45,6 @@ def test_cross_sample_permutation_moves_every_reward():
 
 
 @pytest.fixture(scope="module")
-def pretrained_run(small_corpus, data_dir, tmp_path_factory):
-    """A tiny LRURec pretrained through the pretraining API on the small corpus."""
-    from rar.retrievers.pretrain import pretrain
-    from rar.retrievers.pretrain_config import PretrainConfig
-
-    runs = tmp_path_factory.mktemp("pre_runs")
-    cfg = load_config(
-        PretrainConfig,
-        ROOT / "configs" / "pretrain_quickstart.yaml",
-        [
-            f"data.corpus={small_corpus}",
-            f"tracking.runs_dir={runs}",
-            "name=pre",
-            "threads=1",
-            "training.max_epochs=1",
-            "training.max_steps_per_epoch=5",
-            "data.max_eval_sessions=200",
-        ],
-    )
-    pretrain(cfg, data_dir, overwrite=True, progress=False)
-    return runs / "pre"
-
-
-@pytest.fixture(scope="module")
 def corpus(small_corpus):
     from corpus_builder.corpus import Corpus
 

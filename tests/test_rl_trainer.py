@@ -74,30 +74,6 @@ def test_config_errors_name_the_key():
 # ---------------------------------------------------------------- end to end (slow)
 
 
-@pytest.fixture(scope="module")
-def pretrained_run(small_corpus, data_dir, tmp_path_factory):
-    """A tiny LRURec pretrained through the pretraining API on the small corpus."""
-    from rar.retrievers.pretrain import pretrain
-    from rar.retrievers.pretrain_config import PretrainConfig
-
-    runs = tmp_path_factory.mktemp("pre_runs")
-    cfg = load_config(
-        PretrainConfig,
-        ROOT / "configs" / "pretrain_quickstart.yaml",
-        [
-            f"data.corpus={small_corpus}",
-            f"tracking.runs_dir={runs}",
-            "name=pre",
-            "threads=1",
-            "training.max_epochs=1",
-            "training.max_steps_per_epoch=5",
-            "data.max_eval_sessions=200",
-        ],
-    )
-    pretrain(cfg, data_dir, overwrite=True)
-    return runs / "pre"
-
-
 def _train_overrides(
     small_corpus, pretrained_run, data_dir, runs_dir, method: str, name: str
 ) -> list[str]:
