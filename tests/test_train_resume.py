@@ -19,7 +19,6 @@ import torch
 import yaml
 from test_rl_trainer import _train_overrides
 from test_rl_trainer import dpo_run as dpo_run  # noqa: F401 (module fixtures, reused)
-from test_rl_trainer import pretrained_run as pretrained_run  # noqa: F401
 
 from rar.config import load_config
 from rar.rl.train_config import TrainConfig
