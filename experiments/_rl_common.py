@@ -177,7 +177,7 @@ def run_sweep(description: str, sweep_file: str, stem: str) -> None:
     check_pretrained(args.pretrained_run)
     corpus = load_corpus(args.corpus)
 
-    from rar.evaluation.metrics import paired_bootstrap, summarize
+    from rar.metrics import paired_bootstrap, summarize
     from rar.rankers import build_ranker
 
     header = ["dataset", "system", *(LABELS[m] for m in METRICS), "seeds"]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from rar.policy import gumbel_top_k, log_prob, sequential_sample, top_down_sample
+from rar.rl.policy import gumbel_top_k, log_prob, sequential_sample, top_down_sample
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: bool = True) -> float:

@@ -3,7 +3,7 @@
 Starts `python -m llama_cpp.server` with the packaged SmolLM2-135M GGUF on 127.0.0.1 (one
 slot, like llama.cpp and Ollama by default) and ranks GRPO steps through the OpenAI ranker: per
 real ReDial test conversation, g sets of k candidates drawn with the trainer's own
-Plackett-Luce sampler (`rar.policy.sample_ranked_sets`) from a ReDial popularity score over the
+Plackett-Luce sampler (`rar.rl.policy.sample_ranked_sets`) from a ReDial popularity score over the
 ReDial movie metadata. Each conversation gets one step per layout, alternating which layout
 goes first so drift in machine load hits both. The response cache is off.
 
@@ -86,7 +86,7 @@ def candidate_sets(corpus, data_dir: Path, n_conv: int, g: int, k: int, seed: in
     import torch
 
     from rar.data.registry import load_conversation_samples, mention_counts
-    from rar.policy import sample_ranked_sets
+    from rar.rl.policy import sample_ranked_sets
 
     counts, _ = mention_counts("redial", data_dir)
     pop = torch.tensor([math.log1p(counts.get(cid[1:], 0)) for cid in corpus.ids])

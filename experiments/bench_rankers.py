@@ -182,7 +182,7 @@ def bench_semantic(corpus_dir: Path, data_dir: Path, max_samples: int) -> dict:
 
     from corpus_builder.corpus import Corpus
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.metrics import paired_bootstrap, sample_metrics
+    from rar.metrics import paired_bootstrap, sample_metrics
     from rar.rankers import RankerConfig, build_ranker
     from rar.rankers.probe import build_probe
 

@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from _common import load_corpus
 
+    from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.linking import link_samples
-    from rar.evaluation.metrics import ndcg_at_k, paired_bootstrap
     from rar.evaluation.runner import corpus_from_run
+    from rar.metrics import ndcg_at_k, paired_bootstrap
     from rar.paths import resolve_data_dir
     from rar.rankers import RankerConfig, RankRequest
     from rar.rankers.fit_ranker import (

@@ -133,7 +133,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from corpus_builder.corpus import Corpus
-    from rar.evaluation.metrics import paired_bootstrap
+    from rar.metrics import paired_bootstrap
     from rar.rankers import RankerConfig, build_ranker
 
     corpus = Corpus.load(args.corpus)
@@ -184,7 +184,7 @@ def main() -> None:
 
 
 def _sample_mean_se(values: np.ndarray) -> tuple[float, float]:
-    from rar.evaluation.metrics import summarize
+    from rar.metrics import summarize
 
     s = summarize(values)
     return s.mean, s.se

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from corpus_builder.corpus import Corpus
 from rar.baselines import FitLeakError, NotFittedError, build_baseline, fit_on_dataset
 from rar.baselines.ease import ease_weights
+from rar.data.linking import LinkedSample, link_samples
 from rar.data.types import Sample
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import SystemSpec, evaluate_systems
-from rar.evaluation.linking import LinkedSample, link_samples
 
 MOVIES = ["A", "B", "C", "D", "E", "F"]  # corpus rows 0..5
 

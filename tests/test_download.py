@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from rar.commands.download_cmd import download as download_command
-from rar.download import (
+from rar.data.download import (
     MANIFEST_NAME,
     SOURCES,
     ChecksumError,
@@ -288,7 +288,7 @@ def test_cli_downloads_inspired_and_flattens_redial_zip(served, tmp_path):
 
 
 def test_missing_file_on_server_is_a_clear_error(served, tmp_path):
-    from rar.download import DownloadError
+    from rar.data.download import DownloadError
 
     with pytest.raises(DownloadError, match="HTTP 404"):
         Downloader(tmp_path / "d", mirror=served.url, progress=False).fetch_dataset(_source())

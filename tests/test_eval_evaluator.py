@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import SystemSpec, evaluate_systems, load_records
-from rar.evaluation.metrics import ndcg_at_k, recall_at_k
+from rar.metrics import ndcg_at_k, recall_at_k
 from rar.rankers import RankerConfig, build_ranker
 
 N_SAMPLES = 40

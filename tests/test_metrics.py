@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rar.evaluation.metrics import (
+from rar.metrics import (
     BootstrapResult,
     Summary,
     hit_rate_at_k,

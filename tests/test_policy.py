@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import chi2
 
-from rar.policy import (
+from rar.rl.policy import (
     gumbel_top_k,
     log1mexp,
     log_prob,

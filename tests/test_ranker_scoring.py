@@ -10,10 +10,10 @@ import pytest
 from servers.llm_server import FakeLLMServer, Fault, prompt_candidates
 from servers.mini_corpus import MiniCorpus
 
+from rar.data.linking import LinkedSample
 from rar.data.types import Mention, Sample, Turn
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator, SystemSpec
-from rar.evaluation.linking import LinkedSample
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rl.rewards import result_reward
 

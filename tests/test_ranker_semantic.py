@@ -57,7 +57,7 @@ def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
 
     from corpus_builder.corpus import Corpus
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.metrics import paired_bootstrap, sample_metrics
+    from rar.metrics import paired_bootstrap, sample_metrics
     from rar.rankers.probe import build_probe
 
     torch.set_num_threads(1)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rar.evaluation.linking import link_samples
-from rar.evaluation.metrics import ndcg_at_k
+from rar.data.linking import link_samples
+from rar.metrics import ndcg_at_k
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rankers.fit_ranker import FitSettings, fit_trained_ranker, select_retriever_weight
 from rar.rankers.trained_ranker import TrainedModel, TrainedRanker

@@ -45,8 +45,8 @@ def refusing_server(n: int) -> FakeLLMServer:
 def test_failed_validation_calls_score_as_misses_not_as_the_retriever_order(
     corpus, run_dir, data_dir, tmp_path
 ):
+    from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.linking import link_samples
     from rar.retrievers import load_pretrained_run
     from rar.rl.pipeline_eval import evaluate_pipeline
 

@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from rar.config import ConfigError, load_config
+from rar.data.linking import LinkedSample
 from rar.data.types import Mention, Sample
-from rar.evaluation.linking import LinkedSample
 from rar.rl.batches import make_batch
 from rar.rl.train_config import TrainConfig
 from rar.rl.trainer import cosine_with_warmup, subsample

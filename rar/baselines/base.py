@@ -21,7 +21,7 @@ from pydantic import Field
 from rar.config import ConfigModel
 
 if TYPE_CHECKING:  # a type only: baselines sit below evaluation in the layering
-    from rar.evaluation.linking import LinkedSample
+    from rar.data.linking import LinkedSample
 
 
 class BaselineConfig(ConfigModel):

@@ -21,7 +21,7 @@ from rar.baselines.base import Baseline
 from rar.baselines.registry import baseline_class, build_baseline
 
 if TYPE_CHECKING:
-    from rar.evaluation.linking import LinkedSample
+    from rar.data.linking import LinkedSample
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def validation_score(
     metric: str = SELECTION_METRIC,
 ) -> float:
     """Mean `metric` of the fitted baseline's top-k on the validation samples."""
-    from rar.evaluation.metrics import sample_metrics
+    from rar.metrics import sample_metrics
 
     family, _, cut = metric.partition("@")
     rankings = baseline.recommend(val, corpus, k)
@@ -150,8 +150,8 @@ def fit_on_dataset(
 ) -> FittedBaseline:
     """Load and link `dataset`'s train and val splits from `data_dir`, then
     :func:`select_on_validation` (`tune=False`: fit `params` on train, no search)."""
+    from rar.data.linking import MentionLinker, link_samples
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.linking import MentionLinker, link_samples
 
     linker = MentionLinker(corpus, match_threshold)
     splits = {}

@@ -35,7 +35,7 @@ def download(
     with checksums, resumable transfers and a manifest (rar-download-manifest.json)."""
     from rich.table import Table
 
-    from rar.download import SOURCES, ChecksumError, DownloadError, download_datasets
+    from rar.data.download import SOURCES, ChecksumError, DownloadError, download_datasets
 
     with user_errors():
         if list_only:

@@ -1,1 +1,1 @@
-"""Evaluation: ranking metrics with uncertainty (`metrics`), linking and end-to-end evaluation."""
+"""Evaluation: end-to-end evaluation of systems over linked samples, and reports."""

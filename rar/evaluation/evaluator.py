@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from rar.data.linking import LinkedSample, LinkStats, link_samples
 from rar.data.types import Sample
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.failed_calls import failed_share, scored_ranking
-from rar.evaluation.linking import LinkedSample, LinkStats, link_samples
 from rar.progress import progress_bar
 
 EVALUATION_JSON = "evaluation.json"
@@ -164,7 +164,7 @@ def _history_tokens(linked: Sequence[LinkedSample], corpus: Any, max_len: int) -
 
 
 class Evaluator:
-    """Runs systems over linked samples and scores them with `rar.evaluation.metrics`."""
+    """Runs systems over linked samples and scores them with `rar.metrics`."""
 
     def __init__(self, corpus: Any, config: EvaluateConfig | None = None, progress: bool = True):
         self.corpus = corpus
@@ -315,7 +315,7 @@ class Evaluator:
         seconds: float = 0.0,
     ) -> SystemResult:
         """Per-sample metrics, their means with standard errors and 95% CIs, and records."""
-        from rar.evaluation.metrics import sample_metrics, summarize
+        from rar.metrics import sample_metrics, summarize
 
         targets = [item.target_ids for item in linked]
         per_sample = sample_metrics([list(r) for r in rankings], targets, ks=tuple(self.config.ks))

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from rar.data.linking import LinkedSample, link_samples
 from rar.data.splits import split_of
 from rar.data.types import Sample
-from rar.evaluation.linking import LinkedSample, link_samples
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.semantic_ranker import SemanticRanker
 from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
@@ -234,7 +234,7 @@ def select_retriever_weight(
 ) -> tuple[float, dict[float, float]]:
     """The weight of the retriever position with the best validation N@k on re-ranked
     candidates (ties: the smaller weight). Returns (best weight, N@k per weight)."""
-    from rar.evaluation.metrics import ndcg_at_k
+    from rar.metrics import ndcg_at_k
     from rar.rankers.types import RankRequest
 
     check_split([x.sample for x in linked], "val", split_seed)

@@ -1,5 +1,5 @@
 """Leave-last-out evaluation: top-k over all corpus items (history masked), scored with the
-project's shared metrics (`rar.evaluation.metrics`)."""
+project's shared metrics (`rar.metrics`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from rar.evaluation.metrics import sample_metrics
+from rar.metrics import sample_metrics
 from rar.retrievers.base import mask_history
 from rar.retrievers.sequences import left_pad
 

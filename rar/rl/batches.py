@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rar.evaluation.linking import LinkedSample
+from rar.data.linking import LinkedSample
 
 
 @dataclass

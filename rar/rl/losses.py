@@ -1,6 +1,6 @@
 """Training objectives over Plackett-Luce log-likelihoods of candidate sets.
 
-All functions take per-set log-probabilities log pi(C) from :func:`rar.policy.log_prob`
+All functions take per-set log-probabilities log pi(C) from :func:`rar.rl.policy.log_prob`
 and return a scalar loss (mean over pairs / groups) plus, where useful, counts.
 """
 

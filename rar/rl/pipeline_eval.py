@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rar.data.linking import LinkedSample
 from rar.evaluation.failed_calls import first_error, scored_ranking
-from rar.evaluation.linking import LinkedSample
 from rar.rankers.types import RankRequest
 from rar.rl.batches import make_batch
 
@@ -40,7 +40,7 @@ def evaluate_pipeline(
     batch_size: int = 128,
 ) -> PipelineResult:
     """Top-k candidates per sample (eval mode, no sampling), ranked by `ranker`; metrics at `ks`."""
-    from rar.evaluation.metrics import sample_metrics
+    from rar.metrics import sample_metrics
 
     was_training = model.training
     model.eval()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from rar.evaluation.metrics import ndcg_at_k
+from rar.metrics import ndcg_at_k
 from rar.rankers.types import RankResult
 
 
@@ -14,7 +14,7 @@ def ndcg_reward(
     """NDCG of the target(s) in the ranker's ranked list (binary relevance, the paper's reward).
 
     The cut-off is the whole list unless `cutoff` is given; the metric is the evaluation's
-    own :func:`rar.evaluation.metrics.ndcg_at_k`, so training and evaluation agree.
+    own :func:`rar.metrics.ndcg_at_k`, so training and evaluation agree.
     """
     if not targets:
         raise ValueError("ndcg_reward needs at least one target")

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from rar.atomic_files import atomic_torch_save
-from rar.evaluation.linking import LinkedSample, link_samples
-from rar.policy import log_prob, sample_ranked_sets, top1_kl
+from rar.data.linking import LinkedSample, link_samples
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.candidate_order import cross_sample_permutation, order_set
 from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
 from rar.rl.pipeline_eval import PipelineResult, evaluate_pipeline
+from rar.rl.policy import log_prob, sample_ranked_sets, top1_kl
 from rar.rl.ranker_totals import RankerTotals
 from rar.rl.rewards import dpo_winner, result_reward
 from rar.rl.train_config import TrainConfig

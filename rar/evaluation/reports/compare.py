@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rar.evaluation.metrics import paired_bootstrap
 from rar.evaluation.reports.common import (
     default_out_dir,
     find_evaluations,
@@ -16,6 +15,7 @@ from rar.evaluation.reports.common import (
     plt,
     write_report,
 )
+from rar.metrics import paired_bootstrap
 
 DEFAULT_METRICS = ("ndcg@5", "recall@5", "ndcg@10", "recall@10")
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from rar.evaluation.metrics import ndcg_at_k
 from rar.evaluation.reports.common import (
     SavedEvaluation,
     default_out_dir,
@@ -26,6 +25,7 @@ from rar.evaluation.reports.common import (
     plt,
     write_report,
 )
+from rar.metrics import ndcg_at_k
 
 DEFAULT_EDGES = (1, 3, 11, 51)  # buckets: 0 | 1-2 | 3-10 | 11-50 | 51+
 
@@ -48,7 +48,7 @@ def training_frequency(
     train_samples: Sequence[Any], corpus: Any, threshold: float = 0.85
 ) -> Counter:
     """corpus id -> number of training samples with it among the targets."""
-    from rar.evaluation.linking import link_samples
+    from rar.data.linking import link_samples
 
     linked, _ = link_samples(train_samples, corpus, threshold)
     counts: Counter = Counter()
