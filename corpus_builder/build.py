@@ -12,8 +12,6 @@ import hashlib
 import importlib
 import json
 import logging
-import os
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from corpus_builder.merge import merge_records, title_year_collisions
 from corpus_builder.records import MovieRecord, SkipLog
 from corpus_builder.sources.base import SourceResult, find_inputs
 from corpus_builder.writer import write_links, write_movies
+from rar.atomic_files import atomic_directory
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -104,16 +103,6 @@ def read_sources(
         results.append((name, result))
         log.info("source %s: %d records", name, len(result.records))
     return results, report
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace `out` by the finished `tmp` (two renames; the old corpus is removed last)."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
 
 
 CORPUS_FORMAT = "rar-corpus"
@@ -276,13 +265,8 @@ def build_corpus(
             table.rows[i] = int(new_row[row]) if row >= 0 else -1
     lap("filter")
 
-    # write into a temporary sibling, then swap
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    # write into a staging sibling that replaces `out` whole
+    with atomic_directory(out) as tmp:
         write_movies(movies, tmp / "movies.parquet")
         (tmp / "links").mkdir()
         link_report: dict[str, dict] = {}
@@ -370,10 +354,6 @@ def build_corpus(
         )
         build_log["timings"] = timings
         (tmp / "build_log.json").write_text(json.dumps(build_log, indent=2, sort_keys=True) + "\n")
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return BuildResult(out, manifest, build_log)
 
 

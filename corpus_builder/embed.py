@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus_builder.corpus_config import EmbeddingConfig
+from rar.atomic_files import atomic_write
 
 log = logging.getLogger(__name__)
 HASH_BYTES = 16
@@ -132,9 +133,7 @@ def save_shard(cache_dir: Path, model: str, hashes: np.ndarray, vectors: np.ndar
     final = cache_dir / f"{_slug(model)}-{name}.npz"
     if final.exists():
         return
-    tmp = cache_dir / f".{final.name}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, hashes=hashes, vectors=vectors)
-    os.replace(tmp, final)
+    atomic_write(final, lambda handle: np.savez(handle, hashes=hashes, vectors=vectors))
 
 
 @dataclass

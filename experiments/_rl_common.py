@@ -36,6 +36,7 @@ from _common import (
 from pydantic import Field
 
 from rar.config import ConfigModel, load_config
+from rar.tracking import is_finished
 
 
 class SweepConfig(ConfigModel):
@@ -128,8 +129,7 @@ def run_one(args, cfg, corpus, ranker) -> dict[str, Any]:
 
     cfg.tracking.runs_dir = args.runs_dir
     run_dir = Path(args.runs_dir) / cfg.name
-    finished = (run_dir / "metrics.json").is_file()
-    if not finished or args.rerun:
+    if not is_finished(run_dir) or args.rerun:
         resume = (run_dir / "checkpoints" / "last.pt").is_file() and not args.rerun
         print(f"training {cfg.name} ({'resume' if resume else 'new'})", flush=True)
         train(

@@ -48,6 +48,7 @@ def run_one(args, dataset: str, method: str, seed: int, corpus, ranker) -> Path:
     from rar.config import load_config
     from rar.rl.train_config import TrainConfig
     from rar.rl.trainer import train
+    from rar.tracking import is_finished
 
     path, extra = config_path(Path(args.config_dir), dataset, method)
     name = f"table-{dataset}-{method}-s{seed}"
@@ -63,7 +64,7 @@ def run_one(args, dataset: str, method: str, seed: int, corpus, ranker) -> Path:
     ]
     cfg = load_config(TrainConfig, path, overrides)
     run_dir = Path(args.runs_dir) / name
-    if (run_dir / "metrics.json").exists() and not args.rerun:
+    if is_finished(run_dir) and not args.rerun:
         return run_dir
     resume = run_dir.exists() and not args.rerun
     train(

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -40,26 +43,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    tmp = temporary_for(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def previous_of(path: Path) -> Path:
-    """Where the version before `path` is kept: `last.pt` -> `prev.pt`, `x.pt` -> `x.prev.pt`."""
-    name = "prev.pt" if path.name == "last.pt" else f"{path.stem}.prev{path.suffix}"
-    return path.with_name(name)
-
-
-def atomic_torch_save(payload: Any, path: Path, keep_previous: bool = False) -> Path:
-    """`torch.save` through a temporary (fsync, rename). With `keep_previous` the current file
-    first becomes :func:`previous_of` it, by hard link + rename, so `path` exists throughout."""
+def atomic_write(
+    path: Path, write: Callable[[BinaryIO], None], keep_previous: bool = False
+) -> Path:
+    """Write `path` by `write(handle)` into a temporary, fsync, rename: the one way RAR writes a
+    file that a reader (or a resume after kill -9) may open. With `keep_previous` the current
+    file first becomes :func:`previous_of` it, by hard link + rename, so `path` exists throughout."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_for(path)
     with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     if keep_previous and path.is_file():
@@ -69,13 +62,58 @@ def atomic_torch_save(payload: Any, path: Path, keep_previous: bool = False) -> 
         try:
             os.link(path, staged)
         except OSError:  # no hard links on this file system: copy instead
-            import shutil
-
             shutil.copyfile(path, staged)
         os.replace(staged, previous)
     os.replace(tmp, path)
     _fsync_directory(path.parent)
     return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """UTF-8 text through :func:`atomic_write`, so readers never see half a file."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def previous_of(path: Path) -> Path:
+    """Where the version before `path` is kept: `last.pt` -> `prev.pt`, `x.pt` -> `x.prev.pt`."""
+    name = "prev.pt" if path.name == "last.pt" else f"{path.stem}.prev{path.suffix}"
+    return path.with_name(name)
+
+
+def atomic_torch_save(payload: Any, path: Path, keep_previous: bool = False) -> Path:
+    """`torch.save` through :func:`atomic_write` (optionally keeping the previous version)."""
+    return atomic_write(path, lambda handle: torch.save(payload, handle), keep_previous)
+
+
+@contextmanager
+def atomic_directory(path: Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a staging sibling to fill; on success it becomes `path` by rename, so readers see
+    the old directory or the new one, never half of one. With `replace=False` an existing `path`
+    wins (another process got there first) and the staged copy is dropped. On an error the
+    staged directory is removed and `path` is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = temporary_for(path)
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir()
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if not replace:
+        try:
+            os.replace(staged, path)
+        except OSError:  # `path` exists and is not empty: keep it
+            shutil.rmtree(staged, ignore_errors=True)
+        return
+    old = path.with_name(f".{path.name}.old{os.getpid()}")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(staged, path)
+    _fsync_directory(path.parent)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_torch_file(path: Path, weights_only: bool = True, map_location: str = "cpu") -> Any:

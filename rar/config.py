@@ -294,4 +294,7 @@ def dump_config(config: BaseModel) -> str:
 
 
 def save_config(config: BaseModel, path: str | Path) -> None:
-    Path(path).write_text(dump_config(config), encoding="utf-8")
+    """Write the resolved config atomically (a resume reads it back)."""
+    from rar.atomic_files import atomic_write_text
+
+    atomic_write_text(Path(path), dump_config(config))

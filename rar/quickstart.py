@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rar.config import load_config
+from rar.tracking import is_finished
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART_BASELINES = ("most-popular", "itemknn")  # cheap: fitted in seconds
@@ -40,10 +41,6 @@ def _config_path(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"quickstart config missing: {path}")
     return path
-
-
-def _finished(run_dir: Path) -> bool:
-    return (run_dir / "metrics.json").exists()
 
 
 def run_quickstart(
@@ -109,7 +106,7 @@ def run_quickstart(
         ],
     )
     pre_dir = runs_dir / pre_config.name
-    if _finished(pre_dir):
+    if is_finished(pre_dir):
         say(f"[2/5] pretrained retriever: reusing {pre_dir}")
     else:
         say("[2/5] pretraining LRURec on MovieLens sessions")
@@ -134,7 +131,7 @@ def run_quickstart(
             ],
         )
         run_dir = runs_dir / train_config.name
-        if _finished(run_dir):
+        if is_finished(run_dir):
             say(f"[3/5] {method.upper()}: reusing {run_dir}")
         else:
             say(f"[3/5] {method.upper()} post-training with the semantic ranker on ReDial")

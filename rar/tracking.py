@@ -24,7 +24,7 @@ from rar.atomic_files import (
 )
 from rar.config import ConfigModel, save_config
 
-__all__ = ["Run", "TrackingConfig", "atomic_write_text", "check_run_target"]
+__all__ = ["Run", "TrackingConfig", "check_run_target", "is_finished"]
 
 log = logging.getLogger("rar.tracking")
 
@@ -54,6 +54,13 @@ def _jsonable(value: Any) -> Any:
 
 
 LAST = "last.pt"
+FINAL_METRICS = "metrics.json"
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether a run (pretraining or post-training) completed: :meth:`Run.finish` writes its
+    final metrics last and atomically, so their presence is the one sign a run is done."""
+    return (Path(run_dir) / FINAL_METRICS).is_file()
 
 
 def check_run_target(path: Path, resume: bool, overwrite: bool) -> None:
@@ -202,7 +209,7 @@ class Run:
 
     def finish(self, metrics: dict[str, Any]) -> Path:
         """Write the final metrics.json (atomically) and close W&B."""
-        out = self.path / "metrics.json"
+        out = self.path / FINAL_METRICS
         atomic_write_text(
             out, json.dumps({k: _jsonable(v) for k, v in metrics.items()}, indent=2, sort_keys=True)
         )

@@ -201,3 +201,34 @@ def test_a_failed_run_removes_only_a_directory_it_created(tmp_path: Path) -> Non
     resumed = Run.create("theirs", TinyConfig(), runs_dir=tmp_path, resume=True)
     assert not resumed.discard_if_unstarted()
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep"
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    from rar.atomic_files import atomic_directory
+
+    out = tmp_path / "corpus"
+    with atomic_directory(out) as staged:
+        (staged / "a.txt").write_text("one")
+        assert not out.exists()  # nothing visible until the block ends
+    assert (out / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError), atomic_directory(out) as staged:
+        (staged / "a.txt").write_text("half")
+        raise RuntimeError("killed mid-build")
+    assert (out / "a.txt").read_text() == "one"  # a failed write leaves the old directory
+    with atomic_directory(out, replace=False) as staged:
+        (staged / "a.txt").write_text("late")
+    assert (out / "a.txt").read_text() == "one"  # the first writer wins
+    with atomic_directory(out) as staged:
+        (staged / "b.txt").write_text("two")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+
+
+def test_a_run_is_finished_once_its_final_metrics_are_written(tmp_path: Path) -> None:
+    from rar.tracking import is_finished
+
+    run = Run.create("exp", TinyConfig(), runs_dir=tmp_path)
+    run.log(1, loss=1.0)
+    assert not is_finished(run.path)
+    run.finish({"loss": 1.0})
+    assert is_finished(run.path)

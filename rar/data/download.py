@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rar.atomic_files import atomic_write_text
+
 MIRROR_ENV = "RAR_DOWNLOAD_MIRROR"
 MANIFEST_NAME = "rar-download-manifest.json"
 
@@ -256,10 +258,7 @@ class Downloader:
         return data
 
     def _write_manifest(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2, sort_keys=True))
 
     def _is_complete(self, remote: RemoteFile) -> bool:
         entry = self.manifest["files"].get(remote.dest)

@@ -13,11 +13,11 @@ import copy
 import hashlib
 import importlib.util
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
+from rar.atomic_files import atomic_directory
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.prompt import Candidate
 from rar.rankers.ranker_config import RankerConfig
@@ -123,13 +123,10 @@ class LocalRanker(PromptRanker):
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            tmp = converted.with_name(f".{converted.name}.tmp{os.getpid()}")
-            model.save_pretrained(tmp)
-            self._tokenizer.save_pretrained(tmp)
-            try:
-                os.replace(tmp, converted)  # atomic: readers never see half a copy
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+            # readers never see half a copy; when another process won the race, its copy stays
+            with atomic_directory(converted, replace=False) as staged:
+                model.save_pretrained(staged)
+                self._tokenizer.save_pretrained(staged)
         self._model = model.to(self.config.local.device).eval()
 
     def _chat_ids(self, prompt: str, assistant_prefix: str = ""):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rar.atomic_files import atomic_torch_save
+from rar.atomic_files import atomic_torch_save, atomic_write_text
 from rar.data.linking import LinkedSample, link_samples
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
@@ -35,7 +35,7 @@ from rar.rl.policy import log_prob, sample_ranked_sets, top1_kl
 from rar.rl.ranker_totals import RankerTotals
 from rar.rl.rewards import dpo_winner, result_reward
 from rar.rl.train_config import TrainConfig
-from rar.tracking import Run, atomic_write_text, check_run_target
+from rar.tracking import Run, check_run_target
 
 log = logging.getLogger("rar.rl")
 
