@@ -35,6 +35,7 @@ from corpus_builder.records import MovieRecord, SkipLog
 from corpus_builder.sources.base import SourceResult, find_inputs
 from corpus_builder.writer import write_links, write_movies
 from rar.atomic_files import atomic_directory
+from rar.errors import InputError, MissingPathError, PathExistsError
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -53,7 +54,7 @@ def source_module(name: str):
     except ModuleNotFoundError:
         from corpus_builder.corpus_config import ALL_SOURCES
 
-        raise ValueError(
+        raise InputError(
             f"unknown corpus source {name!r}; expected one of {', '.join(ALL_SOURCES)}"
         ) from None
 
@@ -81,7 +82,7 @@ def read_sources(
     report: dict[str, dict] = {}
     unknown = set(config.source_paths) - set(config.sources)
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"source_paths names source(s) not in sources: {', '.join(sorted(unknown))}"
         )
     for name in config.sources:
@@ -156,7 +157,7 @@ def _check_output(out: Path) -> None:
         return
     reason = _not_a_corpus_reason(out)
     if reason:
-        raise FileExistsError(
+        raise PathExistsError(
             f"{out} exists and is not a corpus directory ({reason}); refusing to replace it: "
             "pass another --out, or remove it yourself"
         )
@@ -172,7 +173,7 @@ def build_corpus(
     config = config or CorpusConfig()
     data_dir, out = Path(data_dir), Path(out)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+        raise MissingPathError(f"data directory {data_dir} does not exist")
     _check_output(out)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -186,7 +187,7 @@ def build_corpus(
     skips = SkipLog(strict=config.strict)
     results, source_report = read_sources(data_dir, config, skips)
     if not results:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"no corpus source files found in {data_dir} (looked for: "
             + "; ".join(f"{n}: {', '.join(r['looked_for'])}" for n, r in source_report.items())
             + ")"

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from corpus_builder.corpus_config import EmbeddingConfig
 from corpus_builder.embed import load_model, movie_text
+from rar.errors import InputError, MissingPathError, UnknownKeyError
 
 DEFAULT_TEXT_FIELDS = ("title", "year", "genres", "directors", "cast", "writers", "plot")
 
@@ -38,7 +39,7 @@ class Corpus:
         path = Path(path)
         movies_path = path / "movies.parquet"
         if not movies_path.exists():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"{path} is not a corpus directory (no movies.parquet); build one with `rar build-corpus`"
             )
         movies = pq.read_table(movies_path).to_pandas()
@@ -57,7 +58,7 @@ class Corpus:
         try:
             return self._row[corpus_id]
         except KeyError:
-            raise KeyError(f"corpus id {corpus_id!r} is not in {self.path}") from None
+            raise UnknownKeyError(f"corpus id {corpus_id!r} is not in {self.path}") from None
 
     def movie(self, i: int) -> dict:
         """Row i as a plain dict (lists as lists, missing values as None)."""
@@ -79,7 +80,7 @@ class Corpus:
     def link_frame(self, dataset: str) -> pd.DataFrame:
         path = self.path / "links" / f"{dataset}.parquet"
         if not path.exists():
-            raise KeyError(
+            raise UnknownKeyError(
                 f"no link table for dataset {dataset!r} in {self.path} (have: {', '.join(self.datasets)})"
             )
         return pq.read_table(path).to_pandas()
@@ -104,12 +105,12 @@ class Corpus:
         if self._vectors is None:
             path = self.path / "embeddings" / "vectors.npy"
             if not path.exists():
-                raise FileNotFoundError(
+                raise MissingPathError(
                     f"{self.path} has no embeddings (built with embedding.enabled=false?)"
                 )
             self._vectors = np.load(path, mmap_mode="r")
             if self._vectors.shape[0] != len(self):
-                raise ValueError(
+                raise InputError(
                     f"{path} has {self._vectors.shape[0]} rows but the corpus has {len(self)} movies"
                 )
         return self._vectors
@@ -120,7 +121,7 @@ class Corpus:
 
             path = self.path / "index.faiss"
             if not path.exists():
-                raise FileNotFoundError(f"{self.path} has no index.faiss")
+                raise MissingPathError(f"{self.path} has no index.faiss")
             self._index = read_index(path)
         return self._index
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rar.errors import InputError
+
 # Metadata fields a record may carry, in the order they appear in movie text and parquet.
 LIST_FIELDS = ("genres", "directors", "cast", "writers")
 SCALAR_FIELDS = ("plot", "runtime", "rating", "votes")
@@ -45,7 +47,7 @@ class MovieRecord:
         return value is not None and value != ""
 
 
-class BadInputError(ValueError):
+class BadInputError(InputError):
     """A malformed input row or file; the message names file and line."""
 
 

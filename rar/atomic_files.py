@@ -16,11 +16,13 @@ from typing import Any, BinaryIO
 
 import torch
 
+from rar.errors import InputError
+
 # `.<name>.tmp<pid>`: the only names `temporary_for` makes, and the only ones cleaned up
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file exists but cannot be read (truncated, corrupt, not ours)."""
 
 

@@ -16,10 +16,12 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from rar.errors import InputError
+
 T = TypeVar("T", bound="ConfigModel")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config file or override is invalid; the message says where and what was expected."""
 
 
@@ -282,6 +284,14 @@ def load_config(
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += f" (with --set {' '.join(overrides)})"
+    return validate_config(model, data, source, origins)
+
+
+def validate_config(
+    model: type[T], data: dict[str, Any], source: str, origins: KeyOrigins | None = None
+) -> T:
+    """`model` from a raw dict; invalid values become a ConfigError naming `source` (the file,
+    flags or section they came from) instead of pydantic's multi-page ValidationError."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

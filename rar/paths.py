@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rar.errors import MissingPathError
+
 DATA_DIR_ENV = "RAR_DATA_DIR"
 
 
@@ -17,7 +19,7 @@ def resolve_data_dir(data_dir: str | Path | None = None, must_exist: bool = True
     else:
         path = Path("data")
     if must_exist and not path.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"data directory '{path}' does not exist. Pass --data-dir DIR, set ${DATA_DIR_ENV}, "
             f"or fetch the datasets with `rar download --to {path}`."
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rar.config import load_config
+from rar.errors import InputError, MissingPathError
 from rar.tracking import is_finished
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -39,7 +40,7 @@ class QuickstartResult:
 def _config_path(name: str) -> Path:
     path = CONFIG_DIR / name
     if not path.exists():
-        raise FileNotFoundError(f"quickstart config missing: {path}")
+        raise MissingPathError(f"quickstart config missing: {path}")
     return path
 
 
@@ -83,7 +84,7 @@ def run_quickstart(
     if (corpus_dir / "manifest.json").exists():
         say(f"[1/5] corpus: reusing {corpus_dir}")
     elif corpus is not None:
-        raise FileNotFoundError(f"--corpus {corpus_dir} is not a built corpus (no manifest.json)")
+        raise MissingPathError(f"--corpus {corpus_dir} is not a built corpus (no manifest.json)")
     else:
         say("[1/5] building the movie corpus (merge, link, embed, index)")
         corpus_config = load_config(
@@ -153,7 +154,7 @@ def run_quickstart(
     samples, source = load_eval_samples("redial", data_dir, eval_config.split)
     ranker = build_ranker(eval_config.ranker, movies) if eval_config.ranker else None
     if ranker is None:
-        raise ValueError("the quickstart evaluation config must name a ranker")
+        raise InputError("the quickstart evaluation config must name a ranker")
     retrievers = {name: load_pretrained_run(path, movies) for name, path in run_dirs.items()}
     # the floors every system must clear: fitted on ReDial's train split, chosen on val
     baselines = [

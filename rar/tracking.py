@@ -23,6 +23,7 @@ from rar.atomic_files import (
     remove_stale_temporaries,
 )
 from rar.config import ConfigModel, save_config
+from rar.errors import InputError, MissingPathError, PathExistsError
 
 __all__ = ["Run", "TrackingConfig", "check_run_target", "is_finished"]
 
@@ -67,11 +68,11 @@ def check_run_target(path: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before anything is loaded or written, what cannot be done with `path`:
     resuming a run that does not exist or has no checkpoint, or reusing a run without saying how."""
     if resume and overwrite:
-        raise ValueError("pass either --resume (continue the run) or --overwrite (start it again)")
+        raise InputError("pass either --resume (continue the run) or --overwrite (start it again)")
     if resume:
         last = path / "checkpoints" / LAST
         if not path.is_dir():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"cannot resume {path}: no such run directory; drop --resume to start it"
             )
         if not last.is_file():
@@ -81,9 +82,9 @@ def check_run_target(path: Path, resume: bool, overwrite: bool) -> None:
                 if previous.is_file()
                 else "it was stopped before its first checkpoint; pass --overwrite to start again"
             )
-            raise FileNotFoundError(f"cannot resume {path}: {last} does not exist ({hint})")
+            raise MissingPathError(f"cannot resume {path}: {last} does not exist ({hint})")
     elif not overwrite and path.exists() and any(path.iterdir()):
-        raise FileExistsError(
+        raise PathExistsError(
             f"run directory {path} already exists; pass --resume to continue it "
             "or --overwrite to start again"
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus_builder.records import BadInputError, MovieRecord
+from rar.errors import MissingPathError
 
 
 @dataclass
@@ -50,7 +51,7 @@ def find_inputs(data_dir: Path, patterns: list[str], explicit: bool) -> list[Pat
             matches = sorted(data_dir.glob(pattern))
         matches = [m for m in matches if m.exists()]
         if explicit and not matches:
-            raise FileNotFoundError(f"input not found: {pattern} (data dir {data_dir})")
+            raise MissingPathError(f"input not found: {pattern} (data dir {data_dir})")
         for match in matches:
             if match not in found:
                 found.append(match)

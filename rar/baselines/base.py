@@ -19,6 +19,7 @@ import torch
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.errors import InputError
 
 if TYPE_CHECKING:  # a type only: baselines sit below evaluation in the layering
     from rar.data.linking import LinkedSample
@@ -32,7 +33,7 @@ class BaselineConfig(ConfigModel):
     )
 
 
-class FitLeakError(ValueError):
+class FitLeakError(InputError):
     """A baseline is asked to score samples from dialogues it was fitted on."""
 
 
@@ -83,7 +84,7 @@ class Baseline:
         """Fit on linked training samples over `corpus`; records the dialogues fitted on so
         evaluation can refuse samples from them (:meth:`check_unseen`)."""
         if not samples:
-            raise ValueError(f"{self.label}: no training samples to fit on")
+            raise InputError(f"{self.label}: no training samples to fit on")
         num_items = len(corpus)
         histories, targets = [], []
         per_dialogue: dict[tuple[str, str], set[int]] = {}

@@ -19,6 +19,7 @@ import numpy as np
 
 from rar.baselines.base import Baseline
 from rar.baselines.registry import baseline_class, build_baseline
+from rar.errors import InputError
 
 if TYPE_CHECKING:
     from rar.data.linking import LinkedSample
@@ -116,7 +117,7 @@ def select_on_validation(
     base = dict(params or {})
     dataset = dataset or (train[0].sample.dataset if train else "")
     if not val and grid:
-        raise ValueError(f"{cls.label}: no validation samples to choose its hyperparameters on")
+        raise InputError(f"{cls.label}: no validation samples to choose its hyperparameters on")
     rows: list[dict[str, Any]] = []
     best: tuple[float, Baseline, dict[str, Any]] | None = None
     points = grid_points(grid) if grid else []

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.errors import UnknownKeyError
 
 
 def build_corpus(
@@ -125,7 +126,7 @@ def show(
         loaded = Corpus.load(corpus)
         rows = loaded.find(id_or_title, limit=limit)
         if not rows:
-            raise KeyError(f"no movie matches {id_or_title!r} in {corpus}")
+            raise UnknownKeyError(f"no movie matches {id_or_title!r} in {corpus}")
         for row in rows[:limit]:
             movie = loaded.movie(row)
             console.print(

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, err_console, user_errors
+from rar.errors import InputError
 
 data_app = typer.Typer(
     name="data",
@@ -109,7 +110,7 @@ def stats(
                 root, dataset, seed, progress=lambda name: status.update(f"reading {name} ...")
             )
         if not report.entries:
-            raise ValueError(
+            raise InputError(
                 f"no dataset found in {root}: "
                 + "; ".join(f"{k}: {v}" for k, v in report.skipped.items())
             )

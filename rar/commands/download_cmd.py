@@ -35,7 +35,7 @@ def download(
     with checksums, resumable transfers and a manifest (rar-download-manifest.json)."""
     from rich.table import Table
 
-    from rar.data.download import SOURCES, ChecksumError, DownloadError, download_datasets
+    from rar.data.download import SOURCES, download_datasets
 
     with user_errors():
         if list_only:
@@ -50,18 +50,13 @@ def download(
                 )
             console.print(table)
             return
-        try:
-            results = download_datasets(
-                to,
-                datasets or None,
-                mirror=mirror,
-                progress=not quiet,
-                remove_archives=remove_archives,
-            )
-        except DownloadError as exc:
-            raise ValueError(str(exc)) from None
-        except ChecksumError:
-            raise
+        results = download_datasets(
+            to,
+            datasets or None,
+            mirror=mirror,
+            progress=not quiet,
+            remove_archives=remove_archives,
+        )
         table = Table("dataset", "file", "status", "size", "verified by")
         for name, files in results.items():
             for item in files:

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from rar.commands.common import console, err_console, user_errors
+from rar.errors import InputError
 
 
 def evaluate(
@@ -114,7 +115,7 @@ def evaluate(
         if ranker is not None:
             cfg.ranker = _ranker_config(ranker, ranker_model, base_url, cfg)
         elif ranker_model or base_url:
-            raise ValueError("--ranker-model/--base-url need --ranker")
+            raise InputError("--ranker-model/--base-url need --ranker")
         source = data if data is not None else resolve_data_dir(data_dir)
         report = evaluate_runs(
             [str(r) for r in run],
@@ -148,7 +149,7 @@ def evaluate(
 
 
 def _ranker_config(spec: str, model: str | None, base_url: str | None, cfg):
-    from rar.config import load_config
+    from rar.config import load_config, validate_config
     from rar.rankers.ranker_config import RankerConfig
 
     path = Path(spec)
@@ -157,7 +158,7 @@ def _ranker_config(spec: str, model: str | None, base_url: str | None, cfg):
     else:
         base = cfg.ranker.model_dump() if cfg.ranker is not None else {}
         base["backend"] = spec
-        ranker = RankerConfig.model_validate(base)
+        ranker = validate_config(RankerConfig, base, f"--ranker {spec}")
     if model is not None:
         ranker.model = model
     if base_url is not None:

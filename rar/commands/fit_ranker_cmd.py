@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.errors import MissingPathError
 
 
 def fit_ranker(
@@ -43,7 +44,7 @@ def fit_ranker(
 
         torch.set_num_threads(max(1, threads))
         if not (corpus / "manifest.json").is_file():
-            raise FileNotFoundError(f"--corpus {corpus} is not a built corpus (no manifest.json)")
+            raise MissingPathError(f"--corpus {corpus} is not a built corpus (no manifest.json)")
         from corpus_builder.corpus import Corpus
 
         movies = Corpus.load(corpus)

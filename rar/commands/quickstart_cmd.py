@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.errors import MissingPathError
 
 
 def quickstart(
@@ -43,8 +44,8 @@ def quickstart(
 
         try:
             data = resolve_data_dir(data_dir)
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(
+        except MissingPathError as exc:
+            raise MissingPathError(
                 f"{exc}\nThe quickstart needs ReDial and MovieLens there (see README, 'Data')."
             ) from None
         start = time.perf_counter()

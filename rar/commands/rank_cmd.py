@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.errors import InputError
 
 RANKERS = ("openai", "gemini", "local", "llamacpp", "semantic", "trained")
 
@@ -20,13 +21,7 @@ def load_ranker_config(
     base_url: str | None,
 ):
     """A RankerConfig from a ranker YAML (or an experiment YAML's `ranker:` section) + flags."""
-    from rar.config import (
-        ConfigError,
-        KeyOrigins,
-        apply_overrides,
-        format_validation_error,
-        read_yaml,
-    )
+    from rar.config import KeyOrigins, apply_overrides, read_yaml, validate_config
     from rar.rankers.ranker_config import RankerConfig
 
     origins = KeyOrigins()
@@ -36,23 +31,14 @@ def load_ranker_config(
         origins.prefix = ("ranker",)
     if ranker is not None:
         if ranker not in RANKERS:
-            raise ValueError(f"--ranker must be one of {', '.join(RANKERS)} (got {ranker!r})")
+            raise InputError(f"--ranker must be one of {', '.join(RANKERS)} (got {ranker!r})")
         data["backend"] = ranker
     if model is not None:
         data["model"] = model
     if base_url is not None:
         data["base_url"] = base_url
     data = apply_overrides(data, overrides, RankerConfig, origins)
-    try:
-        return RankerConfig.model_validate(data)
-    except Exception as exc:  # pydantic.ValidationError -> one clear message
-        from pydantic import ValidationError
-
-        if isinstance(exc, ValidationError):
-            raise ConfigError(
-                format_validation_error(RankerConfig, exc, str(config or "flags"), origins)
-            ) from None
-        raise
+    return validate_config(RankerConfig, data, str(config or "flags"), origins)
 
 
 def _one_line(text: Any, width: int = 110) -> str:
@@ -129,7 +115,7 @@ def rank(
         corpus, source, rk = _setup(corpus_dir, run, cfg)
         ids, how = source.candidates(turns, k)
         if not ids:
-            raise ValueError("no candidates found for this conversation")
+            raise InputError("no candidates found for this conversation")
         [result] = rk.rank([RankRequest(conversation.stem, turns, ids)])
         console.print(
             f"[dim]{len(ids)} candidates from {how}; ranked by {cfg.backend}"

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.errors import InputError
 
 report = typer.Typer(
     name="report",
@@ -152,6 +153,7 @@ def recall_vs_k(
     with user_errors():
         from corpus_builder.corpus import Corpus
         from rar.commands.evaluate_cmd import _ranker_config
+        from rar.config import validate_config
         from rar.evaluation.evaluate_config import EvaluateConfig
         from rar.evaluation.reports.recall_vs_k import recall_vs_k_report
         from rar.evaluation.runner import corpus_from_run, load_eval_samples
@@ -161,11 +163,11 @@ def recall_vs_k(
         try:
             k_list = [int(x) for x in ks.split(",") if x.strip()]
         except ValueError:
-            raise ValueError(f"--ks must be comma-separated integers, got '{ks}'") from None
-        cfg = EvaluateConfig(split=split, max_samples=max_samples)
+            raise InputError(f"--ks must be comma-separated integers, got '{ks}'") from None
+        cfg = validate_config(EvaluateConfig, {"split": split, "max_samples": max_samples}, "flags")
         corpus_dir = corpus or corpus_from_run(run)
         if not corpus_dir:
-            raise ValueError("no --corpus given and the run's config.yaml names none")
+            raise InputError("no --corpus given and the run's config.yaml names none")
         corp = Corpus.load(corpus_dir)
         samples, _ = load_eval_samples(
             dataset, data if data is not None else resolve_data_dir(data_dir), split

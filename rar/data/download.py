@@ -33,16 +33,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from rar.atomic_files import atomic_write_text
+from rar.errors import InputError, RarError
 
 MIRROR_ENV = "RAR_DOWNLOAD_MIRROR"
 MANIFEST_NAME = "rar-download-manifest.json"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(RarError, RuntimeError):
     """A file could not be fetched (network, HTTP status) after all retries."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(InputError):
     """A downloaded file does not match its published checksum; the file is not kept."""
 
 
@@ -182,13 +183,13 @@ def resolve_datasets(names: Iterable[str] | None) -> list[DatasetSource]:
                 out.extend(s for s in SOURCES.values() if s not in out)
                 continue
             if name not in SOURCES:
-                raise ValueError(
+                raise InputError(
                     f"unknown dataset '{name}'; choose from: {', '.join(SOURCES)} (or 'all')"
                 )
             if SOURCES[name] not in out:
                 out.append(SOURCES[name])
     if not out:
-        raise ValueError("no dataset named; choose from: " + ", ".join(SOURCES))
+        raise InputError("no dataset named; choose from: " + ", ".join(SOURCES))
     return out
 
 
@@ -251,7 +252,7 @@ class Downloader:
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(
+            raise InputError(
                 f"{self.manifest_path}: not valid JSON ({exc}); delete it to start over"
             ) from exc
         data.setdefault("files", {})
@@ -419,7 +420,7 @@ class Downloader:
         try:
             zf = zipfile.ZipFile(archive)
         except zipfile.BadZipFile as exc:
-            raise ValueError(
+            raise InputError(
                 f"{archive} is not a valid zip archive ({exc}); delete it and rerun"
             ) from exc
         with zf:
@@ -433,7 +434,7 @@ class Downloader:
                     continue
                 parts = Path(name).parts
                 if Path(name).is_absolute() or ".." in parts:
-                    raise ValueError(f"{archive}: refusing unsafe member path '{name}'")
+                    raise InputError(f"{archive}: refusing unsafe member path '{name}'")
                 out = target / (Path(name).name if remote.flatten else Path(name))
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, out.open("wb") as dst:

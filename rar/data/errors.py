@@ -13,8 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from rar.errors import InputError, MissingPathError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(InputError):
     """A dataset file does not have the expected format (names the file, line or column)."""
 
 
@@ -68,7 +70,7 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> 
 def read_table(path: Path, encoding: str = "utf-8", **kwargs: Any) -> pd.DataFrame:
     """pandas.read_csv with errors that name the file and the encoding tried."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise MissingPathError(f"{path}: file not found")
     try:
         return pd.read_csv(path, encoding=encoding, **kwargs)
     except UnicodeDecodeError as exc:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rar.data.errors import DataFormatError, read_table, read_text, require_columns
+from rar.errors import MissingPathError
 
 GAP_SECONDS = 30 * 60
 MIN_SESSION_LENGTH = 2
@@ -82,7 +83,7 @@ def detect_format(path: Path) -> str:
     """ "csv", "100k" or "dat" from the files present in a MovieLens directory."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: MovieLens directory not found")
+        raise MissingPathError(f"{path}: MovieLens directory not found")
     if (path / "ratings.csv").is_file():
         return "csv"
     if (path / "u.data").is_file():

@@ -27,6 +27,7 @@ from rar.data.redial import load_redial
 from rar.data.samples import DialogueSamples, SampleStats, samples_from_dialogue, summarize
 from rar.data.splits import ALL, SPLITS, check_split, split_of
 from rar.data.types import Sample
+from rar.errors import InputError, MissingPathError
 
 DATASETS = ("redial", "inspired", "reddit", "custom")
 FOLDERS = {
@@ -103,7 +104,7 @@ def load_source(path: Path, format: str | None = None, dataset: str | None = Non
     """One conversation file of any supported format as samples grouped by dialogue."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise MissingPathError(f"{path}: file not found")
     fmt = format or detect_file_format(path)
     if fmt == "redial":
         load = load_redial([path])
@@ -117,7 +118,7 @@ def load_source(path: Path, format: str | None = None, dataset: str | None = Non
         return SourceData(str(path), loaded.records, loaded.duplicates)
     if fmt == "custom":
         return SourceData(str(path), load_custom(path, dataset=dataset or "custom"))
-    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 def load_samples_from_file(
@@ -146,7 +147,7 @@ def _relative(path: Path, root: Path) -> str:
 
 def _require(paths: Sequence[Path], what: str) -> None:
     if not paths:
-        raise FileNotFoundError(what)
+        raise MissingPathError(what)
 
 
 def dataset_sources(dataset: str, data_dir: Path) -> list[SourceData]:
@@ -197,7 +198,7 @@ def dataset_sources(dataset: str, data_dir: Path) -> list[SourceData]:
         paths = sorted([*folder.glob("*.csv"), *folder.glob("*.jsonl")])
         _require(paths, f"no custom files: expected {folder}/*.csv or *.jsonl")
         return [SourceData(_relative(p, data_dir), load_custom(p)) for p in paths]
-    raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
 
 
 def _signature(folders: Sequence[Path]) -> tuple:
@@ -213,10 +214,10 @@ def _cached_sources(dataset: str, data_dir: str, signature: tuple) -> tuple[Sour
 
 def _sources(dataset: str, data_dir: Path) -> tuple[SourceData, ...]:
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     root = Path(data_dir).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+        raise MissingPathError(f"data directory {data_dir} does not exist")
     signature = _signature([root / name for name in FOLDERS[dataset]])
     return _cached_sources(dataset, str(root), signature)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rar.data.types import Dialogue, Mention, Sample, Turn
+from rar.errors import InputError
 
 MAX_HISTORY = 64
 SEEKER = "seeker"
@@ -104,7 +105,7 @@ def samples_from_dialogue(
     history: OrderedDict[str, Mention] = OrderedDict()
     for index, turn in enumerate(dialogue.turns):
         if turn.role not in ROLES:
-            raise ValueError(
+            raise InputError(
                 f"dialogue {dialogue.dialogue_id} ({dialogue.source}): turn {index} has role "
                 f"{turn.role!r}, expected one of {ROLES}"
             )

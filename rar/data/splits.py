@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from rar.errors import InputError
+
 SPLITS = ("train", "val", "test")
 ALL = "all"
 SPLIT_CHOICES = (*SPLITS, ALL)
@@ -26,5 +28,5 @@ def split_of(dataset: str, dialogue_id: str, seed: int = 0) -> str:
 
 def check_split(split: str) -> str:
     if split not in SPLIT_CHOICES:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_CHOICES)}")
+        raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_CHOICES)}")
     return split

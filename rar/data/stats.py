@@ -15,6 +15,7 @@ from typing import Any
 from rar.data.movielens import detect_format, load_movielens, movielens_stats
 from rar.data.registry import DATASETS, load_conversation_data
 from rar.data.splits import ALL, SPLITS
+from rar.errors import InputError
 
 
 @dataclass
@@ -47,7 +48,7 @@ def collect_stats(
     wanted = list(datasets) if datasets else [*DATASETS, "movielens"]
     unknown = [d for d in wanted if d not in (*DATASETS, "movielens")]
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"unknown dataset(s) {', '.join(unknown)}; expected {', '.join((*DATASETS, 'movielens'))}"
         )
     report = StatsReport()

@@ -30,6 +30,7 @@ import numpy as np
 
 from rar.data.linking import LinkedSample, LinkStats, link_samples
 from rar.data.types import Sample
+from rar.errors import InputError, MissingPathError, UnknownKeyError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.failed_calls import failed_share, scored_ranking
 from rar.progress import progress_bar
@@ -433,11 +434,11 @@ def evaluate_systems(
         raise ValueError("no systems to evaluate")
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
-        raise ValueError(f"system names must be unique, got {names}")
+        raise InputError(f"system names must be unique, got {names}")
     evaluator = Evaluator(corpus, config, progress)
     linked, stats = evaluator.link(samples)
     if not linked:
-        raise ValueError(
+        raise InputError(
             f"none of the {stats.samples_in} samples has a target movie in the corpus "
             f"({stats.targets_unlinked} of {stats.targets} targets unlinked; e.g. "
             f"{'; '.join(stats.unlinked_examples[:3])})"
@@ -571,7 +572,7 @@ def load_evaluation(path: str | Path) -> tuple[dict[str, Any], Path]:
     path = Path(path)
     file = path / EVALUATION_JSON if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"no {EVALUATION_JSON} at {path}; run `rar evaluate` first")
+        raise MissingPathError(f"no {EVALUATION_JSON} at {path}; run `rar evaluate` first")
     return json.loads(file.read_text(encoding="utf-8")), file.parent
 
 
@@ -583,11 +584,13 @@ def load_records(
     if data is None:
         data, eval_dir = load_evaluation(eval_dir)
     if system not in data["systems"]:
-        raise KeyError(f"no system '{system}' in {eval_dir} (have: {', '.join(data['systems'])})")
+        raise UnknownKeyError(
+            f"no system '{system}' in {eval_dir} (have: {', '.join(data['systems'])})"
+        )
     rel = data["systems"][system].get("samples_file") or f"{SAMPLES_DIR}/{slug(system)}.jsonl"
     file = eval_dir / rel
     if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing; rerun `rar evaluate`")
+        raise MissingPathError(f"{file} is missing; rerun `rar evaluate`")
     out = []
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -596,7 +599,7 @@ def load_records(
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{file}:{number}: not valid JSON ({exc})") from exc
+                raise InputError(f"{file}:{number}: not valid JSON ({exc})") from exc
     return out
 
 

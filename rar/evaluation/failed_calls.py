@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rar.errors import RarError
+
 EXIT_FAILED_CALLS = 3  # `rar evaluate` / `rar train` exit status when too many calls failed
 
 
-class FailedCallsError(RuntimeError):
+class FailedCallsError(RarError, RuntimeError):
     """Too many ranker calls failed for the metrics to describe the ranker."""
 
     exit_code = EXIT_FAILED_CALLS

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rar.data.types import Turn
+from rar.errors import InputError
 from rar.rankers.base import CallError, PromptRanker
 from rar.rankers.parser import TITLE, reply_lines
 from rar.rankers.prompt import format_context
@@ -53,13 +54,13 @@ class LLMOnlyRecommender:
 
     def __init__(self, ranker: Any, corpus: Any, n_items: int = 20, threshold: float = 0.85):
         if not isinstance(ranker, PromptRanker):
-            raise ValueError(
+            raise InputError(
                 f"LLM-only evaluation needs an LLM backend (openai, gemini, local or llamacpp); "
                 f"'{getattr(ranker, 'backend', type(ranker).__name__)}' cannot name movies itself"
             )
         section = {"local": "local", "llamacpp": "llamacpp"}.get(ranker.backend)
         if section and getattr(ranker.config, section).mode == "loglik":
-            raise ValueError(
+            raise InputError(
                 f"LLM-only evaluation needs free generation; set ranker.{section}.mode=generate"
             )
         self.ranker = ranker

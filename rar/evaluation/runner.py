@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from rar.data.types import Sample
+from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import EvaluationReport, SystemSpec, evaluate_systems
 
@@ -22,7 +23,7 @@ def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[
 
     Returns (samples, description of the source)."""
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset '{dataset}'; choose from {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset '{dataset}'; choose from {', '.join(DATASETS)}")
     path = Path(data)
     if path.is_file():
         from rar.data.registry import load_samples_from_file
@@ -37,7 +38,7 @@ def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[
         from rar.data.registry import load_conversation_samples
 
         return load_conversation_samples(dataset, path, split), f"{path} ({dataset}, split {split})"
-    raise FileNotFoundError(f"--data {path} is neither a file nor a directory")
+    raise MissingPathError(f"--data {path} is neither a file nor a directory")
 
 
 def corpus_from_run(run_dir: str | Path) -> str | None:
@@ -82,23 +83,23 @@ def evaluate_runs(
     from rar.retrievers import load_pretrained_run
 
     if not runs and not config.llm_only and not config.baselines:
-        raise ValueError(
+        raise InputError(
             "give at least one --run or --baseline (or --llm-only with an LLM --ranker)"
         )
     for run in runs:
         if not Path(run).is_dir():
-            raise FileNotFoundError(f"run directory not found: {run}")
+            raise MissingPathError(f"run directory not found: {run}")
     if corpus_dir is None:
         found = [corpus_from_run(r) for r in runs]
         corpus_dir = next((c for c in found if c), None)
         if corpus_dir is None:
-            raise ValueError(
+            raise InputError(
                 "no --corpus given and the run's config.yaml names none"
                 if runs
                 else "give --corpus: baselines are served over a corpus directory"
             )
     if not Path(corpus_dir).is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"corpus directory not found: {corpus_dir} (build it with `rar build-corpus`)"
         )
     corpus = Corpus.load(corpus_dir)
@@ -129,7 +130,7 @@ def evaluate_runs(
             )
     if config.llm_only:
         if ranker is None:
-            raise ValueError("--llm-only needs an LLM --ranker (openai, gemini or local)")
+            raise InputError("--llm-only needs an LLM --ranker (openai, gemini or local)")
         systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
     if out_dir is None:
         base = Path(runs[0]) if runs else Path("runs") / ("baselines" if fitted else "llm-only")

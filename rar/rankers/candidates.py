@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rar.data.types import Mention, Turn
+from rar.errors import InputError, MissingPathError
 
 ROLES = {"seeker", "recommender"}
 _QUOTED = re.compile(r'"([^"]{2,120})"|\*([^*]{2,120})\*')
@@ -19,22 +20,22 @@ def load_conversation(path: str | Path) -> list[Turn]:
     optional "mentions": [title or {"key", "title"}]} (or {"turns": [...]})."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"conversation file not found: {path}")
+        raise MissingPathError(f"conversation file not found: {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if isinstance(data, dict) and "turns" in data:
         data = data["turns"]
     if not isinstance(data, list) or not data:
-        raise ValueError(f'{path}: expected a non-empty JSON list of turns {{"role", "text"}}')
+        raise InputError(f'{path}: expected a non-empty JSON list of turns {{"role", "text"}}')
     turns = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            raise ValueError(f"{path}: turn {i} must be an object with a string 'text'")
+            raise InputError(f"{path}: turn {i} must be an object with a string 'text'")
         role = item.get("role", "seeker")
         if role not in ROLES:
-            raise ValueError(
+            raise InputError(
                 f"{path}: turn {i} has role {role!r}; expected 'seeker' or 'recommender'"
             )
         mentions = []
@@ -44,7 +45,7 @@ def load_conversation(path: str | Path) -> list[Turn]:
             elif isinstance(m, dict) and isinstance(m.get("title"), str):
                 mentions.append(Mention(str(m.get("key", m["title"])), m["title"]))
             else:
-                raise ValueError(f"{path}: turn {i}: a mention must be a title or {{'title': ...}}")
+                raise InputError(f"{path}: turn {i}: a mention must be a title or {{'title': ...}}")
         turns.append(Turn(role, item["text"], mentions))
     return turns
 

@@ -25,9 +25,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from rar.errors import RarError
 
-class RankerUnavailable(RuntimeError):
+
+class RankerUnavailable(RarError, RuntimeError):
     """The ranker's server is clearly down: stop the run (replies so far are cached)."""
+
+    exit_code = 3
 
     def __init__(self, url: str, failures: int, last_error: str):
         self.url = url

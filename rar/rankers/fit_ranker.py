@@ -22,6 +22,7 @@ import numpy as np
 from rar.data.linking import LinkedSample, link_samples
 from rar.data.splits import split_of
 from rar.data.types import Sample
+from rar.errors import InputError
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.semantic_ranker import SemanticRanker
 from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
@@ -45,7 +46,7 @@ def check_split(samples: Sequence[Sample], split: str, split_seed: int = 0) -> N
     for s in samples:
         actual = split_of(s.dataset, s.dialogue_id, split_seed)
         if actual != split:
-            raise ValueError(
+            raise InputError(
                 f"sample {s.sample_id} belongs to the {actual!r} split; the trained ranker "
                 f"may only be fitted on {split!r} samples"
             )
@@ -166,7 +167,7 @@ def fit_trained_ranker(
     embedder = embedder or SemanticRanker(config, corpus)  # callers may share its text cache
     train, train_stats = link_samples(train_samples, corpus)
     if not train:
-        raise ValueError("no training sample has a target in the corpus; nothing to fit")
+        raise InputError("no training sample has a target in the corpus; nothing to fit")
     pop = popularity(train)
     ids = list(corpus.ids)
     pop_vec = torch.tensor([pop.get(cid, 0.0) for cid in ids], dtype=torch.float32)

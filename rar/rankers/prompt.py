@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rar.data.types import Turn
+from rar.errors import UnknownKeyError
 from rar.rankers.ranker_config import PromptConfig
 
 INSTRUCTIONS = (
@@ -68,7 +69,7 @@ def load_candidates(corpus: MovieSource, candidate_ids: list[str]) -> list[Candi
         try:
             row = corpus.movie(corpus.index_of(cid))
         except (KeyError, IndexError) as exc:
-            raise KeyError(f"candidate id {cid!r} is not in the corpus") from exc
+            raise UnknownKeyError(f"candidate id {cid!r} is not in the corpus") from exc
         out.append(Candidate(cid, str(row.get("title", "")), _year(row.get("year")), dict(row)))
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rar.errors import InputError
 from rar.rankers.base import Ranker
 from rar.rankers.ranker_config import RankerConfig
 
@@ -34,7 +35,7 @@ def build_ranker(config: RankerConfig, corpus: Any) -> Ranker:
         from rar.rankers.trained_ranker import TrainedRanker
 
         return TrainedRanker(config, corpus)
-    raise ValueError(
+    raise InputError(
         f"unknown ranker backend {config.backend!r}; "
         "expected openai|gemini|local|llamacpp|semantic|trained"
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rar.errors import InputError, MissingPathError
+
 CHARS_PER_TOKEN = 4.0
 
 
@@ -60,7 +62,7 @@ def gguf_counter(path: str | Path, overhead: int) -> TokenCounter:
     (vocabulary only: loads in well under a second); the window is the file's trained length."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"tokenizer GGUF file not found: {path} (ranker.prompt.tokenizer)")
+        raise MissingPathError(f"tokenizer GGUF file not found: {path} (ranker.prompt.tokenizer)")
     try:
         from llama_cpp import Llama
     except ImportError:
@@ -112,7 +114,7 @@ def build_counter(spec: str | None, overhead: int) -> TokenCounter:
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec)
     except (OSError, ValueError) as exc:
-        raise ValueError(
+        raise InputError(
             f"ranker.prompt.tokenizer {spec!r}: cannot load a tokenizer ({exc}); expected "
             "'estimate', a .gguf file or a transformers tokenizer id/directory"
         ) from None

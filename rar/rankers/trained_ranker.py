@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from rar.errors import InputError, MissingPathError
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.semantic_ranker import SemanticRanker
 
@@ -83,13 +84,13 @@ class TrainedModel:
         root = Path(path)
         for name in (WEIGHTS, CONFIG):
             if not (root / name).is_file():
-                raise FileNotFoundError(
+                raise MissingPathError(
                     f"{root / name} not found: ranker.trained.path must be a directory written "
                     "by `rar fit-ranker`"
                 )
         config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
         if config.get("format") != FORMAT:
-            raise ValueError(f"{root / CONFIG}: format {config.get('format')!r}, expected {FORMAT}")
+            raise InputError(f"{root / CONFIG}: format {config.get('format')!r}, expected {FORMAT}")
         with np.load(root / WEIGHTS) as data:
             W = np.asarray(data["W"], dtype=np.float32)
             popularity = dict(
@@ -131,7 +132,7 @@ class TrainedRanker(SemanticRanker):
     ):
         if model is None:
             if not config.trained.path:
-                raise ValueError(
+                raise InputError(
                     "ranker.backend 'trained' needs ranker.trained.path (a `rar fit-ranker` output)"
                 )
             model = TrainedModel.load(config.trained.path)
@@ -143,7 +144,7 @@ class TrainedRanker(SemanticRanker):
             )
         super().__init__(config, corpus, max_cached_texts)
         if model.W.shape != (self._vectors.shape[1],) * 2:
-            raise ValueError(
+            raise InputError(
                 f"trained ranker W is {model.W.shape}, the corpus vectors have dimension "
                 f"{self._vectors.shape[1]} (fitted with another embedder?)"
             )

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from rar.atomic_files import atomic_torch_save, load_torch_file
+from rar.errors import InputError, MissingPathError
 from rar.retrievers.base import Retriever
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.retriever_config import RetrieverConfig
@@ -50,7 +51,7 @@ def load_weights(
     if bias is not None and BIAS_KEY not in state_dict:
         state_dict[BIAS_KEY] = torch.zeros_like(bias)
     if bias is None and BIAS_KEY in state_dict:
-        raise ValueError(
+        raise InputError(
             f"{source} holds a learned item bias but the retriever config has item_bias=false"
         )
     model.load_state_dict(state_dict)
@@ -61,10 +62,10 @@ def retriever_from_state(
 ) -> Retriever:
     """Rebuild a retriever from a checkpoint payload over the given corpus vectors."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{source} is not a RAR retriever checkpoint (expected format {FORMAT})")
+        raise InputError(f"{source} is not a RAR retriever checkpoint (expected format {FORMAT})")
     n_items = int(item_vectors.shape[0])
     if payload["num_items"] != n_items:
-        raise ValueError(
+        raise InputError(
             f"{source} was trained over a corpus of {payload['num_items']} items but the given "
             f"corpus has {n_items}; load it with the corpus it was trained on"
         )
@@ -81,7 +82,7 @@ def load_retriever(
     """Load a checkpoint written by :func:`save_retriever` (model in eval mode)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"retriever checkpoint not found: {path}")
+        raise MissingPathError(f"retriever checkpoint not found: {path}")
     payload = load_torch_file(path, weights_only=True, map_location=map_location)
     return retriever_from_state(payload, item_vectors, source=str(path))
 
@@ -91,7 +92,7 @@ def load_pretrained_run(run_dir: str | Path, corpus: Any) -> Retriever:
     run_dir = Path(run_dir)
     best = run_dir / "checkpoints" / "best.pt"
     if not best.is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{run_dir} has no checkpoints/best.pt; is it a finished `rar pretrain` run directory?"
         )
     if isinstance(corpus, (str, Path)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rar.errors import InputError
 from rar.retrievers.base import Retriever
 from rar.retrievers.layers import FeedForward, pad_mask
 from rar.retrievers.retriever_config import RetrieverConfig
@@ -95,7 +96,7 @@ class LRULayer(nn.Module):
     def __init__(self, d_model: int, r_min: float, r_max: float, max_phase: float, dropout: float):
         super().__init__()
         if not r_min < r_max:
-            raise ValueError(f"LRURec needs r_min < r_max, got r_min={r_min}, r_max={r_max}")
+            raise InputError(f"LRURec needs r_min < r_max, got r_min={r_min}, r_max={r_max}")
         u1 = torch.rand(d_model)
         u2 = torch.rand(d_model)
         # |lambda| = exp(-exp(nu_log)) uniform on the ring area between r_min and r_max.

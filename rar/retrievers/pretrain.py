@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rar.atomic_files import atomic_torch_save
+from rar.errors import InputError, MissingPathError
 from rar.progress import progress_bar
 from rar.retrievers.base import Retriever
 from rar.retrievers.checkpoint import (
@@ -56,7 +57,7 @@ def movielens_dir(spec: str, data_dir: Path | None) -> Path:
     if not path.is_absolute() and data_dir is not None:
         path = data_dir / path
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"MovieLens directory not found: {path} (set data.movielens or --data-dir)"
         )
     return path
@@ -71,7 +72,7 @@ def build_pretrain_data(
     variant = movielens_path.name
     links = corpus.link_table(f"movielens-{variant}")
     if not links:
-        raise ValueError(
+        raise InputError(
             f"the corpus has no links for 'movielens-{variant}'; build the corpus with that MovieLens release"
         )
     key_to_row = {key: corpus.index_of(cid) for key, cid in links.items() if cid is not None}
@@ -94,7 +95,7 @@ def build_pretrain_data(
         out[name] = seqs
         stats[name] = {**link_stats.as_dict(), "sessions_kept": len(seqs)}
     if not out["train"]:
-        raise ValueError(f"no training sessions left after linking {movielens_path} to the corpus")
+        raise InputError(f"no training sessions left after linking {movielens_path} to the corpus")
     return PretrainData(out["train"], out["val"], out["test"], len(corpus), stats)
 
 
@@ -145,7 +146,7 @@ def train_retriever(
     best_path = run.checkpoints / "best.pt"
     if resume:
         if not last_path.is_file():
-            raise FileNotFoundError(f"cannot resume: {last_path} does not exist")
+            raise MissingPathError(f"cannot resume: {last_path} does not exist")
         state = run.load_last_checkpoint(weights_only=False)
         load_weights(model, state["retriever"]["state_dict"], str(last_path))
         optimizer.load_state_dict(state["optimizer"])
@@ -254,7 +255,7 @@ def _pretrain(
     if corpus is None:
         corpus_dir = Path(config.data.corpus)
         if not corpus_dir.is_dir():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"corpus directory not found: {corpus_dir} (set data.corpus or --corpus)"
             )
         corpus = Corpus.load(corpus_dir)

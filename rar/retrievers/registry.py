@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rar.errors import InputError
 from rar.retrievers.base import Retriever
 from rar.retrievers.bert4rec import BERT4Rec
 from rar.retrievers.fmlp import FMLPRec
@@ -26,7 +27,7 @@ assert set(RETRIEVERS) == set(RETRIEVER_NAMES)
 def build_retriever(config: RetrieverConfig, item_vectors: torch.Tensor | np.ndarray) -> Retriever:
     """A fresh retriever of `config.name` whose item table projects `item_vectors` [N, d_text]."""
     if config.name not in RETRIEVERS:
-        raise ValueError(
+        raise InputError(
             f"unknown retriever '{config.name}'; choose one of: {', '.join(RETRIEVER_NAMES)}"
         )
     if isinstance(item_vectors, np.ndarray):
@@ -36,12 +37,12 @@ def build_retriever(config: RetrieverConfig, item_vectors: torch.Tensor | np.nda
             f"item vectors must be a non-empty [N, d_text] matrix, got shape {tuple(item_vectors.shape)}"
         )
     if config.d_text is not None and int(item_vectors.shape[1]) != config.d_text:
-        raise ValueError(
+        raise InputError(
             f"dimension mismatch: retriever config expects d_text={config.d_text} but the corpus "
             f"vectors have {item_vectors.shape[1]} dimensions (was the corpus embedded with another model?)"
         )
     if config.name in ("sasrec", "bert4rec") and config.d_model % config.attn_heads:
-        raise ValueError(
+        raise InputError(
             f"d_model={config.d_model} must be divisible by attn_heads={config.attn_heads}"
         )
     config = config.model_copy(update={"d_text": int(item_vectors.shape[1])})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rar.errors import InputError
 from rar.retrievers.base import Retriever
 
 
@@ -45,7 +46,7 @@ def next_item_loss(
             batch_rows = batch_rows[pick.to(batch_rows.device)]
         negatives.append(batch_rows)
     if not negatives:
-        raise ValueError("sampled loss needs num_negatives > 0 or in_batch_negatives")
+        raise InputError("sampled loss needs num_negatives > 0 or in_batch_negatives")
     neg_rows = torch.cat(negatives).unique()
     positive = (h * model.items.embed_rows(target_rows)).sum(-1, keepdim=True)
     target_bias = model.items.bias_rows(target_rows)

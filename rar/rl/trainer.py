@@ -26,6 +26,7 @@ import torch
 
 from rar.atomic_files import atomic_torch_save, atomic_write_text
 from rar.data.linking import LinkedSample, link_samples
+from rar.errors import InputError, MissingPathError
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.candidate_order import cross_sample_permutation, order_set
@@ -161,12 +162,12 @@ class RLTrainer:
         self.splits = splits if splits is not None else self._load_splits()
         self.train_samples = self.splits["train"]
         if not self.train_samples:
-            raise ValueError(f"no linked training samples for dataset '{config.data.dataset}'")
+            raise InputError(f"no linked training samples for dataset '{config.data.dataset}'")
         self.val_samples = self.splits.get("val", [])
 
         self.rl = config.rl
         if self.rl.k > len(self.corpus_ids):
-            raise ValueError(f"rl.k={self.rl.k} exceeds the corpus size {len(self.corpus_ids)}")
+            raise InputError(f"rl.k={self.rl.k} exceeds the corpus size {len(self.corpus_ids)}")
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -447,7 +448,7 @@ class RLTrainer:
         result = self.evaluate(self.val_samples)
         metric = self.config.select_metric
         if metric not in result.metrics:
-            raise ValueError(
+            raise InputError(
                 f"select_metric '{metric}' is not reported; choose one of {sorted(result.metrics)}"
             )
         value = result.metrics[metric]
@@ -508,10 +509,10 @@ class RLTrainer:
         else:
             state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a `rar train` checkpoint")
+            raise InputError(f"{path} is not a `rar train` checkpoint")
         ids = [s.sample.sample_id for s in self.train_samples]
         if state["data"]["train_ids"] != ids:
-            raise ValueError(
+            raise InputError(
                 f"{path}: the training samples differ from the checkpoint's (data or config changed); "
                 "start a new run instead of resuming"
             )
@@ -534,7 +535,7 @@ class RLTrainer:
         cfg = self.config
         if resume:
             if not self.last_checkpoint.is_file():
-                raise FileNotFoundError(f"cannot resume: {self.last_checkpoint} does not exist")
+                raise MissingPathError(f"cannot resume: {self.last_checkpoint} does not exist")
             self.load_checkpoint()
             self.run.truncate_history(self.step)
             log.info("resumed %s at step %d", self.run.path, self.step)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rar.errors import MissingPathError, UnknownKeyError
 from rar.evaluation.evaluator import EVALUATION_JSON, load_evaluation, load_records
 
 
@@ -32,7 +33,7 @@ class SavedEvaluation:
         """`name`, else the only re-ranked system, else the first system."""
         if name is not None:
             if name not in self.systems:
-                raise KeyError(
+                raise UnknownKeyError(
                     f"no system '{name}' in {self.directory} (have: {', '.join(self.systems)})"
                 )
             return name
@@ -52,7 +53,7 @@ def find_evaluations(paths: Sequence[str | Path]) -> list[SavedEvaluation]:
             continue
         files = sorted((path / "eval").glob(f"*/{EVALUATION_JSON}")) if path.is_dir() else []
         if not files:
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"no evaluation found at {path} (expected {EVALUATION_JSON} or eval/*/{EVALUATION_JSON}); "
                 "run `rar evaluate` first"
             )

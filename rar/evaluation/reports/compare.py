@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rar.errors import InputError, UnknownKeyError
 from rar.evaluation.reports.common import (
     default_out_dir,
     find_evaluations,
@@ -26,7 +27,7 @@ def _one(path: str | Path, dataset: str | None):
         evals = [e for e in evals if e.dataset == dataset] or evals
     if len(evals) > 1:
         names = ", ".join(str(e.directory) for e in evals)
-        raise ValueError(f"{path} holds several evaluations ({names}); name one eval directory")
+        raise InputError(f"{path} holds several evaluations ({names}); name one eval directory")
     return evals[0]
 
 
@@ -45,18 +46,18 @@ def compare_report(
     ev_a, ev_b = _one(run_a, dataset), _one(run_b, dataset)
     name_a, name_b = ev_a.pick_system(system_a), ev_b.pick_system(system_b)
     if ev_a.directory == ev_b.directory and name_a == name_b:
-        raise ValueError(
+        raise InputError(
             f"both sides are '{name_a}' of {ev_a.directory}; pick --system-a/--system-b"
         )
     rec_a = {r["sample_id"]: r for r in ev_a.records(name_a)}
     rec_b = {r["sample_id"]: r for r in ev_b.records(name_b)}
     shared = sorted(set(rec_a) & set(rec_b))
     if not shared:
-        raise ValueError("the two evaluations share no sample ids; evaluate both on the same data")
+        raise InputError("the two evaluations share no sample ids; evaluate both on the same data")
     rows = []
     for metric in metrics:
         if metric not in rec_a[shared[0]]["metrics"] or metric not in rec_b[shared[0]]["metrics"]:
-            raise KeyError(
+            raise UnknownKeyError(
                 f"metric '{metric}' was not computed (have: {', '.join(rec_a[shared[0]]['metrics'])})"
             )
         a = np.array([rec_a[s]["metrics"][metric] for s in shared])

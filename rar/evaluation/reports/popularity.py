@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rar.errors import InputError
 from rar.evaluation.reports.common import (
     SavedEvaluation,
     default_out_dir,
@@ -234,13 +235,13 @@ def _counts_for(
 
     source = train_data or ev.data.get("data_path")
     if not source or not Path(source).is_dir() and train_data is None:
-        raise ValueError(
+        raise InputError(
             f"{ev.directory} was evaluated on a file; pass --train-data (a data directory or a "
             "file of training samples) to count item popularity"
         )
     corpus_path = corpus_dir or ev.data.get("corpus_dir")
     if not corpus_path:
-        raise ValueError("no corpus known for this evaluation; pass --corpus")
+        raise InputError("no corpus known for this evaluation; pass --corpus")
     corpus = Corpus.load(corpus_path)
     samples, _ = load_eval_samples(ev.dataset, source, "train")
     return training_frequency(samples, corpus)

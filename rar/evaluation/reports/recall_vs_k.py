@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator
 from rar.evaluation.failed_calls import scored_ranking
@@ -34,12 +35,12 @@ def recall_vs_k(
 ) -> list[dict[str, Any]]:
     """One row per k: retriever-only and (with a ranker) re-ranked N@10/R@10 with standard errors."""
     if not ks or min(ks) < 1:
-        raise ValueError(f"ks must be positive integers, got {list(ks)}")
+        raise InputError(f"ks must be positive integers, got {list(ks)}")
     config = config or EvaluateConfig()
     evaluator = Evaluator(corpus, config, progress)
     linked, _ = evaluator.link(samples)
     if not linked:
-        raise ValueError("no sample has a target in the corpus")
+        raise InputError("no sample has a target in the corpus")
     widest = evaluator.retrieve(retriever, linked, max(ks))
     rows = []
     for k in sorted(set(ks)):
