@@ -149,16 +149,13 @@ def run_one(args, cfg, corpus, ranker) -> dict[str, Any]:
 
 def pretrained_baseline(cfg, corpus, ranker) -> dict[str, Any]:
     """The pretrained retriever on the runs' test samples: its own order, and + ranker."""
+    from rar.pipeline import run_pipeline
     from rar.retrievers import load_pretrained_run
-    from rar.rl.pipeline_eval import evaluate_pipeline
     from rar.rl.trainer import load_splits
 
     splits, _ = load_splits(cfg, corpus)
     model = load_pretrained_run(cfg.pretrained_run, corpus)
-    ids = list(corpus.ids)
-    result = evaluate_pipeline(
-        model, splits["test"], ranker, ids, {c: i for i, c in enumerate(ids)}, k=cfg.rl.k
-    )
+    result = run_pipeline(splits["test"], corpus, model, ranker, k=cfg.rl.k)
     return {
         "sample_ids": result.sample_ids,
         "retriever": {m: result.per_sample[f"retriever/{m}"] for m in METRICS},

@@ -81,8 +81,8 @@ def run_one(args, dataset: str, method: str, seed: int, corpus, ranker) -> Path:
 def baseline(args, dataset: str, corpus, ranker) -> dict[str, dict[str, np.ndarray]]:
     """The pretrained retriever on the same test samples: alone, and + ranker."""
     from rar.config import load_config
+    from rar.pipeline import run_pipeline
     from rar.retrievers import load_pretrained_run
-    from rar.rl.pipeline_eval import evaluate_pipeline
     from rar.rl.train_config import TrainConfig
     from rar.rl.trainer import load_splits
 
@@ -100,16 +100,7 @@ def baseline(args, dataset: str, corpus, ranker) -> dict[str, dict[str, np.ndarr
     )
     splits, _ = load_splits(cfg, corpus)
     model = load_pretrained_run(args.pretrained, corpus)
-    ids = list(corpus.ids)
-    result = evaluate_pipeline(
-        model,
-        splits["test"],
-        ranker,
-        ids,
-        {c: i for i, c in enumerate(ids)},
-        k=cfg.rl.k,
-        ks=(5, 10),
-    )
+    result = run_pipeline(splits["test"], corpus, model, ranker, k=cfg.rl.k, ks=(5, 10))
     alone = {m: result.per_sample[f"retriever/{m}"] for m in METRICS}
     ranked = {m: result.per_sample[m] for m in METRICS}
     return {"retriever": alone, "retriever+ranker": ranked, "sample_ids": result.sample_ids}

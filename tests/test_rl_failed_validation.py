@@ -47,13 +47,12 @@ def test_failed_validation_calls_score_as_misses_not_as_the_retriever_order(
 ):
     from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
+    from rar.pipeline import run_pipeline
     from rar.retrievers import load_pretrained_run
-    from rar.rl.pipeline_eval import evaluate_pipeline
 
     linked, _ = link_samples(load_conversation_samples("inspired", data_dir, "test"), corpus)
     linked = linked[:120]
     model = load_pretrained_run(run_dir, corpus)
-    ids = list(corpus.ids)
     server = refusing_server(10 * len(linked))
     try:
         ranker = build_ranker(
@@ -64,9 +63,7 @@ def test_failed_validation_calls_score_as_misses_not_as_the_retriever_order(
             ),
             corpus,
         )  # fmt: skip
-        result = evaluate_pipeline(
-            model, linked, ranker, ids, {c: i for i, c in enumerate(ids)}, k=K, ks=(K,)
-        )
+        result = run_pipeline(linked, corpus, model, ranker, k=K, ks=(K,))
     finally:
         server.stop()
     assert result.ranker_failures == len(linked)

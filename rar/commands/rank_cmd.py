@@ -72,8 +72,8 @@ def _setup(corpus_dir: Path, run: Path | None, cfg):
 
     hf_logging.disable_progress_bar()  # the sentence-encoder's "Loading weights" bar is noise here
     from corpus_builder.corpus import Corpus
+    from rar.pipeline import CandidateSource
     from rar.rankers import build_ranker
-    from rar.rankers.candidates import CandidateSource
 
     corpus = Corpus.load(corpus_dir)
     return corpus, CandidateSource(corpus, run), build_ranker(cfg, corpus)
@@ -107,7 +107,7 @@ def rank(
 ) -> None:
     """Rank candidate movies for one conversation and print `rank. Title (Year)` with metadata."""
     with user_errors():
-        from rar.rankers.candidates import load_conversation
+        from rar.data.conversation import load_conversation
         from rar.rankers.types import RankRequest
 
         turns = load_conversation(conversation)

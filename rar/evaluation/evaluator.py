@@ -32,8 +32,8 @@ from rar.data.linking import LinkedSample, LinkStats, link_samples
 from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError, UnknownKeyError
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.failed_calls import failed_share, scored_ranking
-from rar.progress import progress_bar
+from rar.evaluation.failed_calls import failed_share
+from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_MD = "evaluation.md"
@@ -153,17 +153,6 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
 
 
-def _history_tokens(linked: Sequence[LinkedSample], corpus: Any, max_len: int) -> np.ndarray:
-    """Left-padded token matrix (corpus row + 1, 0 = pad) of the samples' histories."""
-    rows = [[corpus.index_of(cid) + 1 for cid in item.history_ids][-max_len:] for item in linked]
-    width = max(1, max((len(r) for r in rows), default=1))
-    out = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        if r:
-            out[i, width - len(r) :] = r
-    return out
-
-
 class Evaluator:
     """Runs systems over linked samples and scores them with `rar.metrics`."""
 
@@ -183,54 +172,6 @@ class Evaluator:
             linked = [linked[i] for i in keep]
         stats.samples_evaluated = len(linked)
         return linked, stats
-
-    # ---- stages --------------------------------------------------------------------------
-    def retrieve(
-        self, retriever: Any, linked: Sequence[LinkedSample], k: int | None = None
-    ) -> list[list[str]]:
-        """Each sample's top-k corpus ids (history excluded), exact over the whole corpus."""
-        import torch
-
-        k = k or self.config.k
-        check_unseen = getattr(retriever, "check_unseen", None)
-        if check_unseen is not None:  # a fitted baseline: refuse samples from its fit set
-            check_unseen(linked)
-        ids = self.corpus.ids
-        max_len = int(getattr(retriever.config, "max_len", 64))
-        tokens = _history_tokens(linked, self.corpus, max_len)
-        # bound the [B, N] score matrix to ~80 MB whatever the corpus size
-        batch = max(1, min(self.config.batch_size, 20_000_000 // max(1, len(ids))))
-        out: list[list[str]] = []
-        was_training = retriever.training
-        retriever.eval()
-        bar = progress_bar(len(linked), f"retrieve top-{k}", "sample", enabled=self.progress)
-        try:
-            with torch.no_grad():
-                for start in range(0, len(linked), batch):
-                    rows, _ = retriever.topk(torch.from_numpy(tokens[start : start + batch]), k)
-                    for r in rows.tolist():
-                        out.append([ids[i] for i in r if i >= 0])
-                    bar.update(len(rows))
-        finally:
-            bar.close()
-            retriever.train(was_training)
-        return out
-
-    def rerank(
-        self, ranker: Any, linked: Sequence[LinkedSample], candidates: Sequence[list[str]]
-    ) -> list[Any]:
-        """RankResults for each sample's candidates, in chunks of `ranker_batch`."""
-        from rar.rankers.types import RankRequest
-
-        requests = [
-            RankRequest(item.sample.sample_id, item.sample.context, list(cands))
-            for item, cands in zip(linked, candidates, strict=True)
-        ]
-        results: list[Any] = []
-        step = self.config.ranker_batch
-        for start in range(0, len(requests), step):
-            results.extend(ranker.rank(requests[start : start + step], progress=self.progress))
-        return results
 
     # ---- systems -------------------------------------------------------------------------
     def evaluate(
@@ -265,29 +206,33 @@ class Evaluator:
                     usage=r.usage,
                 )
         else:
-            cands = (
-                list(candidates)
-                if candidates is not None
-                else self.retrieve(spec.retriever, linked)
+            ran = run_pipeline(
+                linked,
+                self.corpus,
+                spec.retriever,
+                spec.ranker,
+                k=self.config.k,
+                ks=self.config.ks,
+                candidates=candidates,
+                batch_size=self.config.batch_size,
+                ranker_batch=self.config.ranker_batch,
+                progress=self.progress,
             )
-            if kind == "retriever":
-                rankings = cands
-            else:
-                results = self.rerank(spec.ranker, linked, cands)
-                # scored: what the ranker itself ranked (an LLM's missing labels are misses);
-                # a failed call is a miss, never its retriever-order fallback
-                rankings = [scored_ranking(r) for r in results]
-                for extra, r in zip(extras, results, strict=True):
-                    extra.update(
-                        hallucinations=list(r.hallucinations),
-                        non_titles=list(r.non_titles),
-                        n_predicted=int(r.usage.get("n_items", 0)),  # title attempts
-                        n_model_ranked=r.n_model_ranked,
-                        n_appended=r.n_appended,
-                        error=r.error,
-                        cached=r.cached,
-                        usage=r.usage,
-                    )
+            cands = ran.candidates
+            # scored: what the ranker itself ranked (an LLM's missing labels are misses);
+            # a failed call is a miss, never its retriever-order fallback
+            rankings = ran.rankings
+            for extra, r in zip(extras, ran.results or [], strict=ran.results is not None):
+                extra.update(
+                    hallucinations=list(r.hallucinations),
+                    non_titles=list(r.non_titles),
+                    n_predicted=int(r.usage.get("n_items", 0)),  # title attempts
+                    n_model_ranked=r.n_model_ranked,
+                    n_appended=r.n_appended,
+                    error=r.error,
+                    cached=r.cached,
+                    usage=r.usage,
+                )
             for extra, c in zip(extras, cands, strict=True):
                 extra["candidates"] = c
         ranker_stats = None
@@ -316,10 +261,9 @@ class Evaluator:
         seconds: float = 0.0,
     ) -> SystemResult:
         """Per-sample metrics, their means with standard errors and 95% CIs, and records."""
-        from rar.metrics import sample_metrics, summarize
+        from rar.metrics import summarize
 
-        targets = [item.target_ids for item in linked]
-        per_sample = sample_metrics([list(r) for r in rankings], targets, ks=tuple(self.config.ks))
+        per_sample = score(rankings, linked, self.config.ks)
         metrics: dict[str, float] = {}
         metrics_ci: dict[str, dict[str, float]] = {}
         for key in _metric_order(per_sample):
@@ -450,7 +394,9 @@ def evaluate_systems(
         if spec.retriever is not None:
             key = id(spec.retriever)
             if key not in retrieved:
-                retrieved[key] = evaluator.retrieve(spec.retriever, linked)
+                retrieved[key] = retrieve(
+                    spec.retriever, linked, corpus, config.k, config.batch_size, progress
+                )
             cands = retrieved[key]
         results.append(evaluator.evaluate(spec, linked, cands))
     report = EvaluationReport(

@@ -1,4 +1,5 @@
-"""Ranker calls that finally failed: scored as a miss, counted per system, an error past a share.
+"""Ranker calls that finally failed: counted per system, an error past a share (they are scored
+as misses by `rar.pipeline.scored_ranking`).
 
 Why: a failed call's RankResult still carries the retriever order (so a run never stops on one
 bad reply), and scoring that order as the ranker's output once reported the retriever as the
@@ -7,7 +8,7 @@ re-ranked system, with exit status 0, when every call had been refused (HTTP 401
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rar.errors import RarError
@@ -19,16 +20,6 @@ class FailedCallsError(RarError, RuntimeError):
     """Too many ranker calls failed for the metrics to describe the ranker."""
 
     exit_code = EXIT_FAILED_CALLS
-
-
-def scored_ranking(result: Any) -> list[str]:
-    """What a RankResult (or LLM-only result) is scored on: what the model ranked itself
-    (`RankResult.scored_ids`), or nothing (a miss, 0 on every metric) when the call failed —
-    never the retriever-order fallback, whatever `parser.score_appended` says."""
-    if getattr(result, "error", None) is not None:
-        return []
-    scored = getattr(result, "scored_ids", None)
-    return list(scored) if scored is not None else list(result.ranked_ids)
 
 
 def failed_share(failed: int, total: int) -> float:
@@ -76,8 +67,3 @@ def check_failed_calls(
             "check the ranker's server, base_url and API key"
         )
     return warnings
-
-
-def first_error(results: Sequence[Any]) -> str | None:
-    """The first failed call's message (one example to show the user)."""
-    return next((r.error for r in results if getattr(r, "error", None) is not None), None)

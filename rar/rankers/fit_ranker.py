@@ -263,13 +263,12 @@ def select_retriever_weight(
 def retrieve_top_k(retriever: Any, corpus: Any, linked: Sequence[LinkedSample], k: int) -> list:
     """Top-k corpus ids per sample (history excluded) of a retriever, a baseline, or the
     run directory of a trained retriever."""
-    from rar.evaluation.evaluate_config import EvaluateConfig
-    from rar.evaluation.evaluator import Evaluator
+    from rar.pipeline import retrieve
     from rar.retrievers import load_pretrained_run
 
     if isinstance(retriever, (str, Path)):
         retriever = load_pretrained_run(retriever, corpus)
-    return Evaluator(corpus, EvaluateConfig(k=k), progress=False).retrieve(retriever, linked, k)
+    return retrieve(retriever, linked, corpus, k)
 
 
 def fit_from_data(

@@ -15,20 +15,43 @@ from rar.retrievers.sequences import left_pad
 METRIC_KS = (10, 20)
 
 
+TopK = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+
+
 @torch.no_grad()
 def ranked_rows(
-    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    topk: TopK,
     histories: Sequence[Sequence[int]],
     k: int,
     batch_size: int = 256,
-) -> np.ndarray:
-    """[n, k] top-k corpus rows per history (history items excluded)."""
-    out = []
+    max_len: int | None = None,
+    on_batch: Callable[[int], object] | None = None,
+) -> list[list[int]]:
+    """Top-k corpus rows per token history (history items excluded), in batches: the one
+    batched top-k loop (pretraining evaluation here, `rar.pipeline.retrieve` for the rest).
+
+    `topk(tokens, k)` returns ([B, k] rows, scores) like `Retriever.topk`; rows of -1 (a
+    baseline with fewer than k unmasked items) are dropped; `max_len` keeps the newest tokens."""
+    out: list[list[int]] = []
     for start in range(0, len(histories), batch_size):
-        history = left_pad(histories[start : start + batch_size])
+        chunk = histories[start : start + batch_size]
+        history = left_pad([list(h)[-max_len:] if max_len else h for h in chunk])
+        rows, _ = topk(history, k)
+        out.extend([r for r in row if r >= 0] for row in rows.tolist())
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return out
+
+
+def score_topk(score_fn: Callable[[torch.Tensor], torch.Tensor]) -> TopK:
+    """A `topk` over a [B, N] score function, history masked."""
+
+    def topk(history: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         scores = mask_history(score_fn(history), history)
-        out.append(scores.topk(min(k, scores.shape[1]), dim=1).indices.numpy())
-    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+        values, rows = scores.topk(min(k, scores.shape[1]), dim=1)
+        return rows, values
+
+    return topk
 
 
 def ranking_metrics(
@@ -41,7 +64,7 @@ def ranking_metrics(
     """Mean NDCG@k and Recall@k of predicting each target token from its history."""
     if not histories:
         return {f"{m}@{k}": 0.0 for k in ks for m in ("ndcg", "recall")}
-    rows = ranked_rows(score_fn, histories, max(ks), batch_size)
+    rows = ranked_rows(score_topk(score_fn), histories, max(ks), batch_size)
     per_sample = sample_metrics(rows, [[t - 1] for t in targets], ks=tuple(ks))
     return {
         f"{m}@{k}": float(per_sample[f"{m}@{k}"].mean()) for k in ks for m in ("ndcg", "recall")

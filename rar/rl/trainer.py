@@ -27,11 +27,11 @@ import torch
 from rar.atomic_files import atomic_torch_save, atomic_write_text
 from rar.data.linking import LinkedSample, link_samples
 from rar.errors import InputError, MissingPathError
+from rar.pipeline import PipelineResult, run_pipeline
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.candidate_order import cross_sample_permutation, order_set
 from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
-from rar.rl.pipeline_eval import PipelineResult, evaluate_pipeline
 from rar.rl.policy import log_prob, sample_ranked_sets, top1_kl
 from rar.rl.ranker_totals import RankerTotals
 from rar.rl.rewards import dpo_winner, result_reward
@@ -422,14 +422,8 @@ class RLTrainer:
         error (FailedCallsError) when every call failed: selecting on them would be noise."""
         from rar.evaluation.failed_calls import FailedCallsError, describe_failures
 
-        result = evaluate_pipeline(
-            self.model,
-            samples,
-            self.ranker,
-            self.corpus_ids,
-            self.row_of,
-            k=self.rl.k,
-            ks=self.config.eval_ks,
+        result = run_pipeline(
+            samples, self.corpus, self.model, self.ranker, k=self.rl.k, ks=self.config.eval_ks
         )
         if result.ranker_failures:
             line = describe_failures(

@@ -17,8 +17,8 @@ import numpy as np
 from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator
-from rar.evaluation.failed_calls import scored_ranking
 from rar.evaluation.reports.common import md_escape, plt, write_report
+from rar.pipeline import rank, retrieve, scored_ranking
 
 DEFAULT_KS = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
 METRICS = ("ndcg@10", "recall@10")
@@ -41,7 +41,7 @@ def recall_vs_k(
     linked, _ = evaluator.link(samples)
     if not linked:
         raise InputError("no sample has a target in the corpus")
-    widest = evaluator.retrieve(retriever, linked, max(ks))
+    widest = retrieve(retriever, linked, corpus, max(ks), config.batch_size, progress)
     rows = []
     for k in sorted(set(ks)):
         cands = [c[:k] for c in widest]
@@ -51,7 +51,7 @@ def recall_vs_k(
             row[f"retriever/{m}"] = base.metrics[m]
             row[f"retriever/{m}/se"] = base.metrics_ci[m]["se"]
         if ranker is not None:
-            results = evaluator.rerank(ranker, linked, cands)
+            results = rank(ranker, linked, cands, config.ranker_batch, progress)
             ranked = evaluator.score(
                 "ranked", "retriever+ranker", linked, [scored_ranking(r) for r in results]
             )

@@ -1,5 +1,5 @@
-"""Where candidates come from when ranking one conversation (CLI, interactive chat):
-a pretrained retriever run over the movies mentioned so far, else corpus search over the text."""
+"""One conversation typed or saved by a user (`rar rank`, interactive chat): the file format,
+and the movies and search text it yields for candidate retrieval (`rar.pipeline.CandidateSource`)."""
 
 from __future__ import annotations
 
@@ -71,35 +71,3 @@ def conversation_query(turns: list[Turn], last: int = 6) -> str:
     """Search text for the corpus index: the last few turns, seeker turns only when present."""
     seeker = [t.text for t in turns[-last:] if t.role == "seeker" and t.text.strip()]
     return "\n".join(seeker or [t.text for t in turns[-last:]])
-
-
-class CandidateSource:
-    """Top-k candidate corpus ids for a conversation."""
-
-    def __init__(self, corpus: Any, run_dir: str | Path | None = None):
-        self.corpus = corpus
-        self.retriever = None
-        if run_dir is not None:
-            from rar.retrievers import load_pretrained_run
-
-            self.retriever = load_pretrained_run(run_dir, corpus).eval()
-
-    def candidates(self, turns: list[Turn], k: int) -> tuple[list[str], str]:
-        """(corpus ids, how they were found). Movies already mentioned are excluded."""
-        history = mentioned_rows(self.corpus, turns)
-        if self.retriever is not None and history:
-            import torch
-
-            tokens = torch.tensor([[r + 1 for r in history]], dtype=torch.long)
-            with torch.no_grad():
-                scores = self.retriever.scores(tokens)[0]
-            top = torch.topk(scores, k).indices.tolist()
-            return [
-                self.corpus.ids[r] for r in top
-            ], f"retriever over {len(history)} mentioned movie(s)"
-        hits = self.corpus.search(conversation_query(turns), k + len(history))
-        rows = [r for r, _ in hits if r not in set(history)][:k]
-        how = "corpus search over the conversation"
-        if self.retriever is not None:
-            how += " (no movie mentioned yet for the retriever)"
-        return [self.corpus.ids[r] for r in rows], how
