@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from rar.commands.common import console, err_console, user_errors
 from rar.errors import InputError
+from rar.rankers.registry import ranker_choices
 
 
 def evaluate(
@@ -39,7 +40,7 @@ def evaluate(
     ranker: str | None = typer.Option(
         None,
         "--ranker",
-        help="Ranker backend (semantic | openai | gemini | local | llamacpp) or a ranker YAML config.",
+        help=f"Ranker backend ({ranker_choices()}) or a ranker YAML config.",
     ),
     ranker_model: str | None = typer.Option(
         None, "--ranker-model", help="Model name for openai/gemini."

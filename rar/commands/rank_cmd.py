@@ -9,8 +9,7 @@ import typer
 
 from rar.commands.common import console, user_errors
 from rar.errors import InputError
-
-RANKERS = ("openai", "gemini", "local", "llamacpp", "semantic", "trained")
+from rar.rankers.registry import RANKER_NAMES, ranker_choices
 
 
 def load_ranker_config(
@@ -30,8 +29,8 @@ def load_ranker_config(
         data = data["ranker"]
         origins.prefix = ("ranker",)
     if ranker is not None:
-        if ranker not in RANKERS:
-            raise InputError(f"--ranker must be one of {', '.join(RANKERS)} (got {ranker!r})")
+        if ranker not in RANKER_NAMES:
+            raise InputError(f"--ranker must be one of {', '.join(RANKER_NAMES)} (got {ranker!r})")
         data["backend"] = ranker
     if model is not None:
         data["model"] = model
@@ -89,9 +88,7 @@ def rank(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a ranker key, e.g. --set prompt.plot_max_chars=0."
     ),
-    ranker: str | None = typer.Option(
-        None, "--ranker", help="openai | gemini | local | llamacpp | semantic."
-    ),
+    ranker: str | None = typer.Option(None, "--ranker", help=f"{ranker_choices()}."),
     model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
     base_url: str | None = typer.Option(
         None, "--base-url", help="OpenAI-compatible or Gemini server URL."
@@ -150,9 +147,7 @@ rank.command_name = "rank"  # type: ignore[attr-defined]
 def recommend(
     config: Path | None = typer.Option(None, "--config", "-c", help="Ranker YAML."),
     overrides: list[str] = typer.Option([], "--set", help="Override a ranker key."),
-    ranker: str | None = typer.Option(
-        None, "--ranker", help="openai | gemini | local | llamacpp | semantic."
-    ),
+    ranker: str | None = typer.Option(None, "--ranker", help=f"{ranker_choices()}."),
     model: str | None = typer.Option(None, "--model", help="Model name (openai/gemini)."),
     base_url: str | None = typer.Option(None, "--base-url", help="Server URL."),
     corpus_dir: Path = typer.Option(Path("corpus"), "--corpus", help="Corpus directory."),

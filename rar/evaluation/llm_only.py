@@ -18,6 +18,7 @@ from rar.errors import InputError
 from rar.rankers.base import CallError, PromptRanker
 from rar.rankers.parser import TITLE, reply_lines
 from rar.rankers.prompt import format_context
+from rar.rankers.registry import LLM_RANKER_NAMES
 
 LLM_ONLY_INSTRUCTIONS = (
     "You are an expert in movie recommendations. Analyze the provided conversation history to "
@@ -55,13 +56,14 @@ class LLMOnlyRecommender:
     def __init__(self, ranker: Any, corpus: Any, n_items: int = 20, threshold: float = 0.85):
         if not isinstance(ranker, PromptRanker):
             raise InputError(
-                f"LLM-only evaluation needs an LLM backend (openai, gemini, local or llamacpp); "
+                f"LLM-only evaluation needs an LLM backend ({', '.join(LLM_RANKER_NAMES)}); "
                 f"'{getattr(ranker, 'backend', type(ranker).__name__)}' cannot name movies itself"
             )
-        section = {"local": "local", "llamacpp": "llamacpp"}.get(ranker.backend)
-        if section and getattr(ranker.config, section).mode == "loglik":
+        # in-process backends (local, llamacpp) may score titles instead of writing them
+        section = getattr(ranker.config, ranker.backend, None)
+        if getattr(section, "mode", None) == "loglik":
             raise InputError(
-                f"LLM-only evaluation needs free generation; set ranker.{section}.mode=generate"
+                f"LLM-only evaluation needs free generation; set ranker.{ranker.backend}.mode=generate"
             )
         self.ranker = ranker
         self.corpus = corpus

@@ -14,6 +14,7 @@ from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import EvaluationReport, SystemSpec, evaluate_systems
+from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
 
 DATASETS = ("redial", "inspired", "reddit", "custom")
 
@@ -130,7 +131,7 @@ def evaluate_runs(
             )
     if config.llm_only:
         if ranker is None:
-            raise InputError("--llm-only needs an LLM --ranker (openai, gemini or local)")
+            raise InputError(f"--llm-only needs an LLM --ranker ({', '.join(LLM_RANKER_NAMES)})")
         systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
     if out_dir is None:
         base = Path(runs[0]) if runs else Path("runs") / ("baselines" if fitted else "llm-only")
@@ -202,4 +203,4 @@ def ranker_label(config: EvaluateConfig) -> str:
     r = config.ranker
     if r is None:
         return ""
-    return r.backend if r.backend in ("semantic", "trained") else f"{r.backend}:{r.model}"
+    return f"{r.backend}:{r.model}" if RANKERS[r.backend].llm else r.backend

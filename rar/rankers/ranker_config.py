@@ -1,6 +1,6 @@
 """RankerConfig: which backend ranks, with which model, prompt, parser, cache and limits.
 
-Swapping a backend is a config change only (`backend: openai | gemini | local | llamacpp | semantic`).
+Swapping a backend is a config change only (`backend:`, one of `rar.rankers.registry.RANKERS`).
 API keys are never part of the config: only the *name* of the environment variable is.
 """
 
@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.rankers.registry import RANKER_NAMES, ranker_choices
 
 DEFAULT_FIELDS = ["title", "year", "genres", "directors", "cast", "plot"]
 
@@ -223,8 +224,8 @@ class TrainedConfig(ConfigModel):
 class RankerConfig(ConfigModel):
     """Everything that decides how a candidate list gets ranked."""
 
-    backend: Literal["openai", "gemini", "local", "llamacpp", "semantic", "trained"] = Field(
-        "semantic", description="Ranker backend."
+    backend: Literal[RANKER_NAMES] = Field(  # type: ignore[valid-type]
+        "semantic", description=f"Ranker backend: {ranker_choices()}."
     )
     model: str = Field("gpt-5-mini", description="Model name sent to the API (openai/gemini).")
     base_url: str | None = Field(

@@ -1,0 +1,49 @@
+"""One source per vocabulary: every list of names (config validation, CLI help, docs) comes
+from its registry, and every registered name builds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
+
+import pytest
+from typer.testing import CliRunner
+
+from rar.cli import app
+from rar.errors import InputError
+from rar.rankers.base import Ranker
+from rar.rankers.ranker_config import RankerConfig
+from rar.rankers.registry import LLM_RANKER_NAMES, RANKER_NAMES, RANKERS, ranker_class
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", RANKER_NAMES)
+def test_every_registered_ranker_names_a_ranker_class(name):
+    cls = ranker_class(name)
+    assert issubclass(cls, Ranker) and cls.backend == name
+
+
+def test_ranker_config_accepts_exactly_the_registered_backends():
+    assert get_args(RankerConfig.model_fields["backend"].annotation) == RANKER_NAMES
+    assert set(LLM_RANKER_NAMES) == {"openai", "gemini", "local", "llamacpp"}
+    with pytest.raises(InputError, match="expected openai | gemini"):
+        ranker_class("gpt")
+
+
+def test_cli_help_and_docs_list_every_ranker_backend():
+    for command in ("rank", "recommend", "evaluate"):
+        text = " ".join(CliRunner().invoke(app, [command, "--help"]).output.split())
+        assert all(name in text for name in RANKERS), (command, text)
+    docs = (REPO / "docs" / "rankers.md").read_text(encoding="utf-8")
+    assert f"backend: {' | '.join(RANKER_NAMES)}" in " ".join(docs.split())
+
+
+def test_reading_the_ranker_table_loads_no_backend():
+    # `rar --help` imports every command module (and so the table); it must stay instant
+    code = "import sys, rar.cli; print(sorted(m for m in ('numpy', 'rar.rankers.base') if m in sys.modules))"
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
