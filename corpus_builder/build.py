@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus_builder.corpus_config import CorpusConfig
-from corpus_builder.embed import embed_texts, model_id, movie_text
+from corpus_builder.embed import embed_texts, model_id
 from corpus_builder.filter import filter_movies
 from corpus_builder.index import build_index, write_index
 from corpus_builder.link import (
@@ -35,6 +35,20 @@ from corpus_builder.records import MovieRecord, SkipLog
 from corpus_builder.sources.base import SourceResult, find_inputs
 from corpus_builder.writer import write_links, write_movies
 from rar.atomic_files import atomic_directory
+from rar.corpus.movie import METADATA_FIELDS, Movie, movie_text
+from rar.corpus.schema import (
+    BUILD_LOG_FILE,
+    CORPUS_ENTRIES,
+    CORPUS_FORMAT,
+    EMBEDDING_META_FILE,
+    EMBEDDINGS_DIR,
+    HASHES_FILE,
+    INDEX_FILE,
+    LINKS_DIR,
+    MANIFEST_FILE,
+    MOVIES_FILE,
+    VECTORS_FILE,
+)
 from rar.errors import InputError, MissingPathError, PathExistsError
 
 log = logging.getLogger(__name__)
@@ -106,13 +120,6 @@ def read_sources(
     return results, report
 
 
-CORPUS_FORMAT = "rar-corpus"
-# Everything a build writes into a corpus directory; anything else there is someone else's.
-CORPUS_ENTRIES = frozenset(
-    {"manifest.json", "build_log.json", "movies.parquet", "links", "embeddings", "index.faiss"}
-)
-
-
 def _is_corpus_manifest(manifest: object) -> bool:
     """The format marker, or (corpora built before the marker existed) version 1's full key set."""
     if not isinstance(manifest, dict):
@@ -134,7 +141,7 @@ def _not_a_corpus_reason(out: Path) -> str | None:
     entries = {p.name for p in out.iterdir()}
     if not entries:
         return None
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST_FILE
     if not manifest_path.is_file():
         return "it has no manifest.json"
     try:
@@ -143,7 +150,7 @@ def _not_a_corpus_reason(out: Path) -> str | None:
         return f"its manifest.json is not readable JSON ({exc})"
     if not _is_corpus_manifest(manifest):
         return f'its manifest.json has no "format": "{CORPUS_FORMAT}" marker'
-    if not (out / "movies.parquet").is_file():
+    if not (out / MOVIES_FILE).is_file():
         return "it has no movies.parquet"
     foreign = sorted(entries - CORPUS_ENTRIES)
     if foreign:
@@ -224,7 +231,7 @@ def build_corpus(
             popularity[row] += count
     matcher = MovieMatcher(
         movies,
-        popularity + np.array([m["votes"] or 0 for m in movies]) * 1e-6,
+        popularity + np.array([m.votes or 0 for m in movies]) * 1e-6,
         config.link.fuzzy_threshold,
     )
     datasets: list[str] = []
@@ -268,11 +275,11 @@ def build_corpus(
 
     # write into a staging sibling that replaces `out` whole
     with atomic_directory(out) as tmp:
-        write_movies(movies, tmp / "movies.parquet")
-        (tmp / "links").mkdir()
+        write_movies(movies, tmp / MOVIES_FILE)
+        (tmp / LINKS_DIR).mkdir()
         link_report: dict[str, dict] = {}
         for dataset, table in sorted(tables.items()):
-            write_links(table, movies, tmp / "links" / f"{dataset}.parquet")
+            write_links(table, movies, tmp / LINKS_DIR / f"{dataset}.parquet")
             unlinked = table.unlinked()
             link_report[dataset] = {
                 **table.stats(),
@@ -319,9 +326,9 @@ def build_corpus(
             result = embed_texts(
                 texts, config.embedding, previous=[out] if out.exists() else [], progress=progress
             )
-            (tmp / "embeddings").mkdir()
-            np.save(tmp / "embeddings" / "vectors.npy", result.vectors)
-            np.save(tmp / "embeddings" / "hashes.npy", result.hashes)
+            (tmp / EMBEDDINGS_DIR).mkdir()
+            np.save(tmp / EMBEDDINGS_DIR / VECTORS_FILE, result.vectors)
+            np.save(tmp / EMBEDDINGS_DIR / HASHES_FILE, result.hashes)
             meta = {
                 "model_id": model_id(config.embedding),
                 "model": config.embedding.model,
@@ -331,11 +338,11 @@ def build_corpus(
                 "count": len(movies),
                 "normalized": True,
             }
-            (tmp / "embeddings" / "meta.json").write_text(
+            (tmp / EMBEDDINGS_DIR / EMBEDDING_META_FILE).write_text(
                 json.dumps(meta, indent=2, sort_keys=True) + "\n"
             )
             lap("embed")
-            write_index(build_index(result.vectors, config.index), tmp / "index.faiss")
+            write_index(build_index(result.vectors, config.index), tmp / INDEX_FILE)
             lap("index")
             manifest["embeddings"] = {k: meta[k] for k in ("model_id", "dim", "count", "fields")}
             manifest["index"] = config.index.model_dump(mode="json")
@@ -350,11 +357,11 @@ def build_corpus(
                 if result.computed
                 else None,
             }
-        (tmp / "manifest.json").write_text(
+        (tmp / MANIFEST_FILE).write_text(
             json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         )
         build_log["timings"] = timings
-        (tmp / "build_log.json").write_text(json.dumps(build_log, indent=2, sort_keys=True) + "\n")
+        (tmp / BUILD_LOG_FILE).write_text(json.dumps(build_log, indent=2, sort_keys=True) + "\n")
     return BuildResult(out, manifest, build_log)
 
 
@@ -365,33 +372,22 @@ def source_report_without_times(report: dict) -> dict:
     }
 
 
-def corpus_counts(movies: list[dict]) -> dict:
+def corpus_counts(movies: list[Movie]) -> dict:
     """How many movies have each field (coverage), for the manifest and `rar corpus stats`."""
-    fields = (
-        "year",
-        "genres",
-        "directors",
-        "cast",
-        "writers",
-        "plot",
-        "runtime",
-        "rating",
-        "votes",
-        "imdb_id",
-    )
     coverage = {}
-    for name in fields:
-        coverage[name] = sum(
-            1
-            for m in movies
-            if (len(m[name]) > 0 if isinstance(m[name], list) else m[name] is not None)
-        )
+    for name in METADATA_FIELDS[1:]:  # every movie has a title
+        coverage[name] = sum(1 for m in movies if _counted(getattr(m, name)))
     per_source: dict[str, int] = defaultdict(int)
     for movie in movies:
-        for source in json.loads(movie["source_ids"]):
+        for source in json.loads(movie.source_ids):
             per_source[source] += 1
     return {
         "movies": len(movies),
         "with_field": coverage,
         "movies_per_source": dict(sorted(per_source.items())),
     }
+
+
+def _counted(value: object) -> bool:
+    """Coverage counts a non-empty list or any stored value (an empty plot text counts)."""
+    return len(value) > 0 if isinstance(value, tuple) else value is not None

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.corpus.movie import DEFAULT_TEXT_FIELDS
 
 # Also the default merge priority (earlier wins ties): official dumps, then id-bearing
 # catalogues, then processed metadata, then title-only lists.
@@ -101,7 +102,7 @@ class EmbeddingConfig(ConfigModel):
     batch_size: int = Field(64, ge=1, description="Texts per encoder batch.")
     max_seq_length: int = Field(128, ge=8, description="Token limit per movie text.")
     fields: list[str] = Field(
-        default_factory=lambda: ["title", "year", "genres", "directors", "cast", "writers", "plot"],
+        default_factory=lambda: list(DEFAULT_TEXT_FIELDS),
         description="Metadata fields written as 'key: value' lines for each movie.",
     )
     cache_dir: str | None = Field(

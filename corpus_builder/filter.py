@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corpus_builder.corpus_config import FilterConfig
+from rar.corpus.movie import Movie
 
 
 @dataclass
@@ -19,15 +20,8 @@ class FilterResult:
     report: dict = field(default_factory=dict)
 
 
-def _filled(movie: dict, name: str) -> bool:
-    value = movie.get(name)
-    if isinstance(value, (list, tuple)):
-        return len(value) > 0
-    return value is not None and value != ""
-
-
 def filter_movies(
-    movies: list[dict],
+    movies: list[Movie],
     linked_by: list[list[str]],
     popularity: np.ndarray,
     config: FilterConfig,
@@ -47,16 +41,16 @@ def filter_movies(
         if len(dropped_linked) < max_examples:
             dropped_linked.append(
                 {
-                    "corpus_id": movies[i]["corpus_id"],
-                    "title": movies[i]["title"],
+                    "corpus_id": movies[i].corpus_id,
+                    "title": movies[i].title,
                     "datasets": linked_by[i],
                     "reason": reason,
                 }
             )
 
     for i, movie in enumerate(movies):
-        missing = [f for f in config.required_fields if not _filled(movie, f)]
-        too_old = config.min_year is not None and (movie.get("year") or 0) < config.min_year
+        missing = [f for f in config.required_fields if not movie.has(f)]
+        too_old = config.min_year is not None and (movie.year or 0) < config.min_year
         if not missing and not too_old:
             continue
         reason = f"missing {missing[0]}" if missing else f"before {config.min_year}"
@@ -78,8 +72,8 @@ def filter_movies(
                 -sum(d in priority for d in linked_by[i]),
                 -len(linked_by[i]),
                 -float(popularity[i]),
-                -(movies[i].get("votes") or 0),
-                movies[i]["corpus_id"],
+                -(movies[i].votes or 0),
+                movies[i].corpus_id,
             ),
         )
         for i in order[config.max_movies :]:

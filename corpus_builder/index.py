@@ -1,4 +1,6 @@
-"""FAISS index over movie vectors: exact inner product (default) or HNSW."""
+"""Building the FAISS index over movie vectors: exact inner product (default) or HNSW.
+
+Reading and searching it is the runtime's part (`rar.corpus.index`)."""
 
 from __future__ import annotations
 
@@ -30,16 +32,3 @@ def write_index(index, path: Path) -> None:
     import faiss
 
     faiss.write_index(index, str(path))
-
-
-def read_index(path: Path):
-    import faiss
-
-    return faiss.read_index(str(path))
-
-
-def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, rows) of the k nearest movies per query; rows are -1 where fewer exist."""
-    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    k = max(1, min(int(k), index.ntotal))
-    return index.search(queries, k)

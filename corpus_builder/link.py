@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rar.corpus.movie import Movie
 from rar.matching import TitleMatcher
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,10 @@ def collect_mentions(dataset: str, data_dir: Path) -> tuple[Counter, dict[str, s
 class MovieMatcher:
     """TitleMatcher over merged movies, built once and shared by all datasets."""
 
-    def __init__(self, movies: list[dict], popularity: np.ndarray, threshold: float):
+    def __init__(self, movies: list[Movie], popularity: np.ndarray, threshold: float):
         self.matcher = TitleMatcher(
-            [m["title"] for m in movies],
-            [m["year"] for m in movies],
+            [m.title for m in movies],
+            [m.year for m in movies],
             threshold=threshold,
             popularity=popularity,
         )

@@ -25,13 +25,9 @@ import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
-from corpus_builder.records import LIST_FIELDS, MovieRecord
+from corpus_builder.records import MovieRecord
+from rar.corpus.movie import LIST_FIELDS, Movie
 from rar.matching import TitleMatcher, normalize_core, normalize_title, normalized_similarity
-
-MOVIE_COLUMNS = (
-    "corpus_id", "title", "year", "genres", "directors", "cast", "writers", "plot", "runtime",
-    "rating", "votes", "imdb_id", "source_ids", "provenance",
-)  # fmt: skip
 
 
 @dataclass
@@ -73,7 +69,7 @@ class MergeStats:
 class MergeResult:
     """Merged movies (sorted by corpus_id) and, per input record, its movie row (or -1)."""
 
-    movies: list[dict]
+    movies: list[Movie]
     record_movie: np.ndarray
     stats: MergeStats
 
@@ -328,9 +324,10 @@ def merge_records(
     record_movie = np.full(len(records), -1, dtype=np.int64)
     for m, members in enumerate(members_of.values()):
         record_movie[np.asarray(members, dtype=np.int64)] = position[m]
-    movies = [movies[m] for m in order]
-    stats.movies = len(movies)
-    return MergeResult(movies, record_movie, stats)
+    # fields are settled: from here on a movie is the corpus's immutable record
+    final = [Movie.from_row(movies[m]) for m in order]
+    stats.movies = len(final)
+    return MergeResult(final, record_movie, stats)
 
 
 def _check_imdb_years(
@@ -384,7 +381,7 @@ def _check_imdb_years(
     return out
 
 
-def title_year_collisions(movies: list[dict], max_examples: int = 50) -> dict:
+def title_year_collisions(movies: list[Movie], max_examples: int = 50) -> dict:
     """(normalised title, year) pairs held by two or more distinct IMDb ids: a build check.
 
     Ranker output names movies by "Title (Year)", so such movies are indistinguishable there.
@@ -392,10 +389,10 @@ def title_year_collisions(movies: list[dict], max_examples: int = 50) -> dict:
     ids: dict[tuple[str, int], set[str]] = defaultdict(set)
     shown: dict[tuple[str, int], str] = {}
     for movie in movies:
-        if movie.get("imdb_id") and movie.get("year") is not None:
-            key = (_normalize(str(movie["title"])), int(movie["year"]))
-            ids[key].add(movie["imdb_id"])
-            shown.setdefault(key, str(movie["title"]))
+        if movie.imdb_id and movie.year is not None:
+            key = (_normalize(movie.title), movie.year)
+            ids[key].add(movie.imdb_id)
+            shown.setdefault(key, movie.title)
     collisions = sorted((key, sorted(v)) for key, v in ids.items() if len(v) > 1)
     return {
         "count": len(collisions),

@@ -10,11 +10,6 @@ from pathlib import Path
 
 from rar.errors import InputError
 
-# Metadata fields a record may carry, in the order they appear in movie text and parquet.
-LIST_FIELDS = ("genres", "directors", "cast", "writers")
-SCALAR_FIELDS = ("plot", "runtime", "rating", "votes")
-METADATA_FIELDS = ("title", "year", *LIST_FIELDS, *SCALAR_FIELDS, "imdb_id")
-
 
 @dataclass
 class MovieRecord:

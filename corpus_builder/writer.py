@@ -1,4 +1,4 @@
-"""Parquet writers with fixed schemas and options, so equal inputs give equal bytes."""
+"""Parquet writers with the corpus format's fixed schemas and options, so equal inputs give equal bytes."""
 
 from __future__ import annotations
 
@@ -8,36 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus_builder.link import LinkTable
-
-_TEXT_LIST = pa.list_(pa.string())
-MOVIES_SCHEMA = pa.schema(
-    [
-        ("corpus_id", pa.string()),
-        ("title", pa.string()),
-        ("year", pa.int64()),
-        ("genres", _TEXT_LIST),
-        ("directors", _TEXT_LIST),
-        ("cast", _TEXT_LIST),
-        ("writers", _TEXT_LIST),
-        ("plot", pa.string()),
-        ("runtime", pa.float64()),
-        ("rating", pa.float64()),
-        ("votes", pa.int64()),
-        ("imdb_id", pa.string()),
-        ("source_ids", pa.string()),
-        ("provenance", pa.string()),
-    ]
-)
-LINKS_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("title", pa.string()),
-        ("corpus_id", pa.string()),
-        ("score", pa.float64()),
-        ("method", pa.string()),
-        ("mentions", pa.int64()),
-    ]
-)
+from rar.corpus.movie import Movie
+from rar.corpus.schema import LINKS_SCHEMA, MOVIES_SCHEMA
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -54,19 +26,19 @@ def _write(table: pa.Table, path: Path) -> None:
     )
 
 
-def write_movies(movies: list[dict], path: Path) -> None:
-    columns = {name: [m[name] for m in movies] for name in MOVIES_SCHEMA.names}
+def write_movies(movies: list[Movie], path: Path) -> None:
+    columns = {name: [getattr(m, name) for m in movies] for name in MOVIES_SCHEMA.names}
     _write(pa.Table.from_pydict(columns, schema=MOVIES_SCHEMA), path)
 
 
-def write_links(table: LinkTable, movies: list[dict], path: Path) -> None:
+def write_links(table: LinkTable, movies: list[Movie], path: Path) -> None:
     """Rows sorted by key; corpus_id null when unlinked (or filtered away)."""
     order = sorted(range(len(table.keys)), key=lambda i: table.keys[i])
     columns = {
         "key": [table.keys[i] for i in order],
         "title": [table.titles[i] for i in order],
         "corpus_id": [
-            movies[table.rows[i]]["corpus_id"] if table.rows[i] >= 0 else None for i in order
+            movies[table.rows[i]].corpus_id if table.rows[i] >= 0 else None for i in order
         ],
         "score": [float(table.scores[i]) if table.rows[i] >= 0 else None for i in order],
         "method": [table.methods[i] for i in order],

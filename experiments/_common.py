@@ -47,7 +47,7 @@ def setup(args: argparse.Namespace) -> None:
 
 def load_corpus(path: str | Path):
     """`Corpus.load`, with a one-line error naming the command that builds one."""
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     path = Path(path)
     if not (path / "manifest.json").is_file():

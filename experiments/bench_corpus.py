@@ -254,7 +254,7 @@ def run_one(n: int, seed: int) -> dict:
     cpu0 = time.process_time()
     merged = merge_records(records, keys, source_priority=["imdb", "movielens", "redial", "lists"])
     t_merge = time.perf_counter() - t0
-    popularity = np.array([float(m["votes"] or 0) for m in merged.movies])
+    popularity = np.array([float(m.votes or 0) for m in merged.movies])
     matcher = MovieMatcher(merged.movies, popularity, threshold=0.88)
     titles = [f"{r.title} ({r.year})" for r in records]
     # as in the real pipeline: each dataset linked once (catalogue keys exactly, mentions by title)

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def probe_requests(corpus_dir: Path, data_dir: Path, n: int):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.data.registry import load_conversation_samples
     from rar.rankers.probe import build_probe
 

@@ -109,7 +109,7 @@ def main() -> None:
         "flat": synthetic(B, N, args.dim, args.flat_scale, 1),
     }
     if args.run:
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
         from rar.retrievers import load_pretrained_run
 
         corpus = Corpus.load(args.corpus)

@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
 
-    from servers.mini_corpus import MiniCorpus
+    from servers.redial_corpus import redial_metadata_corpus
 
     from rar.data.types import Sample  # noqa: F401 (documents what candidate_sets returns)
     from rar.rankers import RankerConfig, RankRequest, build_ranker
@@ -132,7 +132,7 @@ def main() -> None:
 
     data_dir = Path(args.data_dir)
     gguf = args.gguf or "/".join(packaged_smollm2())
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=100_000)  # every ReDial movie
+    corpus = redial_metadata_corpus(data_dir, n=100_000)  # every ReDial movie
     steps = candidate_sets(corpus, data_dir, args.conversations, args.g, args.k, seed=0)
     tmp = Path(tempfile.mkdtemp(prefix="bench_layout_"))
     log_path = tmp / "server.log"

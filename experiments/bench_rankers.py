@@ -46,12 +46,12 @@ def server_process(latency: float):
 
 
 def bench_throughput(data_dir: Path, n: int, levels: list[int], latency: float) -> list[dict]:
-    from servers.mini_corpus import MiniCorpus
+    from servers.redial_corpus import redial_metadata_corpus
 
     from rar.data.types import Turn
     from rar.rankers import RankerConfig, RankRequest, build_ranker
 
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=400)
+    corpus = redial_metadata_corpus(data_dir, n=400)
     rng = random.Random(0)
     ctx = [
         Turn("seeker", "Hi, I love funny romantic movies from the 90s."),
@@ -142,12 +142,12 @@ def bench_cache(n_entries: int, n_lookups: int) -> dict:
 def bench_warm_rank(data_dir: Path, n: int) -> dict:
     """End-to-end warm-cache ranking (prompt build + cache hit + parse), no server running."""
     from servers.llm_server import FakeLLMServer
-    from servers.mini_corpus import MiniCorpus
+    from servers.redial_corpus import redial_metadata_corpus
 
     from rar.data.types import Turn
     from rar.rankers import RankerConfig, RankRequest, build_ranker
 
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=400)
+    corpus = redial_metadata_corpus(data_dir, n=400)
     rng = random.Random(1)
     reqs = [
         RankRequest(
@@ -180,7 +180,7 @@ def bench_semantic(corpus_dir: Path, data_dir: Path, max_samples: int) -> dict:
     import numpy as np
     import torch
 
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.data.registry import load_conversation_samples
     from rar.metrics import paired_bootstrap, sample_metrics
     from rar.rankers import RankerConfig, build_ranker

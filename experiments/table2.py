@@ -55,7 +55,7 @@ def main() -> None:
 
     import torch
 
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.paths import resolve_data_dir
     from rar.retrievers.pretrain import pretrain
     from rar.retrievers.pretrain_config import PretrainConfig

@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the markdown table here")
     args = ap.parse_args()
 
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.metrics import paired_bootstrap
     from rar.rankers import RankerConfig, build_ranker
 

@@ -57,9 +57,9 @@ def run_quickstart(
     `--set` style overrides (the tests use them to shrink budgets). `corpus` names an
     existing corpus directory to use instead of building one."""
     from corpus_builder.build import build_corpus
-    from corpus_builder.corpus import Corpus
     from corpus_builder.corpus_config import CorpusConfig
     from rar.baselines import fit_on_dataset
+    from rar.corpus import Corpus
     from rar.evaluation.evaluate_config import EvaluateConfig
     from rar.evaluation.evaluator import SystemSpec, evaluate_systems
     from rar.evaluation.runner import load_eval_samples, save_baseline_fits

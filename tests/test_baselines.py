@@ -13,9 +13,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from corpus_builder.corpus import Corpus
 from rar.baselines import FitLeakError, NotFittedError, build_baseline, fit_on_dataset
 from rar.baselines.ease import ease_weights
+from rar.corpus import Corpus
 from rar.data.linking import LinkedSample, link_samples
 from rar.data.types import Sample
 from rar.evaluation.evaluate_config import EvaluateConfig

@@ -12,9 +12,9 @@ import pytest
 
 from corpus_builder import build as build_module
 from corpus_builder.build import build_corpus
-from corpus_builder.corpus import Corpus
 from corpus_builder.corpus_config import CorpusConfig
 from corpus_builder.testing import mini_config, write_mini_data_dir
+from rar.corpus import Corpus
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_outputs_and_manifest(mini_corpus, mini_data):
     assert links["keys"] == 150 and links["key_link_rate"] == 1.0
     # provenance is valid JSON naming real sources
     movie = corpus.movie(corpus.index_of(corpus.link_table("redial")["75796"]))
-    assert movie["title"] == "Headhunter" and movie["year"] == 2009
-    assert set(json.loads(movie["provenance"]).values()) <= {
+    assert movie.title == "Headhunter" and movie.year == 2009
+    assert set(json.loads(movie.provenance).values()) <= {
         "redial_movies",
         "redial_metadata",
         "movielens",
@@ -67,7 +67,7 @@ def test_link_tables_map_keys_to_corpus_ids(mini_corpus):
     corpus = Corpus.load(mini_corpus)
     ml = corpus.link_table("movielens-ml-100k")
     toy = corpus.movie(corpus.index_of(ml["1"]))
-    assert toy["title"] == "Toy Story" and toy["year"] == 1995
+    assert toy.title == "Toy Story" and toy.year == 1995
     frame = corpus.link_frame("redial")
     assert list(frame.columns) == ["key", "title", "corpus_id", "score", "method", "mentions"]
     assert set(frame["method"]) == {"catalogue"}
@@ -111,7 +111,7 @@ def test_filter_reports_linked_movies_and_config_decides(tmp_path, mini_data):
     links = drop.manifest["links"]["movielens-ml-100k"]
     assert links["key_link_rate"] < 1.0 and links["methods"]["filtered"] == links["unlinked_total"]
     corpus = Corpus.load(tmp_path / "drop")
-    assert all(corpus.movie(i)["plot"] for i in range(len(corpus)))
+    assert all(corpus.movie(i).plot for i in range(len(corpus)))
     capped = build_corpus(
         mini_data, tmp_path / "cap", mini_config(filter={"max_movies": 50}), progress=False
     )

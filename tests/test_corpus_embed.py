@@ -8,22 +8,17 @@ import numpy as np
 import pytest
 
 from corpus_builder.build import build_corpus
-from corpus_builder.corpus import Corpus
 from corpus_builder.corpus_config import IndexConfig
-from corpus_builder.embed import movie_text, text_hashes
-from corpus_builder.index import build_index, search
+from corpus_builder.embed import text_hashes
+from corpus_builder.index import build_index
 from corpus_builder.testing import mini_config, write_mini_data_dir
+from rar.corpus import Corpus
+from rar.corpus.index import search
+from rar.corpus.movie import Movie, movie_text
 
 
 def test_movie_text_is_key_value_lines():
-    movie = {
-        "title": "Heat",
-        "year": 1995,
-        "genres": ["crime", "drama"],
-        "directors": [],
-        "plot": None,
-        "runtime": 170.0,
-    }
+    movie = Movie("tt0113277", "Heat", 1995, genres=("crime", "drama"), plot=None, runtime=170.0)
     assert movie_text(movie, ["title", "year", "genres", "directors", "plot", "runtime"]) == (
         "title: Heat\nyear: 1995\ngenres: crime, drama\nruntime: 170"
     )
@@ -51,13 +46,13 @@ def test_small_corpus_api(small_corpus):
     matrix = corpus.find("The Matrix (1999)")[0]
     text = corpus.movie_text(matrix)
     assert text.startswith("title: The Matrix\nyear: 1999\n") and "Keanu Reeves" in text
-    assert corpus.movie(matrix)["corpus_id"] == "tt0133093"
+    assert corpus.movie(matrix).corpus_id == "tt0133093"
 
 
 def test_search_returns_sensible_movies(small_corpus):
     corpus = Corpus.load(small_corpus)
     hits = corpus.search("an animated movie about toys that come alive", 10)
-    titles = [corpus.movie(r)["title"] for r, _ in hits]
+    titles = [corpus.movie(r).title for r, _ in hits]
     assert any(t.startswith("Toy Story") for t in titles), titles
     scores = [s for _, s in hits]
     assert scores == sorted(scores, reverse=True) and len(hits) == 10

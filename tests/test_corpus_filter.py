@@ -6,14 +6,15 @@ import numpy as np
 
 from corpus_builder.corpus_config import FilterConfig
 from corpus_builder.filter import filter_movies
+from rar.corpus import Movie
 
 
 def _movies():
     return [
-        {"corpus_id": "a", "title": "A", "plot": "p", "votes": 10},
-        {"corpus_id": "b", "title": "B", "plot": None, "votes": 99},
-        {"corpus_id": "c", "title": "C", "plot": "p", "votes": 5},
-        {"corpus_id": "d", "title": "D", "plot": None, "votes": 1},
+        Movie("a", "A", plot="p", votes=10),
+        Movie("b", "B", plot=None, votes=99),
+        Movie("c", "C", plot="p", votes=5),
+        Movie("d", "D", plot=None, votes=1),
     ]
 
 

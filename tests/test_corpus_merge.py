@@ -38,18 +38,18 @@ def test_imdb_id_merge_and_most_informative_fields():
     result = _merge(records)
     assert len(result.movies) == 1 and set(result.record_movie.tolist()) == {0}
     movie = result.movies[0]
-    assert movie["corpus_id"] == "tt0133093"
-    assert movie["title"] == "The Matrix"  # imdb_tsv has top priority
-    assert movie["genres"] == ["action", "science fiction", "thriller"]  # union, priority order
-    assert movie["cast"] == ["Keanu Reeves", "Laurence Fishburne"]  # the longest list
-    assert movie["plot"].startswith("a much longer plot")  # longest plot, from a weak record
-    provenance = json.loads(movie["provenance"])
+    assert movie.corpus_id == "tt0133093"
+    assert movie.title == "The Matrix"  # imdb_tsv has top priority
+    assert movie.genres == ("action", "science fiction", "thriller")  # union, priority order
+    assert movie.cast == ("Keanu Reeves", "Laurence Fishburne")  # the longest list
+    assert movie.plot.startswith("a much longer plot")  # longest plot, from a weak record
+    provenance = json.loads(movie.provenance)
     assert provenance["title"] == "imdb_tsv" and provenance["plot"] == "wiki"
     assert (
         provenance["directors"] == "redial_metadata"
         and provenance["genres"] == ["imdb_tsv", "movielens", "redial_metadata"][1:]
     )
-    assert json.loads(movie["source_ids"])["movielens"] == ["ml:1"]
+    assert json.loads(movie.source_ids)["movielens"] == ["ml:1"]
     assert result.stats.merged_by_id == 2 and result.stats.attached == 1
 
 
@@ -88,7 +88,7 @@ def test_exclusive_catalogue_lists_each_movie_once():
     result = _merge(records)
     assert result.record_movie[0] != result.record_movie[1]
     assert result.stats.blocked_merges["same_catalogue_twice"] >= 1
-    ids = sorted(m["corpus_id"] for m in result.movies)
+    ids = sorted(m.corpus_id for m in result.movies)
     assert ids[0] == stable_id("Hamlet", 1990) and ids[1] == stable_id("Hamlet", 1990) + "-2"
 
 
@@ -105,7 +105,7 @@ def test_conflicting_imdb_years_are_detached_and_reported():
     conflict = result.stats.id_conflicts[0]
     assert conflict["imdb_id"] == "tt0021884" and conflict["kept_year"] == 1931
     assert conflict["detached"] == ["redial_metadata:123395 (2004)"]
-    assert _movie_of(result, 2)["imdb_id"] is None and _movie_of(result, 2)["corpus_id"].startswith(
+    assert _movie_of(result, 2).imdb_id is None and _movie_of(result, 2).corpus_id.startswith(
         "rar:"
     )
     assert result.stats.to_json()["id_conflicts"] == 1
@@ -138,10 +138,8 @@ def test_stable_ids_do_not_depend_on_record_order():
     ]
     forward = _merge(records)
     backward = _merge(list(reversed(records)))
-    assert [m["corpus_id"] for m in forward.movies] == [m["corpus_id"] for m in backward.movies]
-    assert [m["corpus_id"] for m in forward.movies] == sorted(
-        [stable_id("Amelie", 2001), "tt0114709"]
-    )
+    assert [m.corpus_id for m in forward.movies] == [m.corpus_id for m in backward.movies]
+    assert [m.corpus_id for m in forward.movies] == sorted([stable_id("Amelie", 2001), "tt0114709"])
     assert stable_id("The Amélie", 2001) == stable_id("amelie", 2001)  # normalised title
 
 
@@ -153,6 +151,6 @@ def test_a_colliding_movie_takes_another_year_its_own_id_gives():
         R("redial_metadata", "136877", "300", 2007, directors=["Shu-Kai Chung"], imdb_id="tt0373839"),
     ]  # fmt: skip
     result = _merge(records)
-    years = {m["imdb_id"]: (m["year"], json.loads(m["provenance"])["year"]) for m in result.movies}
+    years = {m.imdb_id: (m.year, json.loads(m.provenance)["year"]) for m in result.movies}
     assert years == {"tt0416449": (2006, "reddit"), "tt0373839": (2007, "redial_metadata")}
     assert result.stats.to_json()["years_changed_to_avoid_collision"] == 1

@@ -23,7 +23,7 @@ N_SAMPLES = 40
 
 def make_run(corpus_dir: Path, run_dir: Path, seed: int = 0) -> Path:
     """A run directory like `rar pretrain` leaves: config.yaml naming the corpus + best.pt."""
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.retrievers import RetrieverConfig, build_retriever, save_retriever
 
     corpus = Corpus.load(corpus_dir)
@@ -43,7 +43,7 @@ def semantic_config(tmp: Path) -> RankerConfig:
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     return Corpus.load(small_corpus)
 

@@ -10,9 +10,10 @@ import time
 import pytest
 import typer
 from servers.llm_server import FakeLLMServer, Fault
-from servers.mini_corpus import MiniCorpus
+from servers.redial_corpus import redial_metadata_corpus
 
 from rar.commands.common import user_errors
+from rar.corpus import Corpus
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rankers.concurrency import RankerUnavailable
@@ -21,8 +22,8 @@ SERVICE_S = 0.3  # one answer of the one-slot server (a real CPU engine: ~8 s)
 
 
 @pytest.fixture(scope="module")
-def corpus(data_dir) -> MiniCorpus:
-    return MiniCorpus.from_redial_metadata(data_dir, n=60)
+def corpus(data_dir) -> Corpus:
+    return redial_metadata_corpus(data_dir, n=60)
 
 
 def config(url: str, tmp_path, **limits) -> RankerConfig:
@@ -35,7 +36,7 @@ def config(url: str, tmp_path, **limits) -> RankerConfig:
     )
 
 
-def requests_for(corpus: MiniCorpus, n: int, k: int = 5) -> list[RankRequest]:
+def requests_for(corpus: Corpus, n: int, k: int = 5) -> list[RankRequest]:
     ctx = [Turn("seeker", "Something scary for tonight, please.")]
     return [RankRequest(f"s{i}", ctx, corpus.ids[i : i + k]) for i in range(n)]
 

@@ -8,8 +8,9 @@ import random
 
 import pytest
 from servers.llm_server import FakeLLMServer
-from servers.mini_corpus import MiniCorpus
+from servers.redial_corpus import redial_metadata_corpus
 
+from rar.corpus import Corpus
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rankers.budget import PromptTooLongError, fit_prompt, trim_levels
@@ -26,8 +27,8 @@ CONTEXT = [
 
 
 @pytest.fixture(scope="module")
-def corpus(data_dir) -> MiniCorpus:
-    return MiniCorpus.from_redial_metadata(data_dir, n=300)
+def corpus(data_dir) -> Corpus:
+    return redial_metadata_corpus(data_dir, n=300)
 
 
 @pytest.fixture(scope="module")

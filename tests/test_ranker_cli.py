@@ -127,7 +127,7 @@ def test_rank_with_candidates_from_a_retriever_run(small_corpus, tmp_path):
     """--run: candidates come from a saved LRURec checkpoint over the mentioned movies."""
     import torch
 
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.retrievers import save_retriever
     from rar.retrievers.registry import build_retriever
     from rar.retrievers.retriever_config import RetrieverConfig

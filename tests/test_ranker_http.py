@@ -8,8 +8,9 @@ import logging
 
 import pytest
 from servers.llm_server import FakeLLMServer, Fault, prompt_candidates
-from servers.mini_corpus import MiniCorpus
+from servers.redial_corpus import redial_metadata_corpus
 
+from rar.corpus import Corpus
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 
@@ -18,8 +19,8 @@ BACKENDS = ["openai", "gemini"]
 
 
 @pytest.fixture(scope="module")
-def corpus(data_dir) -> MiniCorpus:
-    return MiniCorpus.from_redial_metadata(data_dir, n=60)
+def corpus(data_dir) -> Corpus:
+    return redial_metadata_corpus(data_dir, n=60)
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def make_config(backend: str, server: FakeLLMServer, tmp_path, **limits) -> Rank
     )
 
 
-def requests_for(corpus: MiniCorpus, n: int, k: int = 5) -> list[RankRequest]:
+def requests_for(corpus: Corpus, n: int, k: int = 5) -> list[RankRequest]:
     ctx = [
         Turn("seeker", "Hi! I'd like a funny romantic movie."),
         Turn("recommender", "Seen any lately?"),
@@ -189,7 +190,7 @@ def test_non_list_and_non_candidate_replies(backend, server, corpus, tmp_path):
         Fault("text", text="I'm sorry, I can't rank movies without more information."),
         Fault(
             "text",
-            text=f"Here are my picks:\n1. Inception (2010)\n2. {second['title']}\n3. The Godfather\n",
+            text=f"Here are my picks:\n1. Inception (2010)\n2. {second.title}\n3. The Godfather\n",
         ),
     )
     ranker = build_ranker(make_config(backend, server, tmp_path, max_in_flight=1), corpus)

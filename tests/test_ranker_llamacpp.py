@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from servers.mini_corpus import MiniCorpus
+from servers.redial_corpus import redial_metadata_corpus
 
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 
 
 def test_missing_gguf_names_the_key(data_dir, tmp_path):
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=3)
+    corpus = redial_metadata_corpus(data_dir, n=3)
     cfg = RankerConfig(backend="llamacpp", llamacpp={"model_path": str(tmp_path / "no.gguf")})
     with pytest.raises(FileNotFoundError, match=r"ranker.llamacpp.model_path: no GGUF file at"):
         build_ranker(cfg, corpus)
@@ -18,7 +18,7 @@ def test_missing_gguf_names_the_key(data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_llamacpp_generates_scores_and_caches(data_dir, tmp_path):
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=6)
+    corpus = redial_metadata_corpus(data_dir, n=6)
     cfg = RankerConfig(
         backend="llamacpp",
         max_tokens=24,
@@ -56,7 +56,7 @@ def test_llamacpp_generates_scores_and_caches(data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_prompt_past_the_context_window_fails_clearly(data_dir, tmp_path):
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=30)
+    corpus = redial_metadata_corpus(data_dir, n=30)
     cfg = RankerConfig(
         backend="llamacpp",
         cache={"enabled": False},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from servers.mini_corpus import MiniCorpus
+from servers.redial_corpus import redial_metadata_corpus
 
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
@@ -20,7 +20,7 @@ def test_smollm2_generates_and_scores(data_dir, tmp_path):
     import torch
 
     torch.set_num_threads(1)
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=4)
+    corpus = redial_metadata_corpus(data_dir, n=4)
     cfg = RankerConfig(
         backend="local",
         max_tokens=24,
@@ -35,7 +35,7 @@ def test_smollm2_generates_and_scores(data_dir, tmp_path):
     assert sorted(res.ranked_ids) == sorted(req.candidate_ids)  # parsed, then missing appended
     assert res.usage["completion_tokens"] > 0
     # log-likelihood mode on the already loaded model: a score per candidate, no free text
-    titles = [corpus.movie(i)["title"] for i in range(3)]
+    titles = [corpus.movie(i).title for i in range(3)]
     scores = ranker.score_titles("Recommend a movie.", titles)
     assert len(scores) == 3 and all(s < 0 for s in scores)
     ranker.config.local.mode = "loglik"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 from servers.llm_server import FakeLLMServer, Fault, prompt_candidates
-from servers.mini_corpus import MiniCorpus
+from servers.redial_corpus import redial_metadata_corpus
 
+from rar.corpus import Corpus
 from rar.data.linking import LinkedSample
 from rar.data.types import Mention, Sample, Turn
 from rar.evaluation.evaluate_config import EvaluateConfig
@@ -22,8 +23,8 @@ RETURNED = 3
 
 
 @pytest.fixture(scope="module")
-def corpus(data_dir) -> MiniCorpus:
-    return MiniCorpus.from_redial_metadata(data_dir, n=60)
+def corpus(data_dir) -> Corpus:
+    return redial_metadata_corpus(data_dir, n=60)
 
 
 def three_titles(prompt: str) -> str:
@@ -31,7 +32,7 @@ def three_titles(prompt: str) -> str:
     return "\n".join(f"{i}. {t}" for i, t in enumerate(prompt_candidates(prompt)[:RETURNED], 1))
 
 
-def make_ranker(server: FakeLLMServer, corpus: MiniCorpus, tmp_path, **parser):
+def make_ranker(server: FakeLLMServer, corpus: Corpus, tmp_path, **parser):
     cfg = RankerConfig(
         backend="openai",
         model="test-model",

@@ -5,25 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rar.corpus import Corpus, Movie
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rankers.semantic_ranker import SemanticRanker
 
 
-class VectorCorpus:
-    """Ids and vectors only: enough for the scoring maths (no text encoder needed)."""
-
-    def __init__(self, vectors: np.ndarray):
-        self._v = vectors.astype(np.float32)
-        self.ids = [f"c{i}" for i in range(len(vectors))]
-
-    def vectors(self) -> np.ndarray:
-        return self._v
-
-    def index_of(self, cid: str) -> int:
-        if cid not in self.ids:
-            raise KeyError(f"corpus id {cid!r} is not in the corpus")
-        return self.ids.index(cid)
+def vector_corpus(vectors: np.ndarray) -> Corpus:
+    """Movies c0, c1, ... with the given vectors: enough for the scoring maths (no text encoder)."""
+    return Corpus.from_movies([Movie(f"c{i}", f"Movie {i}") for i in range(len(vectors))], vectors)
 
 
 def test_recent_and_seeker_turns_weigh_more():
@@ -31,7 +21,7 @@ def test_recent_and_seeker_turns_weigh_more():
         backend="semantic",
         semantic={"recency_decay": 0.5, "seeker_weight": 1.0, "recommender_weight": 0.5},
     )
-    ranker = SemanticRanker(cfg, VectorCorpus(np.eye(3)))
+    ranker = SemanticRanker(cfg, vector_corpus(np.eye(3)))
     turns = [Turn("seeker", "a"), Turn("recommender", "b"), Turn("seeker", "c")]
     np.testing.assert_allclose(ranker.turn_weights(turns), [0.25, 0.25, 1.0])
 
@@ -40,11 +30,11 @@ def test_similarity_order_and_retriever_blend():
     vecs = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
     conv = np.array([0, 1], dtype=np.float32)
     rows = np.array([0, 1, 2])
-    pure = SemanticRanker(RankerConfig(backend="semantic"), VectorCorpus(vecs))
+    pure = SemanticRanker(RankerConfig(backend="semantic"), vector_corpus(vecs))
     order, sims = pure.order(conv, rows)
     assert order.tolist() == [2, 1, 0] and sims.tolist() == pytest.approx([0, 0.8, 1])
     blended = SemanticRanker(
-        RankerConfig(backend="semantic", semantic={"retriever_weight": 0.9}), VectorCorpus(vecs)
+        RankerConfig(backend="semantic", semantic={"retriever_weight": 0.9}), vector_corpus(vecs)
     )
     assert blended.order(conv, rows)[0].tolist() == [0, 1, 2]  # mostly the retriever order
     assert pure.order(None, rows)[0].tolist() == [0, 1, 2]  # empty conversation: keep the order
@@ -55,7 +45,6 @@ def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
     """True movie + 24 random linked movies: reading the conversation must rank it higher."""
     import torch
 
-    from corpus_builder.corpus import Corpus
     from rar.data.registry import load_conversation_samples
     from rar.metrics import paired_bootstrap, sample_metrics
     from rar.rankers.probe import build_probe
@@ -80,7 +69,7 @@ def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
 
 
 def test_unknown_candidate_is_recorded_not_raised():
-    ranker = SemanticRanker(RankerConfig(backend="semantic"), VectorCorpus(np.eye(2)))
+    ranker = SemanticRanker(RankerConfig(backend="semantic"), vector_corpus(np.eye(2)))
     [res] = ranker.rank([RankRequest("x", [], ["zzz"])])
     assert res.error is not None and ranker.stats()["failures"] == 1
 
@@ -88,7 +77,7 @@ def test_unknown_candidate_is_recorded_not_raised():
 def test_sync_rank_works_inside_a_running_event_loop():
     import asyncio
 
-    ranker = SemanticRanker(RankerConfig(backend="semantic"), VectorCorpus(np.eye(3)))
+    ranker = SemanticRanker(RankerConfig(backend="semantic"), vector_corpus(np.eye(3)))
 
     async def inside() -> list:
         return ranker.rank([RankRequest("x", [], ["c2", "c0"])])  # e.g. called from a notebook

@@ -17,7 +17,7 @@ SETTINGS = FitSettings(l2=(1.0, 10.0))
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     return Corpus.load(small_corpus)
 

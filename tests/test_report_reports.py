@@ -23,7 +23,7 @@ def _is_png(path: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     return Corpus.load(small_corpus)
 

@@ -46,7 +46,7 @@ def test_cross_sample_permutation_moves_every_reward():
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     return Corpus.load(small_corpus)
 

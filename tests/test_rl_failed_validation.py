@@ -20,7 +20,7 @@ K = 100
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     return Corpus.load(small_corpus)
 

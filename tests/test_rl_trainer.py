@@ -140,7 +140,7 @@ def _check_run(run: Path, method: str, initial: dict[str, torch.Tensor]) -> None
 
 @pytest.mark.slow
 def test_all_methods_train_end_to_end(small_corpus, pretrained_run, data_dir, dpo_run, tmp_path):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.rankers import RankerConfig, build_ranker
     from rar.retrievers import load_pretrained_run
     from rar.rl.trainer import train

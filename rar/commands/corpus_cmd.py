@@ -75,7 +75,7 @@ def _print_links(manifest: dict) -> None:
 def stats(corpus: Path = typer.Argument(..., help="Corpus directory.")) -> None:
     """Counts, field coverage, merge statistics, skips and link rates."""
     with user_errors():
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
 
         loaded = Corpus.load(corpus)
         manifest = loaded.manifest
@@ -121,7 +121,8 @@ def show(
 ) -> None:
     """One movie's fields, provenance and source ids."""
     with user_errors():
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
+        from rar.corpus.movie import METADATA_FIELDS
 
         loaded = Corpus.load(corpus)
         rows = loaded.find(id_or_title, limit=limit)
@@ -130,27 +131,17 @@ def show(
         for row in rows[:limit]:
             movie = loaded.movie(row)
             console.print(
-                f"[bold]{movie['title']}[/] ({movie['year']})  [dim]{movie['corpus_id']} row {row}[/]"
+                f"[bold]{movie.title}[/] ({movie.year})  [dim]{movie.corpus_id} row {row}[/]"
             )
-            for name in (
-                "genres",
-                "directors",
-                "cast",
-                "writers",
-                "plot",
-                "runtime",
-                "rating",
-                "votes",
-                "imdb_id",
-            ):
-                value = movie.get(name)
-                if value is not None and value != []:
+            for name in METADATA_FIELDS[2:]:  # title and year are on the first line
+                value = getattr(movie, name)
+                if value is not None and value != ():
                     console.print(
-                        f"  {name}: {', '.join(value) if isinstance(value, list) else value}",
+                        f"  {name}: {', '.join(value) if isinstance(value, tuple) else value}",
                         highlight=False,
                     )
-            console.print(f"  provenance: {movie['provenance']}", highlight=False)
-            console.print(f"  source ids: {movie['source_ids']}", highlight=False)
+            console.print(f"  provenance: {movie.provenance}", highlight=False)
+            console.print(f"  source ids: {movie.source_ids}", highlight=False)
 
 
 @corpus_app.command("search")
@@ -163,7 +154,7 @@ def search(
     with user_errors():
         from rich.table import Table
 
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
 
         loaded = Corpus.load(corpus)
         table = Table("#", "score", "title", "year", "genres", "corpus id")
@@ -172,9 +163,9 @@ def search(
             table.add_row(
                 str(rank),
                 f"{score:.3f}",
-                movie["title"],
-                str(movie["year"] or ""),
-                ", ".join(movie["genres"][:3]),
-                movie["corpus_id"],
+                movie.title,
+                str(movie.year or ""),
+                ", ".join(movie.genres[:3]),
+                movie.corpus_id,
             )
         console.print(table)

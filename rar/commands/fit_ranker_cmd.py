@@ -45,7 +45,7 @@ def fit_ranker(
         torch.set_num_threads(max(1, threads))
         if not (corpus / "manifest.json").is_file():
             raise MissingPathError(f"--corpus {corpus} is not a built corpus (no manifest.json)")
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
 
         movies = Corpus.load(corpus)
         settings = FitSettings(l2=tuple(l2)) if l2 else FitSettings()

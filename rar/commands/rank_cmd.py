@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rar.commands.common import console, user_errors
 from rar.errors import InputError
 from rar.rankers.registry import RANKER_NAMES, ranker_choices
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 
 def load_ranker_config(
@@ -45,22 +48,22 @@ def _one_line(text: Any, width: int = 110) -> str:
     return text if len(text) <= width else text[: width - 3].rsplit(" ", 1)[0] + "..."
 
 
-def print_ranking(corpus: Any, ranked_ids: list[str], top: int, plot: bool = True) -> None:
+def print_ranking(corpus: Corpus, ranked_ids: list[str], top: int, plot: bool = True) -> None:
     for rank, cid in enumerate(ranked_ids[:top], 1):
         m = corpus.movie(corpus.index_of(cid))
-        year = f" ({m['year']})" if m.get("year") is not None else ""
-        console.print(f"{rank}. [bold]{m['title']}[/]{year}", highlight=False)
+        year = f" ({m.year})" if m.year is not None else ""
+        console.print(f"{rank}. [bold]{m.title}[/]{year}", highlight=False)
         details = []
-        if m.get("genres"):
-            details.append(", ".join(list(m["genres"])[:3]))
-        if m.get("directors"):
-            details.append("dir. " + ", ".join(list(m["directors"])[:2]))
-        if m.get("cast"):
-            details.append("with " + ", ".join(list(m["cast"])[:3]))
+        if m.genres:
+            details.append(", ".join(m.genres[:3]))
+        if m.directors:
+            details.append("dir. " + ", ".join(m.directors[:2]))
+        if m.cast:
+            details.append("with " + ", ".join(m.cast[:3]))
         if details:
             console.print(f"   [dim]{' | '.join(details)}[/]", highlight=False)
-        if plot and m.get("plot"):
-            console.print(f"   [dim]{_one_line(m['plot'])}[/]", highlight=False)
+        if plot and m.plot:
+            console.print(f"   [dim]{_one_line(m.plot)}[/]", highlight=False)
 
 
 def _setup(corpus_dir: Path, run: Path | None, cfg):
@@ -70,7 +73,7 @@ def _setup(corpus_dir: Path, run: Path | None, cfg):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the sentence-encoder's "Loading weights" bar is noise here
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.pipeline import CandidateSource
     from rar.rankers import build_ranker
 
@@ -182,7 +185,7 @@ def recommend(
             if result.error:
                 console.print(f"[yellow]ranker failed ({result.error}); showing {how} order[/]")
             print_ranking(corpus, result.ranked_ids, top)
-            shown = [corpus.movie(corpus.index_of(c))["title"] for c in result.ranked_ids[:top]]
+            shown = [corpus.movie(corpus.index_of(c)).title for c in result.ranked_ids[:top]]
             turns.append(Turn("recommender", "You might like: " + "; ".join(shown)))
         rk.close()
         console.print("bye")

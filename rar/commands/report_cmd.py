@@ -151,9 +151,9 @@ def recall_vs_k(
 ) -> None:
     """N@10 / R@10 as the number of retrieved candidates grows (paper Figure 3)."""
     with user_errors():
-        from corpus_builder.corpus import Corpus
         from rar.commands.evaluate_cmd import _ranker_config
         from rar.config import validate_config
+        from rar.corpus import Corpus
         from rar.evaluation.evaluate_config import EvaluateConfig
         from rar.evaluation.reports.recall_vs_k import recall_vs_k_report
         from rar.evaluation.runner import corpus_from_run, load_eval_samples

@@ -80,7 +80,7 @@ def evaluate_runs(
     """`rar evaluate`: each baseline's and run's retriever alone and (with a ranker) re-ranked,
     plus LLM-only. Baselines are fitted on `dataset`'s train split of `data` (a directory) or,
     when `data` is a file, of `train_data_dir`."""
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.retrievers import load_pretrained_run
 
     if not runs and not config.llm_only and not config.baselines:

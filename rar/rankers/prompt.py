@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from rar.corpus import Corpus
 from rar.data.types import Turn
 from rar.errors import UnknownKeyError
 from rar.rankers.ranker_config import PromptConfig
@@ -33,14 +34,6 @@ FIELD_LABELS = {
 }
 
 
-class MovieSource(Protocol):
-    """What the prompt needs from a corpus (corpus_builder.corpus.Corpus satisfies it)."""
-
-    def index_of(self, corpus_id: str) -> int: ...
-
-    def movie(self, i: int) -> dict[str, Any]: ...
-
-
 @dataclass
 class Candidate:
     corpus_id: str
@@ -53,24 +46,15 @@ class Candidate:
         return f"{self.title} ({self.year})" if self.year else self.title
 
 
-def _year(value: Any) -> int | None:
-    try:
-        if value is None or value != value:  # None or NaN
-            return None
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def load_candidates(corpus: MovieSource, candidate_ids: list[str]) -> list[Candidate]:
+def load_candidates(corpus: Corpus, candidate_ids: list[str]) -> list[Candidate]:
     """Look up each corpus id's metadata; an unknown id is a clear error (not a silent drop)."""
     out = []
     for cid in candidate_ids:
         try:
-            row = corpus.movie(corpus.index_of(cid))
+            movie = corpus.movie(corpus.index_of(cid))
         except (KeyError, IndexError) as exc:
             raise UnknownKeyError(f"candidate id {cid!r} is not in the corpus") from exc
-        out.append(Candidate(cid, str(row.get("title", "")), _year(row.get("year")), dict(row)))
+        out.append(Candidate(cid, movie.title, movie.year, movie.to_dict()))
     return out
 
 

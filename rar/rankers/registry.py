@@ -56,5 +56,5 @@ def ranker_class(name: str) -> type[Ranker]:
 
 
 def build_ranker(config: RankerConfig, corpus: Any) -> Ranker:
-    """A ranker for `config.backend` over `corpus` (a corpus_builder Corpus or look-alike)."""
+    """A ranker for `config.backend` over `corpus`."""
     return ranker_class(config.backend)(config, corpus)

@@ -96,7 +96,7 @@ def load_pretrained_run(run_dir: str | Path, corpus: Any) -> Retriever:
             f"{run_dir} has no checkpoints/best.pt; is it a finished `rar pretrain` run directory?"
         )
     if isinstance(corpus, (str, Path)):
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
 
         corpus = Corpus.load(corpus)
     return load_retriever(best, corpus.vectors())

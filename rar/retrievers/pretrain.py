@@ -249,7 +249,7 @@ def _pretrain(
     overwrite: bool,
     progress: bool,
 ) -> dict[str, Any]:
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     check_run_target(Path(config.tracking.runs_dir) / config.name, resume, overwrite)
     if corpus is None:

@@ -140,7 +140,7 @@ class RLTrainer:
             torch.set_num_threads(config.threads)
         self._seed_everything(config.seed)
         if corpus is None:
-            from corpus_builder.corpus import Corpus
+            from rar.corpus import Corpus
 
             corpus = Corpus.load(config.corpus)
         self.corpus = corpus

@@ -230,7 +230,7 @@ def popularity_report(
 def _counts_for(
     ev: SavedEvaluation, train_data: str | Path | None, corpus_dir: str | Path | None
 ) -> Counter:
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.evaluation.runner import load_eval_samples
 
     source = train_data or ev.data.get("data_path")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -10,64 +11,96 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from corpus_builder.corpus_config import EmbeddingConfig
-from corpus_builder.embed import load_model, movie_text
+from rar.corpus.embedder import load_model
+from rar.corpus.index import read_index, search
+from rar.corpus.movie import DEFAULT_TEXT_FIELDS, LIST_FIELDS, MOVIE_FIELDS, Movie, movie_text
+from rar.corpus.schema import (
+    EMBEDDING_META_FILE,
+    EMBEDDINGS_DIR,
+    INDEX_FILE,
+    LINKS_DIR,
+    MANIFEST_FILE,
+    MOVIES_FILE,
+    VECTORS_FILE,
+)
 from rar.errors import InputError, MissingPathError, UnknownKeyError
-
-DEFAULT_TEXT_FIELDS = ("title", "year", "genres", "directors", "cast", "writers", "plot")
 
 
 class Corpus:
     """A corpus directory: `movies.parquet`, `links/*.parquet`, `embeddings/`, `index.faiss`.
 
     Row i of `movies` is row i of `vectors()` and FAISS id i (and retriever token i + 1).
+    A corpus made in memory (`from_movies`) has no directory: links, index and embedder are
+    absent, vectors are whatever it was given.
     """
 
-    def __init__(self, path: Path, movies: pd.DataFrame, manifest: dict):
+    def __init__(
+        self,
+        path: Path | None,
+        movies: pd.DataFrame,
+        manifest: dict,
+        vectors: np.ndarray | None = None,
+    ):
         self.path = path
         self.movies = movies
         self.manifest = manifest
         self.ids: list[str] = movies["corpus_id"].tolist()
         self._row = {cid: i for i, cid in enumerate(self.ids)}
         self._links: dict[str, dict[str, str]] = {}
-        self._vectors: np.ndarray | None = None
+        self._vectors = vectors
         self._index = None
         self._model = None
 
     @classmethod
     def load(cls, path: str | Path) -> Corpus:
         path = Path(path)
-        movies_path = path / "movies.parquet"
+        movies_path = path / MOVIES_FILE
         if not movies_path.exists():
             raise MissingPathError(
-                f"{path} is not a corpus directory (no movies.parquet); build one with `rar build-corpus`"
+                f"{path} is not a corpus directory (no {MOVIES_FILE}); build one with `rar build-corpus`"
             )
-        movies = pq.read_table(movies_path).to_pandas()
-        for name in ("genres", "directors", "cast", "writers"):
-            movies[name] = movies[name].map(lambda v: list(v) if v is not None else [])
-        movies["year"] = movies["year"].astype("Int64")
-        movies["votes"] = movies["votes"].astype("Int64")
-        manifest_path = path / "manifest.json"
+        movies = _typed_frame(pq.read_table(movies_path).to_pandas())
+        manifest_path = path / MANIFEST_FILE
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         return cls(path, movies, manifest)
 
+    @classmethod
+    def from_movies(cls, movies: Sequence[Movie], vectors: np.ndarray | None = None) -> Corpus:
+        """An in-memory corpus of `movies` (row order kept): small tools and tests, no directory."""
+        frame = pd.DataFrame(
+            {name: [getattr(m, name) for m in movies] for name in MOVIE_FIELDS},
+            columns=list(MOVIE_FIELDS),
+        )
+        if vectors is not None:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.shape[0] != len(movies):
+                raise ValueError(f"{vectors.shape[0]} vectors for {len(movies)} movies")
+        return cls(None, _typed_frame(frame), {}, vectors)
+
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else "the in-memory corpus"
+
+    def _dir(self) -> Path:
+        if self.path is None:
+            raise MissingPathError(
+                "an in-memory corpus has no directory (links, embeddings, index)"
+            )
+        return self.path
 
     def index_of(self, corpus_id: str) -> int:
         try:
             return self._row[corpus_id]
         except KeyError:
-            raise UnknownKeyError(f"corpus id {corpus_id!r} is not in {self.path}") from None
+            raise UnknownKeyError(f"corpus id {corpus_id!r} is not in {self._where()}") from None
 
-    def movie(self, i: int) -> dict:
-        """Row i as a plain dict (lists as lists, missing values as None)."""
-        record = self.movies.iloc[int(i)].to_dict()
-        return {
-            k: (None if not isinstance(v, list) and pd.isna(v) else v) for k, v in record.items()
-        }
+    def movie(self, i: int) -> Movie:
+        """Row i as a typed record."""
+        return Movie.from_row(self.movies.iloc[int(i)].to_dict())
 
-    def movie_text(self, i: int, fields: list[str] | tuple[str, ...] | None = None) -> str:
+    def movie_text(self, i: int, fields: Sequence[str] | None = None) -> str:
         """The movie as 'key: value' lines (the embedder's input when fields match)."""
         if fields is None:
             fields = self.embedding_meta.get("fields", DEFAULT_TEXT_FIELDS)
@@ -75,10 +108,12 @@ class Corpus:
 
     @property
     def datasets(self) -> list[str]:
-        return sorted(p.stem for p in (self.path / "links").glob("*.parquet"))
+        if self.path is None:
+            return []
+        return sorted(p.stem for p in (self.path / LINKS_DIR).glob("*.parquet"))
 
     def link_frame(self, dataset: str) -> pd.DataFrame:
-        path = self.path / "links" / f"{dataset}.parquet"
+        path = self._dir() / LINKS_DIR / f"{dataset}.parquet"
         if not path.exists():
             raise UnknownKeyError(
                 f"no link table for dataset {dataset!r} in {self.path} (have: {', '.join(self.datasets)})"
@@ -97,13 +132,15 @@ class Corpus:
 
     @cached_property
     def embedding_meta(self) -> dict:
-        path = self.path / "embeddings" / "meta.json"
+        if self.path is None:
+            return {}
+        path = self.path / EMBEDDINGS_DIR / EMBEDDING_META_FILE
         return json.loads(path.read_text()) if path.exists() else {}
 
     def vectors(self) -> np.ndarray:
         """float32 [N, d] L2-normalised movie vectors (memory-mapped)."""
         if self._vectors is None:
-            path = self.path / "embeddings" / "vectors.npy"
+            path = self._dir() / EMBEDDINGS_DIR / VECTORS_FILE
             if not path.exists():
                 raise MissingPathError(
                     f"{self.path} has no embeddings (built with embedding.enabled=false?)"
@@ -117,11 +154,9 @@ class Corpus:
 
     def index(self):
         if self._index is None:
-            from corpus_builder.index import read_index
-
-            path = self.path / "index.faiss"
+            path = self._dir() / INDEX_FILE
             if not path.exists():
-                raise MissingPathError(f"{self.path} has no index.faiss")
+                raise MissingPathError(f"{self.path} has no {INDEX_FILE}")
             self._index = read_index(path)
         return self._index
 
@@ -129,10 +164,7 @@ class Corpus:
         """The sentence-transformers model that made the vectors."""
         if self._model is None:
             meta = self.embedding_meta
-            config = EmbeddingConfig(
-                model=meta.get("model"), max_seq_length=meta.get("max_seq_length", 128)
-            )
-            self._model = load_model(config)
+            self._model = load_model(meta.get("model"), meta.get("max_seq_length", 128))
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -145,8 +177,6 @@ class Corpus:
 
     def search(self, query: str | np.ndarray, k: int = 10) -> list[tuple[int, float]]:
         """Top-k (row, cosine score) for a free-text query or a query vector."""
-        from corpus_builder.index import search
-
         vector = (
             self.encode([query]) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
         )
@@ -172,3 +202,12 @@ class Corpus:
             self.movies["year"].tolist(),
             popularity=self.movies["votes"].fillna(0).astype(float).tolist(),
         )
+
+
+def _typed_frame(movies: pd.DataFrame) -> pd.DataFrame:
+    """List columns as lists, year and votes as nullable ints (what every reader expects)."""
+    for name in LIST_FIELDS:
+        movies[name] = movies[name].map(lambda v: list(v) if v is not None else [])
+    movies["year"] = movies["year"].astype("Int64")
+    movies["votes"] = movies["votes"].astype("Int64")
+    return movies
