@@ -22,7 +22,7 @@ HEADLINE = [f"{m}@{k}" for k in KS for m in ("ndcg", "recall")]
 def test_rar_evaluate_and_rl_validation_give_identical_figures(
     small_corpus, pretrained_run, data_dir, tmp_path
 ):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
     from rar.rl.trainer import RLTrainer
     from rar.tracking import Run
 
