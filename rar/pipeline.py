@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from rar.metrics import sample_metrics
 from rar.progress import progress_bar
 from rar.rankers.types import RankRequest
 from rar.retrievers.ranking_eval import ranked_rows
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 RETRIEVE_BATCH = 256  # histories per retriever forward pass
 RANKER_BATCH = 512  # requests handed to the ranker at a time (bounds memory)
@@ -64,7 +67,7 @@ def retrieve_rows(
 def retrieve(
     retriever: Any,
     linked: Sequence[LinkedSample],
-    corpus: Any,
+    corpus: Corpus,
     k: int,
     batch_size: int = RETRIEVE_BATCH,
     progress: bool = False,
@@ -151,7 +154,7 @@ class PipelineResult:
 
 def run_pipeline(
     linked: Sequence[LinkedSample],
-    corpus: Any,
+    corpus: Corpus,
     retriever: Any,
     ranker: Any | None,
     k: int,
@@ -189,7 +192,7 @@ class CandidateSource:
     """Top-k candidate corpus ids for one conversation (`rar rank`, interactive chat): a
     pretrained retriever over the movies mentioned so far, else corpus search over the text."""
 
-    def __init__(self, corpus: Any, run_dir: str | Path | None = None):
+    def __init__(self, corpus: Corpus, run_dir: str | Path | None = None):
         self.corpus = corpus
         self.retriever = None
         if run_dir is not None:

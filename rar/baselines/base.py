@@ -22,6 +22,7 @@ from rar.config import ConfigModel
 from rar.errors import InputError
 
 if TYPE_CHECKING:  # a type only: baselines sit below evaluation in the layering
+    from rar.corpus import Corpus
     from rar.data.linking import LinkedSample
 
 
@@ -80,7 +81,9 @@ class Baseline:
         return self
 
     # ---- fitting ------------------------------------------------------------------------
-    def fit(self, samples: Sequence[LinkedSample], corpus: Any, split: str = "train") -> Baseline:
+    def fit(
+        self, samples: Sequence[LinkedSample], corpus: Corpus, split: str = "train"
+    ) -> Baseline:
         """Fit on linked training samples over `corpus`; records the dialogues fitted on so
         evaluation can refuse samples from them (:meth:`check_unseen`)."""
         if not samples:
@@ -175,7 +178,7 @@ class Baseline:
         return torch.from_numpy(rows_out), torch.from_numpy(values_out.astype(np.float32))
 
     def recommend(
-        self, linked: Sequence[LinkedSample], corpus: Any, k: int, batch_size: int = 256
+        self, linked: Sequence[LinkedSample], corpus: Corpus, k: int, batch_size: int = 256
     ) -> list[list[str]]:
         """Each sample's top-k corpus ids, through :meth:`topk` exactly as the evaluator serves
         it (the fit-set guard included)."""

@@ -22,6 +22,7 @@ from rar.baselines.registry import baseline_class, build_baseline
 from rar.errors import InputError
 
 if TYPE_CHECKING:
+    from rar.corpus import Corpus
     from rar.data.linking import LinkedSample
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def grid_points(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
 def validation_score(
     baseline: Baseline,
     val: Sequence[LinkedSample],
-    corpus: Any,
+    corpus: Corpus,
     k: int,
     metric: str = SELECTION_METRIC,
 ) -> float:
@@ -102,7 +103,7 @@ def select_on_validation(
     name: str,
     train: Sequence[LinkedSample],
     val: Sequence[LinkedSample],
-    corpus: Any,
+    corpus: Corpus,
     k: int = 25,
     params: dict[str, Any] | None = None,
     grid: dict[str, Sequence[Any]] | None = None,
@@ -143,7 +144,7 @@ def fit_on_dataset(
     name: str,
     dataset: str,
     data_dir: str | Path,
-    corpus: Any,
+    corpus: Corpus,
     k: int = 25,
     params: dict[str, Any] | None = None,
     tune: bool = True,

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rar.data.types import Mention, Turn
 from rar.errors import InputError, MissingPathError
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 ROLES = {"seeker", "recommender"}
 _QUOTED = re.compile(r'"([^"]{2,120})"|\*([^*]{2,120})\*')
@@ -55,7 +58,7 @@ def quoted_titles(text: str) -> list[str]:
     return [a or b for a, b in _QUOTED.findall(text)]
 
 
-def mentioned_rows(corpus: Any, turns: list[Turn]) -> list[int]:
+def mentioned_rows(corpus: Corpus, turns: list[Turn]) -> list[int]:
     """Corpus rows of the movies mentioned so far (explicit mentions, else quoted titles)."""
     rows: list[int] = []
     for turn in turns:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.data.types import Mention, Sample
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 
 @dataclass
@@ -44,7 +47,7 @@ class LinkStats:
 class MentionLinker:
     """Mention -> corpus id via the corpus link tables, then title matching."""
 
-    def __init__(self, corpus: Any, threshold: float = 0.85):
+    def __init__(self, corpus: Corpus, threshold: float = 0.85):
         self.corpus = corpus
         self.threshold = threshold
         self._tables: dict[str, dict[str, str | None]] = {}
@@ -86,7 +89,7 @@ class MentionLinker:
 
 def link_samples(
     samples: Sequence[Sample],
-    corpus: Any,
+    corpus: Corpus,
     threshold: float = 0.85,
     linker: MentionLinker | None = None,
 ) -> tuple[list[LinkedSample], LinkStats]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from rar.errors import InputError, MissingPathError, UnknownKeyError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.failed_calls import failed_share
 from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_MD = "evaluation.md"
@@ -156,7 +159,7 @@ def slug(name: str) -> str:
 class Evaluator:
     """Runs systems over linked samples and scores them with `rar.metrics`."""
 
-    def __init__(self, corpus: Any, config: EvaluateConfig | None = None, progress: bool = True):
+    def __init__(self, corpus: Corpus, config: EvaluateConfig | None = None, progress: bool = True):
         self.corpus = corpus
         self.config = config or EvaluateConfig()
         self.progress = progress
@@ -359,7 +362,7 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
 
 def evaluate_systems(
     samples: Sequence[Sample],
-    corpus: Any,
+    corpus: Corpus,
     systems: Sequence[SystemSpec],
     config: EvaluateConfig | None = None,
     out_dir: str | Path | None = None,

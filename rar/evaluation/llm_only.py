@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.data.types import Turn
 from rar.errors import InputError
@@ -19,6 +19,9 @@ from rar.rankers.base import CallError, PromptRanker
 from rar.rankers.parser import TITLE, reply_lines
 from rar.rankers.prompt import format_context
 from rar.rankers.registry import LLM_RANKER_NAMES
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 LLM_ONLY_INSTRUCTIONS = (
     "You are an expert in movie recommendations. Analyze the provided conversation history to "
@@ -53,7 +56,7 @@ class LLMOnlyResult:
 class LLMOnlyRecommender:
     """Ask an LLM ranker backend for movies without candidates; match its titles to the corpus."""
 
-    def __init__(self, ranker: Any, corpus: Any, n_items: int = 20, threshold: float = 0.85):
+    def __init__(self, ranker: Any, corpus: Corpus, n_items: int = 20, threshold: float = 0.85):
         if not isinstance(ranker, PromptRanker):
             raise InputError(
                 f"LLM-only evaluation needs an LLM backend ({', '.join(LLM_RANKER_NAMES)}); "

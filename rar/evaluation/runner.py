@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -15,6 +15,9 @@ from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import EvaluationReport, SystemSpec, evaluate_systems
 from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 DATASETS = ("redial", "inspired", "reddit", "custom")
 
@@ -165,7 +168,7 @@ def fit_baselines(
     config: EvaluateConfig,
     dataset: str,
     data: str | Path,
-    corpus: Any,
+    corpus: Corpus,
     train_data_dir: str | Path | None = None,
 ) -> list[Any]:
     """`config.baselines` fitted on `dataset`'s train split (hyperparameters chosen on val

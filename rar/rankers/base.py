@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.rankers.budget import FittedPrompt, PromptTooLongError, fit_prompt
 from rar.rankers.cache import CachedReply, ResponseCache, cache_key
@@ -37,6 +37,9 @@ from rar.rankers.prompt import (
 from rar.rankers.ranker_config import PromptConfig, RankerConfig
 from rar.rankers.tokens import TokenCounter, build_counter
 from rar.rankers.types import RankRequest, RankResult
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 log = logging.getLogger("rar.rankers")
 
@@ -103,7 +106,7 @@ class Ranker(ABC):
 
     backend = "base"
 
-    def __init__(self, config: RankerConfig, corpus: Any):
+    def __init__(self, config: RankerConfig, corpus: Corpus):
         self.config = config
         self.corpus = corpus
         self._stats = RankerStats()
@@ -200,7 +203,7 @@ class CallError(Exception):
 class PromptRanker(Ranker):
     """A ranker that sends the Figure 5 prompt to a text model and parses the reply."""
 
-    def __init__(self, config: RankerConfig, corpus: Any):
+    def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self.cache = ResponseCache(config.cache.path) if config.cache.enabled else None
         lim = config.limits

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from rar.errors import InputError
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.semantic_ranker import SemanticRanker
 from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 log = logging.getLogger("rar.rankers.fit")
 
@@ -70,7 +73,7 @@ def popularity(linked: Sequence[LinkedSample]) -> dict[str, float]:
     return {cid: float(np.log1p(n)) for cid, n in counts.items()}
 
 
-def _pairs(linked: Sequence[LinkedSample], corpus: Any) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(linked: Sequence[LinkedSample], corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
     """(sample index, target row) for every target of every sample."""
     idx, rows = [], []
     for i, x in enumerate(linked):
@@ -90,7 +93,7 @@ class _Split:
     history: list[list[int]]
 
     @classmethod
-    def of(cls, embedder: SemanticRanker, linked: Sequence[LinkedSample], corpus: Any) -> _Split:
+    def of(cls, embedder: SemanticRanker, linked: Sequence[LinkedSample], corpus: Corpus) -> _Split:
         idx, rows = _pairs(linked, corpus)
         history = [[corpus.index_of(c) for c in x.history_ids] for x in linked]
         return cls(context_matrix(embedder, linked), idx, rows, history)
@@ -148,7 +151,7 @@ def _calibrate(S, pop, idx, rows, steps: int) -> tuple[float, float]:
 
 def fit_trained_ranker(
     train_samples: Sequence[Sample],
-    corpus: Any,
+    corpus: Corpus,
     settings: FitSettings | None = None,
     val_samples: Sequence[Sample] | None = None,
     ranker_config: RankerConfig | None = None,
@@ -226,7 +229,7 @@ def fit_trained_ranker(
 
 def select_retriever_weight(
     model: TrainedModel,
-    corpus: Any,
+    corpus: Corpus,
     linked: Sequence[LinkedSample],
     candidates: Sequence[list[str]],
     weights: Sequence[float] = RETRIEVER_WEIGHTS,
@@ -260,7 +263,7 @@ def select_retriever_weight(
     return best, table
 
 
-def retrieve_top_k(retriever: Any, corpus: Any, linked: Sequence[LinkedSample], k: int) -> list:
+def retrieve_top_k(retriever: Any, corpus: Corpus, linked: Sequence[LinkedSample], k: int) -> list:
     """Top-k corpus ids per sample (history excluded) of a retriever, a baseline, or the
     run directory of a trained retriever."""
     from rar.pipeline import retrieve
@@ -274,7 +277,7 @@ def retrieve_top_k(retriever: Any, corpus: Any, linked: Sequence[LinkedSample], 
 def fit_from_data(
     dataset: str,
     data_dir: Any,
-    corpus: Any,
+    corpus: Corpus,
     settings: FitSettings | None = None,
     run_dir: str | None = None,
     k: int = 25,

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.limits import parse_retry_after
 from rar.rankers.openai_ranker import read_api_key
 from rar.rankers.ranker_config import RankerConfig
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 DEFAULT_KEY_ENV = "GEMINI_API_KEY"
 
@@ -33,7 +36,7 @@ def _http_error_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
 class GeminiRanker(PromptRanker):
     backend = "gemini"
 
-    def __init__(self, config: RankerConfig, corpus: Any):
+    def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self._secret = read_api_key(config.api_key_env, DEFAULT_KEY_ENV, None, "")
         self._client = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.local_ranker import packaged_smollm2
 from rar.rankers.prompt import Candidate
 from rar.rankers.ranker_config import RankerConfig
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 
 def resolve_gguf(path: str | None) -> Path:
@@ -44,7 +47,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 class LlamaCppRanker(PromptRanker):
     backend = "llamacpp"
 
-    def __init__(self, config: RankerConfig, corpus: Any):
+    def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self.gguf = resolve_gguf(config.llamacpp.model_path)
         self._llm = None

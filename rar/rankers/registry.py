@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rar.errors import InputError
 
 if TYPE_CHECKING:
+    from rar.corpus import Corpus
     from rar.rankers.base import Ranker
     from rar.rankers.ranker_config import RankerConfig
 
@@ -55,6 +56,6 @@ def ranker_class(name: str) -> type[Ranker]:
     return getattr(importlib.import_module(module), attr)
 
 
-def build_ranker(config: RankerConfig, corpus: Any) -> Ranker:
+def build_ranker(config: RankerConfig, corpus: Corpus) -> Ranker:
     """A ranker for `config.backend` over `corpus`."""
     return ranker_class(config.backend)(config, corpus)

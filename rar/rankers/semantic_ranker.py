@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,11 +21,14 @@ from rar.rankers.base import Ranker
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.types import RankRequest, RankResult
 
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+
 
 class SemanticRanker(Ranker):
     backend = "semantic"
 
-    def __init__(self, config: RankerConfig, corpus: Any, max_cached_texts: int = 100_000):
+    def __init__(self, config: RankerConfig, corpus: Corpus, max_cached_texts: int = 100_000):
         super().__init__(config, corpus)
         self._vectors = np.asarray(corpus.vectors(), dtype=np.float32)
         self._model = None

@@ -23,13 +23,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rar.errors import InputError, MissingPathError
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.semantic_ranker import SemanticRanker
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 FORMAT = "rar-trained-ranker-1"
 WEIGHTS, CONFIG, METRICS = "weights.npz", "config.json", "metrics.json"
@@ -126,7 +129,7 @@ class TrainedRanker(SemanticRanker):
     def __init__(
         self,
         config: RankerConfig,
-        corpus: Any,
+        corpus: Corpus,
         model: TrainedModel | None = None,
         max_cached_texts: int = 100_000,
     ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ from rar.errors import InputError, MissingPathError
 from rar.retrievers.base import Retriever
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.retriever_config import RetrieverConfig
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 FORMAT = "rar-retriever-v1"
 
@@ -87,7 +90,7 @@ def load_retriever(
     return retriever_from_state(payload, item_vectors, source=str(path))
 
 
-def load_pretrained_run(run_dir: str | Path, corpus: Any) -> Retriever:
+def load_pretrained_run(run_dir: str | Path, corpus: Corpus) -> Retriever:
     """The best checkpoint of a `rar pretrain` run directory, over `corpus` (a Corpus or its path)."""
     run_dir = Path(run_dir)
     best = run_dir / "checkpoints" / "best.pt"

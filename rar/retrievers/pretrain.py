@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from rar.retrievers.sequences import (
 from rar.retrievers.training_loss import next_item_loss
 from rar.tracking import Run, check_run_target
 
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+
 
 @dataclass
 class PretrainData:
@@ -64,7 +67,11 @@ def movielens_dir(spec: str, data_dir: Path | None) -> Path:
 
 
 def build_pretrain_data(
-    movielens_path: Path, corpus: Any, seed: int, min_length: int = 2, max_eval: int | None = None
+    movielens_path: Path,
+    corpus: Corpus,
+    seed: int,
+    min_length: int = 2,
+    max_eval: int | None = None,
 ) -> PretrainData:
     """Split MovieLens into sessions and link every item to a corpus row (drops counted)."""
     from rar.data.movielens import load_movielens, sessionize, split_sessions
@@ -226,7 +233,7 @@ def train_retriever(
 def pretrain(
     config: PretrainConfig,
     data_dir: Path | None = None,
-    corpus: Any = None,
+    corpus: Corpus | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -244,7 +251,7 @@ def pretrain(
 def _pretrain(
     config: PretrainConfig,
     data_dir: Path | None,
-    corpus: Any,
+    corpus: Corpus,
     resume: bool,
     overwrite: bool,
     progress: bool,

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from rar.rl.ranker_totals import RankerTotals
 from rar.rl.rewards import dpo_winner, result_reward
 from rar.rl.train_config import TrainConfig
 from rar.tracking import Run, check_run_target
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 log = logging.getLogger("rar.rl")
 
@@ -91,7 +94,7 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
 
 
 def load_splits(
-    config: TrainConfig, corpus: Any
+    config: TrainConfig, corpus: Corpus
 ) -> tuple[dict[str, list[LinkedSample]], dict[str, Any]]:
     """Linked train/val(/test) samples of `config.data`, subsampled with the fixed data seed;
     also the linking statistics (samples dropped because no target is in the corpus)."""
@@ -128,7 +131,7 @@ class RLTrainer:
         self,
         config: TrainConfig,
         run: Run,
-        corpus: Any = None,
+        corpus: Corpus | None = None,
         ranker: Any = None,
         splits: dict[str, list[LinkedSample]] | None = None,
         progress: bool = True,
@@ -667,7 +670,7 @@ def train(
     config: TrainConfig,
     resume: bool = False,
     overwrite: bool = False,
-    corpus: Any = None,
+    corpus: Corpus | None = None,
     ranker: Any = None,
     progress: bool = True,
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from rar.evaluation.reports.common import (
     write_report,
 )
 from rar.metrics import ndcg_at_k
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 DEFAULT_EDGES = (1, 3, 11, 51)  # buckets: 0 | 1-2 | 3-10 | 11-50 | 51+
 
@@ -46,7 +49,7 @@ def bucket_of(freq: int, edges: Sequence[int] = DEFAULT_EDGES) -> int:
 
 
 def training_frequency(
-    train_samples: Sequence[Any], corpus: Any, threshold: float = 0.85
+    train_samples: Sequence[Any], corpus: Corpus, threshold: float = 0.85
 ) -> Counter:
     """corpus id -> number of training samples with it among the targets."""
     from rar.data.linking import link_samples

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,13 +20,16 @@ from rar.evaluation.evaluator import Evaluator
 from rar.evaluation.reports.common import md_escape, plt, write_report
 from rar.pipeline import rank, retrieve, scored_ranking
 
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+
 DEFAULT_KS = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
 METRICS = ("ndcg@10", "recall@10")
 
 
 def recall_vs_k(
     samples: Sequence[Any],
-    corpus: Any,
+    corpus: Corpus,
     retriever: Any,
     ranker: Any | None = None,
     ks: Sequence[int] = DEFAULT_KS,
@@ -65,7 +68,7 @@ def recall_vs_k(
 
 def recall_vs_k_report(
     samples: Sequence[Any],
-    corpus: Any,
+    corpus: Corpus,
     retriever: Any,
     out_dir: str | Path,
     ranker: Any | None = None,
