@@ -14,7 +14,7 @@ from rar.retrievers.pretrain import PretrainData, evaluate, evaluate_popularity,
 from rar.retrievers.pretrain_config import PretrainConfig, PretrainTrainingConfig
 from rar.retrievers.ranking_eval import ranking_metrics
 from rar.retrievers.sequences import (
-    LinkStats,
+    SessionLinkStats,
     eval_examples,
     left_pad,
     link_sessions,
@@ -38,7 +38,7 @@ def test_link_sessions_drops_and_counts_unlinked_items():
         Session("1", ["10", "11", "99", "12"], np.arange(4)),
         Session("2", ["99", "10"], np.arange(2)),
     ]
-    stats = LinkStats()
+    stats = SessionLinkStats()
     seqs = link_sessions(sessions, {"10": 0, "11": 1, "12": 2}, min_length=2, stats=stats)
     assert seqs == [[1, 2, 3]]
     assert stats.as_dict() == {

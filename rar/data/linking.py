@@ -25,8 +25,8 @@ class LinkedSample:
 
 
 @dataclass
-class LinkStats:
-    """What linking kept and dropped (nothing is dropped silently)."""
+class SampleLinkStats:
+    """What linking conversation samples kept and dropped (nothing is dropped silently)."""
 
     samples_in: int = 0
     samples_kept: int = 0  # linked samples (with a target in the corpus)
@@ -92,10 +92,10 @@ def link_samples(
     corpus: Corpus,
     threshold: float = 0.85,
     linker: MentionLinker | None = None,
-) -> tuple[list[LinkedSample], LinkStats]:
+) -> tuple[list[LinkedSample], SampleLinkStats]:
     """Link every sample; samples with no target in the corpus are dropped and counted."""
     linker = linker or MentionLinker(corpus, threshold)
-    stats = LinkStats(samples_in=len(samples))
+    stats = SampleLinkStats(samples_in=len(samples))
     out: list[LinkedSample] = []
     for sample in samples:
         history: list[str] = []

@@ -35,7 +35,7 @@ GAP_SECONDS = 30 * 60
 MIN_SESSION_LENGTH = 2
 MAX_HISTORY = 64
 RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
-MOVIE_COLUMNS = ("movieId", "title", "genres", "imdbId", "tmdbId")
+MOVIELENS_MOVIE_COLUMNS = ("movieId", "title", "genres", "imdbId", "tmdbId")
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -241,7 +241,7 @@ def read_movies_100k(directory: Path) -> pd.DataFrame:
 
 
 def _movie_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame[list(MOVIE_COLUMNS)].copy()
+    frame = frame[list(MOVIELENS_MOVIE_COLUMNS)].copy()
     frame["imdbId"] = frame["imdbId"].astype(object).where(frame["imdbId"].notna(), None)
     return frame.sort_values("movieId", kind="stable").reset_index(drop=True)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rar.data.linking import LinkedSample, LinkStats, link_samples
+from rar.data.linking import LinkedSample, SampleLinkStats, link_samples
 from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError, UnknownKeyError
 from rar.evaluation.evaluate_config import EvaluateConfig
@@ -106,7 +106,7 @@ class EvaluationReport:
     data_source: str
     k: int
     ks: list[int]
-    link_stats: LinkStats
+    link_stats: SampleLinkStats
     systems: list[SystemResult]
     out_dir: Path | None = None
     data_path: str = ""  # the file or directory the samples came from (reports reload it)
@@ -165,7 +165,7 @@ class Evaluator:
         self.progress = progress
 
     # ---- samples -------------------------------------------------------------------------
-    def link(self, samples: Sequence[Sample]) -> tuple[list[LinkedSample], LinkStats]:
+    def link(self, samples: Sequence[Sample]) -> tuple[list[LinkedSample], SampleLinkStats]:
         """Link to corpus ids (dropping, and counting, samples with no linked target), then
         subsample to `max_samples` with the config seed."""
         linked, stats = link_samples(samples, self.corpus, self.config.match_threshold)

@@ -31,7 +31,7 @@ from rar.retrievers.pretrain_config import PretrainConfig, PretrainTrainingConfi
 from rar.retrievers.ranking_eval import popularity_scores, ranking_metrics
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.sequences import (
-    LinkStats,
+    SessionLinkStats,
     eval_examples,
     left_pad,
     link_sessions,
@@ -93,7 +93,7 @@ def build_pretrain_data(
         "ratings_in_those_sessions": sessions.dropped_interactions,
     }
     for name in ("train", "val", "test"):
-        link_stats = LinkStats()
+        link_stats = SessionLinkStats()
         seqs = link_sessions(splits[name], key_to_row, min_length, link_stats)
         if name != "train" and max_eval is not None and len(seqs) > max_eval:
             pick = np.random.default_rng(seed).choice(len(seqs), max_eval, replace=False)

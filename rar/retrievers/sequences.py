@@ -10,8 +10,8 @@ import torch
 
 
 @dataclass
-class LinkStats:
-    """What linking dropped, so nothing disappears silently."""
+class SessionLinkStats:
+    """What linking MovieLens sessions to corpus rows dropped, so nothing disappears silently."""
 
     items_total: int = 0
     items_unlinked: int = 0
@@ -33,10 +33,10 @@ def link_sessions(
     sessions: Iterable[object],
     key_to_row: Mapping[str, int],
     min_length: int = 2,
-    stats: LinkStats | None = None,
+    stats: SessionLinkStats | None = None,
 ) -> list[list[int]]:
     """Map each session's movieIds to tokens (corpus row + 1); unlinked items are dropped and counted."""
-    stats = stats if stats is not None else LinkStats()
+    stats = stats if stats is not None else SessionLinkStats()
     out: list[list[int]] = []
     for session in sessions:
         stats.sessions_total += 1
