@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("rank_cmd", "recommend"),
     ("quickstart_cmd", "quickstart"),
     ("fit_ranker_cmd", "fit_ranker"),
+    ("demo_cmd", "demo"),
 ]
 
 

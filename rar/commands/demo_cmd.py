@@ -1,0 +1,171 @@
+"""`rar demo`: a Gradio page to chat with a trained recommender and see both stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from rar.commands.common import console, err_console, user_errors
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# backends offered without being asked for, when their key is in the environment
+AUTO_LLM = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+def resolve_run(run: Path) -> Path:
+    """A retriever run directory; a quickstart directory means its DPO (else SFT) run."""
+    if (run / "checkpoints" / "best.pt").is_file():
+        return run
+    for name in ("quickstart-dpo", "quickstart-sft"):
+        if (run / "runs" / name / "checkpoints" / "best.pt").is_file():
+            return run / "runs" / name
+    raise FileNotFoundError(
+        f"{run} has no checkpoints/best.pt: give a finished run directory "
+        "(e.g. runs/quickstart/runs/quickstart-dpo) or the quickstart directory"
+    )
+
+
+def resolve_corpus(run: Path, corpus: Path | None) -> Path:
+    """--corpus, else the corpus the run was trained with (relative to the working directory
+    or to one of the run's parent directories), else a `corpus/` next to the run."""
+    if corpus is not None:
+        return corpus
+    from rar.evaluation.runner import corpus_from_run
+
+    named = corpus_from_run(run)
+    places = []
+    if named:
+        path = Path(named)
+        places = (
+            [path] if path.is_absolute() else [path, *(p / path for p in run.resolve().parents)]
+        )
+    places += [p / "corpus" for p in run.resolve().parents[:3]]
+    for place in places:
+        if (place / "movies.parquet").is_file():
+            return place
+    raise FileNotFoundError(
+        f"cannot find the corpus of {run} (config says {named!r}); pass --corpus DIR"
+    )
+
+
+def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> dict[str, Any]:
+    """Label -> RankerConfig for every ranker offered in the page."""
+    import os
+
+    from rar.commands.rank_cmd import RANKERS, load_ranker_config
+
+    names = list(names) or ["semantic", *(b for b, env in AUTO_LLM.items() if os.environ.get(env))]
+    if trained is not None and "trained" not in names:
+        names.insert(1, "trained")
+    out: dict[str, Any] = {}
+    for name in names:
+        path = Path(name)
+        overrides = [f"limits.timeout_s={timeout_s:g}"]
+        if name in RANKERS:
+            shipped = CONFIG_DIR / f"ranker_{name}.yaml"
+            config_file = shipped if shipped.is_file() else None
+            if name == "trained":
+                if trained is None:
+                    raise ValueError(
+                        "the trained ranker needs --trained-ranker DIR (`rar fit-ranker`)"
+                    )
+                overrides.append(f"trained.path={trained}")
+            cfg = load_ranker_config(config_file, overrides, name, None, None)
+        elif path.suffix in (".yaml", ".yml") and path.is_file():
+            cfg = load_ranker_config(path, overrides, None, None, None)
+        else:
+            raise ValueError(
+                f"--ranker {name!r}: expected one of {', '.join(RANKERS)} or a ranker YAML file"
+            )
+        label = cfg.backend
+        if cfg.backend in ("openai", "gemini"):
+            label = f"{cfg.backend} ({cfg.model})"
+        while label in out:
+            label += "'"
+        out[label] = cfg
+    return out
+
+
+def demo(
+    run: Path = typer.Option(
+        ..., "--run", "-r", help="Retriever run directory, or the quickstart directory."
+    ),
+    ranker: list[str] = typer.Option(
+        [],
+        "--ranker",
+        help="Ranker offered in the page (repeatable): semantic | trained | openai | gemini | "
+        "local | llamacpp, or a ranker YAML. Default: semantic, plus openai/gemini when "
+        "OPENAI_API_KEY / GEMINI_API_KEY is set. 'retriever only' is always offered.",
+    ),
+    trained_ranker: Path | None = typer.Option(
+        None, "--trained-ranker", help="Directory written by `rar fit-ranker` (adds 'trained')."
+    ),
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="Corpus directory (default: the run's)."
+    ),
+    k: int = typer.Option(10, "--k", "-k", min=1, max=25, help="Recommendations shown per turn."),
+    candidates: int = typer.Option(
+        20, "--candidates", min=1, help="Candidates the retriever passes to the ranker."
+    ),
+    timeout: float = typer.Option(
+        60.0, "--timeout", min=1.0, help="Seconds before a ranker call is shown as failed."
+    ),
+    port: int = typer.Option(7860, "--port", help="Port to serve on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind (default loopback only)."
+    ),
+) -> None:
+    """Chat with the recommender in the browser: linked mentions, the ranker's and the
+    retriever's top-k side by side, per-turn latency, tokens and cost, a custom-format download."""
+    with user_errors():
+        from rar.demo.app import quiet_gradio
+
+        quiet_gradio()
+        run_dir = resolve_run(run)
+        corpus_dir = resolve_corpus(run_dir, corpus)
+        configs = ranker_configs(ranker, trained_ranker, timeout)
+        if host not in LOOPBACK:
+            err_console.print(
+                f"[bold yellow]warning:[/] binding to {host}: anyone who can reach this machine "
+                "can use the demo (and any API-backed ranker, at your cost). The default is "
+                "127.0.0.1.",
+                highlight=False,
+            )
+        console.print(f"[dim]loading {corpus_dir} and {run_dir}[/]", highlight=False)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        from corpus_builder.corpus import Corpus
+        from rar.demo.app import DemoApp
+        from rar.demo.engine import DemoEngine
+
+        movies = Corpus.load(corpus_dir)
+        engine = DemoEngine(movies, run_dir, configs, candidates=candidates, timeout_s=timeout)
+        about = (
+            f"Retriever: `{run_dir}` · corpus: {len(movies):,} movies · each message gets the "
+            f"retriever's {max(candidates, k)} candidates re-ranked by the ranker you pick."
+        )
+        engine.warm_up(engine.backends[0])
+        app = DemoApp(engine, k=k, about=about)
+        blocks = app.build()
+        console.print(f"serving on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+        try:
+            blocks.launch(
+                server_name=host,
+                server_port=port,
+                share=False,
+                inbrowser=False,
+                ssr_mode=False,
+                quiet=True,
+                footer_links=[],
+                run_history=False,
+                **app.theme_and_css(),
+            )
+        finally:
+            engine.close()
+
+
+demo.command_name = "demo"  # type: ignore[attr-defined]
