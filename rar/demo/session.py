@@ -8,8 +8,8 @@ demo chats:
 - `history`: every movie mentioned before it (by either side, as in ReDial), oldest first, as
   `Title (Year)`;
 - `targets`: the movies the user accepted: the cards they ticked ("I'd watch these"), else the
-  new movies they named in their next message ("Heat it is!"). A turn with neither is not a
-  labelled recommendation point and is left out (the writer says how many);
+  recommended movies they named in their next message ("Alien it is!"). A turn with neither is
+  not a labelled recommendation point and is left out (the writer says how many);
 - `dialogue_id` groups the rows; a `demo` field records what was shown (ignored by the loader).
 """
 
@@ -141,17 +141,17 @@ class Session:
 
     # ------------------------------------------------------------------ export
     def targets_of(self, record_index: int, label: dict[str, MovieOption]) -> list[MovieOption]:
-        """What the user accepted at a recommender turn: ticked cards, else the movies their
-        next message names that were not mentioned before."""
+        """What the user accepted at a recommender turn: ticked cards, else the shown movies
+        their next message names ("Alien it is!")."""
         record = self.records[record_index]
         if record.picks:
             return [label[c] for c in record.picks if c in label]
         at = self.record_turns[record_index]
-        seen = {m.corpus_id for m in self.history_before(at)}
         following = self.turns[at + 1] if at + 1 < len(self.turns) else None
         if following is None or following.role != SEEKER:
             return []
-        return [m for m in following.movies if m.corpus_id not in seen]
+        shown = set(record.shown_ids)
+        return [m for m in following.movies if m.corpus_id in shown]
 
     def custom_rows(self, movie_of) -> list[dict]:
         """The custom-format rows; `movie_of(corpus_id)` gives a MovieOption (for picks)."""
