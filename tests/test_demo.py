@@ -15,7 +15,6 @@ from rar.demo.cards import chips_html, costs_html, first_line, stages_html
 from rar.demo.engine import RETRIEVER_ONLY, DemoEngine, scrub_secrets
 from rar.demo.linking import ChatLinker, linked_movies
 from rar.demo.session import Session, TurnRecord, dropped_out, movement
-from rar.matching import TitleMatcher
 from rar.rankers.types import RankResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,39 +35,29 @@ MOVIES = [
 ]
 
 
-class FakeCorpus:
-    """What the demo reads from a corpus: ids, movie(row), index_of, title_matcher."""
+def tiny_corpus(movies=MOVIES):
+    """An in-memory corpus of the movies above (no directory, no vectors)."""
+    from rar.corpus import Corpus, Movie
 
-    def __init__(self, movies=MOVIES):
-        self.rows = [
-            {
-                "corpus_id": cid,
-                "title": title,
-                "year": year,
-                "directors": directors,
-                "genres": ["drama", "crime", "thriller"],
-                "plot": f"First sentence about {title}. Second sentence.",
-                "votes": votes,
-            }
+    return Corpus.from_movies(
+        [
+            Movie(
+                cid,
+                title,
+                year,
+                genres=("drama", "crime", "thriller"),
+                directors=tuple(directors),
+                plot=f"First sentence about {title}. Second sentence.",
+                votes=votes,
+            )
             for cid, title, year, directors, votes in movies
         ]
-        self.ids = [r["corpus_id"] for r in self.rows]
-        self.title_matcher = TitleMatcher(
-            [r["title"] for r in self.rows],
-            [r["year"] for r in self.rows],
-            popularity=[r["votes"] for r in self.rows],
-        )
-
-    def movie(self, i: int) -> dict:
-        return dict(self.rows[i])
-
-    def index_of(self, cid: str) -> int:
-        return self.ids.index(cid)
+    )
 
 
 @pytest.fixture(scope="module")
 def linker() -> ChatLinker:
-    return ChatLinker(FakeCorpus())
+    return ChatLinker(tiny_corpus())
 
 
 # ---------------------------------------------------------------------- linking chips
@@ -136,7 +125,7 @@ def _record(backend="semantic", ranked=("m3", "m1", "m4"), **kw) -> TurnRecord:
 
 
 def test_stages_show_both_lists_and_the_moves():
-    corpus = FakeCorpus()
+    corpus = tiny_corpus()
 
     def movie_of(cid):
         return corpus.movie(corpus.index_of(cid))
@@ -150,7 +139,7 @@ def test_stages_show_both_lists_and_the_moves():
 
 
 def test_a_failed_llm_call_is_shown_as_failed_not_as_the_retriever_order():
-    corpus = FakeCorpus()
+    corpus = tiny_corpus()
     record = _record("openai (gpt-5-mini)", ranked=None, error="timeout", is_llm=True)
     html = stages_html(record, lambda c: corpus.movie(corpus.index_of(c)), 1)
     assert 'data-status="failed"' in html and "The ranker call failed" in html
@@ -195,7 +184,7 @@ class FakeRanker:
 
 def _engine(behaviour: str, timeout_s: float = 30.0) -> DemoEngine:
     return DemoEngine(
-        FakeCorpus(),
+        tiny_corpus(),
         None,
         {"llm": FakeRanker(behaviour)},
         candidates=4,
@@ -281,14 +270,9 @@ def test_session_exports_the_custom_format_the_loader_reads_back(linker, tmp_pat
     assert [m.title for m in second.targets] == ["Alien (1979)"]
 
     # the titles link back to exactly the movies that were shown
-    from rar.evaluation.linking import link_samples
+    from rar.data.linking import link_samples
 
-    corpus = FakeCorpus()
-    import pandas as pd
-
-    corpus.movies = pd.DataFrame(corpus.rows)
-    corpus.link_table = lambda dataset: {}
-    linked, stats = link_samples(dialogue.samples, corpus)
+    linked, stats = link_samples(dialogue.samples, tiny_corpus())
     assert [s.target_ids for s in linked] == [["m11"], ["m4"]]
     assert linked[0].history_ids == ["m1", "m3"] and stats.targets_unlinked == 0
 
@@ -325,13 +309,15 @@ def test_demo_is_a_registered_command():
 # ---------------------------------------------------------------------- slow: real corpus, run, browser
 def _two_movies(corpus_dir: Path) -> list[dict]:
     """Two well-known, unambiguous movies of the corpus (single-match titles with a year)."""
-    from corpus_builder.corpus import Corpus
+    import pandas as pd
+
+    from rar.corpus import Corpus
 
     corpus = Corpus.load(corpus_dir)
     frame = corpus.movies.sort_values("votes", ascending=False, na_position="last")
     picked = []
     for row in frame.itertuples():
-        if row.year is None or len(str(row.title)) < 4:
+        if pd.isna(row.year) or len(str(row.title)) < 4:
             continue
         found = corpus.title_matcher.candidates(f"{row.title} ({row.year})", limit=3)
         if len(found) == 1 and corpus.ids[found[0].index] == row.corpus_id:
@@ -346,8 +332,8 @@ def test_exported_conversation_evaluates_with_rar_evaluate(small_corpus, pretrai
     """Session -> JSONL -> `rar evaluate --dataset custom --data FILE` scores it."""
     from typer.testing import CliRunner
 
-    from corpus_builder.corpus import Corpus
     from rar.cli import app
+    from rar.corpus import Corpus
 
     corpus = Corpus.load(small_corpus)
     chat = ChatLinker(corpus)
@@ -393,7 +379,7 @@ def test_demo_in_headless_chromium(small_corpus, pretrained_run, tmp_path):
 
     if chromium_paths()[1] is None:
         pytest.fail("chromedriver not installed: apt-get install chromium chromium-driver")
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     corpus = Corpus.load(small_corpus)
     titles = set(corpus.movies["title"])

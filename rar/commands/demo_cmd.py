@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from rar.commands.common import console, err_console, user_errors
+from rar.errors import InputError, MissingPathError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -22,7 +23,7 @@ def resolve_run(run: Path) -> Path:
     for name in ("quickstart-dpo", "quickstart-sft"):
         if (run / "runs" / name / "checkpoints" / "best.pt").is_file():
             return run / "runs" / name
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"{run} has no checkpoints/best.pt: give a finished run directory "
         "(e.g. runs/quickstart/runs/quickstart-dpo) or the quickstart directory"
     )
@@ -46,7 +47,7 @@ def resolve_corpus(run: Path, corpus: Path | None) -> Path:
     for place in places:
         if (place / "movies.parquet").is_file():
             return place
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"cannot find the corpus of {run} (config says {named!r}); pass --corpus DIR"
     )
 
@@ -55,7 +56,8 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
     """Label -> RankerConfig for every ranker offered in the page."""
     import os
 
-    from rar.commands.rank_cmd import RANKERS, load_ranker_config
+    from rar.commands.rank_cmd import load_ranker_config
+    from rar.rankers.registry import RANKER_NAMES
 
     names = list(names) or ["semantic", *(b for b, env in AUTO_LLM.items() if os.environ.get(env))]
     if trained is not None and "trained" not in names:
@@ -64,12 +66,12 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
     for name in names:
         path = Path(name)
         overrides = [f"limits.timeout_s={timeout_s:g}"]
-        if name in RANKERS:
+        if name in RANKER_NAMES:
             shipped = CONFIG_DIR / f"ranker_{name}.yaml"
             config_file = shipped if shipped.is_file() else None
             if name == "trained":
                 if trained is None:
-                    raise ValueError(
+                    raise InputError(
                         "the trained ranker needs --trained-ranker DIR (`rar fit-ranker`)"
                     )
                 overrides.append(f"trained.path={trained}")
@@ -77,8 +79,8 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
         elif path.suffix in (".yaml", ".yml") and path.is_file():
             cfg = load_ranker_config(path, overrides, None, None, None)
         else:
-            raise ValueError(
-                f"--ranker {name!r}: expected one of {', '.join(RANKERS)} or a ranker YAML file"
+            raise InputError(
+                f"--ranker {name!r}: expected one of {', '.join(RANKER_NAMES)} or a ranker YAML file"
             )
         label = cfg.backend
         if cfg.backend in ("openai", "gemini"):
@@ -138,7 +140,7 @@ def demo(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        from corpus_builder.corpus import Corpus
+        from rar.corpus import Corpus
         from rar.demo.app import DemoApp
         from rar.demo.engine import DemoEngine
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.demo.cards import CSS, chips_html, costs_html, empty_stages_html, stages_html
 from rar.demo.engine import RETRIEVER_ONLY, DemoEngine
 from rar.demo.linking import LinkedMention, linked_movies
 from rar.demo.session import RECOMMENDER, Session, TurnRecord
+
+if TYPE_CHECKING:
+    from rar.corpus import Movie
 
 SHOWN_IN_TEXT = 3  # recommendations named in the recommender's chat message
 
@@ -39,10 +42,10 @@ class DemoApp:
         self.title = title
         self.about = about
         self.export_dir = Path(tempfile.mkdtemp(prefix="rar-demo-"))
-        self._movies: dict[str, dict] = {}
+        self._movies: dict[str, Movie] = {}
 
     # ------------------------------------------------------------------ helpers
-    def movie(self, corpus_id: str) -> dict:
+    def movie(self, corpus_id: str) -> Movie:
         if corpus_id not in self._movies:
             corpus = self.engine.corpus
             self._movies[corpus_id] = corpus.movie(corpus.index_of(corpus_id))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.demo.linking import LinkedMention
 from rar.demo.session import Session, TurnRecord, dropped_out, movement
+
+if TYPE_CHECKING:
+    from rar.corpus import Movie
 
 # a sentence ends at . ! ? before a capital, but not after initials or abbreviations
 # ("U.S. President", "J. R. R. Tolkien", "Mr. Smith")
@@ -68,11 +71,6 @@ def first_line(plot: Any, limit: int = PLOT_CHARS) -> str:
     return text
 
 
-def movie_label(movie: dict) -> str:
-    year = movie.get("year")
-    return f"{movie.get('title')} ({year})" if year is not None else str(movie.get("title"))
-
-
 # ---------------------------------------------------------------------- chips
 def chips_html(mentions: list[LinkedMention]) -> str:
     """One chip per mention: the linked title and year; ambiguous ones marked, unknown ones red."""
@@ -115,7 +113,7 @@ def _move_badge(delta: int | None, source_rank: int | None) -> str:
 
 
 def card_html(
-    movie: dict,
+    movie: Movie,
     corpus_id: str,
     rank: int,
     stage: str,
@@ -123,21 +121,21 @@ def card_html(
     appended: bool = False,
 ) -> str:
     details = []
-    genres = list(movie.get("genres") or [])[:3]
+    genres = list(movie.genres)[:3]
     if genres:
         details.append(", ".join(map(str, genres)))
-    directors = list(movie.get("directors") or [])[:2]
+    directors = list(movie.directors)[:2]
     if directors:
         details.append("dir. " + ", ".join(map(str, directors)))
-    year = movie.get("year")
-    plot = first_line(movie.get("plot"))
+    year = movie.year
+    plot = first_line(movie.plot)
     classes = "rar-card appended" if appended else "rar-card"
     title_attr = ' title="not ranked by the model: appended in retriever order"' if appended else ""
     return (
         f'<div class="{classes}" data-stage="{stage}" data-rank="{rank}" '
         f'data-corpus-id="{escape(corpus_id)}"{title_attr}>{badge}'
         f'<span class="rar-rank">{rank}.</span>'
-        f'<span class="rar-title">{escape(str(movie.get("title") or corpus_id))}</span>'
+        f'<span class="rar-title">{escape(movie.title or corpus_id)}</span>'
         + (f' <span class="rar-year">({escape(str(year))})</span>' if year is not None else "")
         + (f'<div class="rar-details">{escape(" · ".join(details))}</div>' if details else "")
         + (f'<div class="rar-plot">{escape(plot)}</div>' if plot else "")
@@ -159,7 +157,7 @@ def cost_line(record: TurnRecord) -> str:
     return " · ".join(parts)
 
 
-def stages_html(record: TurnRecord, movie_of: Callable[[str], dict], turn_number: int) -> str:
+def stages_html(record: TurnRecord, movie_of: Callable[[str], Movie], turn_number: int) -> str:
     """The ranker's top-k beside the retriever's top-k for one recommender turn."""
     k = record.k
     retr = record.retriever_ids
@@ -199,7 +197,7 @@ def stages_html(record: TurnRecord, movie_of: Callable[[str], dict], turn_number
         out = dropped_out(retr, ranked, k)
         out_html = ""
         if out:
-            names = ", ".join(escape(movie_label(movie_of(c))) for c in out)
+            names = ", ".join(escape(movie_of(c).display) for c in out)
             out_html = (
                 f'<div class="rar-meta" id="rar-pushed-out">Moved out of the top-{k}: {names}</div>'
             )

@@ -16,14 +16,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.data.types import Turn
 from rar.demo.linking import ChatLinker, MovieOption
 from rar.demo.session import TurnRecord
+from rar.errors import UnknownKeyError
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 RETRIEVER_ONLY = "retriever only"
-LLM_BACKENDS = frozenset({"openai", "gemini", "local", "llamacpp"})
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 
 
@@ -41,19 +44,19 @@ class DemoEngine:
 
     `rankers` maps a label shown in the page to a RankerConfig (built on first use) or to a
     ready ranker object (tests). `source` gives candidates (default: the run's retriever via
-    :class:`rar.rankers.candidates.CandidateSource`).
+    :class:`rar.pipeline.CandidateSource`, the one retrieval step of `rar rank` and `rar recommend`).
     """
 
     def __init__(
         self,
-        corpus: Any,
+        corpus: Corpus,
         run_dir: str | Path | None,
         rankers: dict[str, Any],
         candidates: int = 20,
         timeout_s: float = 60.0,
         source: Any = None,
     ):
-        from rar.rankers.candidates import CandidateSource
+        from rar.pipeline import CandidateSource
 
         self.corpus = corpus
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -86,14 +89,18 @@ class DemoEngine:
         )
 
     def is_llm(self, label: str) -> bool:
-        return self.backend_kind(label) in LLM_BACKENDS
+        from rar.rankers.registry import LLM_RANKER_NAMES
+
+        return self.backend_kind(label) in LLM_RANKER_NAMES
 
     def ranker(self, label: str):
         """The ranker for a label, built once (local models load here, on first use)."""
         with self._build_lock:
             if label not in self._rankers:
                 if label not in self.configs:
-                    raise KeyError(f"unknown ranker {label!r}; choose one of {self.backends}")
+                    raise UnknownKeyError(
+                        f"unknown ranker {label!r}; choose one of {self.backends}"
+                    )
                 from rar.rankers import build_ranker
 
                 self._rankers[label] = build_ranker(self.configs[label], self.corpus)

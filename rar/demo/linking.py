@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rar.matching import normalize_core, normalize_title, split_title_year, title_keys
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
 
 MAX_SPAN_WORDS = 8
 MAX_OPTIONS = 5
@@ -107,21 +110,14 @@ class LinkedMention:
         return self.ambiguous and not self.confirmed
 
 
-def _as_year(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class ChatLinker:
     """Finds and links the movie mentions of chat messages against one corpus.
 
-    `corpus` needs `ids`, `movie(row)` and `title_matcher` (a :class:`rar.matching.TitleMatcher`
-    over the corpus titles, row order), as the runtime corpus has.
+    Uses the runtime corpus's `title_matcher` (a :class:`rar.matching.TitleMatcher` over its
+    titles, in row order), `ids` and `movie(row)`.
     """
 
-    def __init__(self, corpus: Any):
+    def __init__(self, corpus: Corpus):
         self.corpus = corpus
         self.matcher = corpus.title_matcher
         self._keys: set[str] = set()
@@ -131,12 +127,11 @@ class ChatLinker:
     # ------------------------------------------------------------------ options
     def option(self, row: int, score: float = 1.0, method: str = "exact") -> MovieOption:
         movie = self.corpus.movie(row)
-        directors = list(movie.get("directors") or [])
         return MovieOption(
-            corpus_id=str(self.corpus.ids[row]),
-            title=str(movie.get("title") or ""),
-            year=_as_year(movie.get("year")),
-            director=str(directors[0]) if directors else None,
+            corpus_id=movie.corpus_id,
+            title=movie.title,
+            year=movie.year,
+            director=movie.directors[0] if movie.directors else None,
             score=float(score),
             method=method,
         )
