@@ -189,13 +189,11 @@ class Evaluator:
         stats_before = dict(spec.ranker.stats()) if spec.ranker is not None else None
         extras: list[dict[str, Any]] = [{} for _ in linked]
         if kind == "llm-only":
-            from rar.evaluation.llm_only import LLMOnlyRecommender
-
-            recommender = LLMOnlyRecommender(
-                spec.ranker, self.corpus, self.config.llm_only_items, self.config.match_threshold
-            )
-            results = recommender.recommend(
-                [(item.sample.sample_id, item.sample.context) for item in linked], self.progress
+            results = spec.ranker.recommend(
+                [(item.sample.sample_id, item.sample.context) for item in linked],
+                self.config.llm_only_items,
+                self.config.match_threshold,
+                self.progress,
             )
             rankings = [scored_ranking(r) for r in results]
             for extra, r in zip(extras, results, strict=True):

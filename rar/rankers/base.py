@@ -11,10 +11,11 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from rar.data.types import Turn
 from rar.rankers.budget import FittedPrompt, PromptTooLongError, fit_prompt
 from rar.rankers.cache import CachedReply, ResponseCache, cache_key
 from rar.rankers.concurrency import (
@@ -26,6 +27,13 @@ from rar.rankers.concurrency import (
     ThroughputMeter,
 )
 from rar.rankers.limits import AsyncRateLimiter, RetryPolicy
+from rar.rankers.llm_only import (
+    CorpusTitles,
+    LLMOnlyResult,
+    check_free_generation,
+    llm_only_prompt,
+    not_an_llm,
+)
 from rar.rankers.parser import parse_ranking
 from rar.rankers.prompt import (
     Candidate,
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
     from rar.corpus import Corpus
 
 log = logging.getLogger("rar.rankers")
+T = TypeVar("T")
 
 
 @dataclass
@@ -101,6 +110,29 @@ class RankerStats:
         }
 
 
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also when an event loop is already running
+    (then in a worker thread with its own loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            box["out"] = asyncio.run(make())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["err"] = exc
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    if "err" in box:
+        raise box["err"]
+    return box["out"]
+
+
 class Ranker(ABC):
     """Ranks candidate corpus ids for conversations. Subclasses implement :meth:`_rank_many`."""
 
@@ -125,24 +157,17 @@ class Ranker(ABC):
 
     def rank(self, requests: Sequence[RankRequest], progress: bool = False) -> list[RankResult]:
         """Synchronous wrapper (also works when an event loop is already running)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.rank_batch(requests, progress))
-        box: dict[str, Any] = {}
+        return run_sync(lambda: self.rank_batch(requests, progress))
 
-        def worker() -> None:
-            try:
-                box["out"] = asyncio.run(self.rank_batch(requests, progress))
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["err"] = exc
-
-        thread = threading.Thread(target=worker)
-        thread.start()
-        thread.join()
-        if "err" in box:
-            raise box["err"]
-        return box["out"]
+    def recommend(
+        self,
+        requests: Sequence[tuple[str, list[Turn]]],
+        n_items: int = 20,
+        threshold: float = 0.85,
+        progress: bool = False,
+    ) -> list[LLMOnlyResult]:
+        """LLM-only mode (see :class:`PromptRanker`); a ranker that cannot name movies refuses."""
+        raise not_an_llm(self.backend)
 
     def stats(self) -> dict[str, Any]:
         out = asdict(self._stats)
@@ -235,6 +260,7 @@ class PromptRanker(Ranker):
         self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
         self._lines: dict[tuple[int, str], str] = {}  # (trim level, corpus id) -> prompt line
         self._counter: TokenCounter | None = None
+        self._titles: CorpusTitles | None = None  # every corpus title (LLM-only mode)
 
     # --- backend hooks -------------------------------------------------------------------
     @abstractmethod
@@ -555,6 +581,51 @@ class PromptRanker(Ranker):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._aclose()
+
+    # --- LLM-only mode ---------------------------------------------------------------------
+    def recommend(
+        self,
+        requests: Sequence[tuple[str, list[Turn]]],
+        n_items: int = 20,
+        threshold: float = 0.85,
+        progress: bool = False,
+    ) -> list[LLMOnlyResult]:
+        """LLM-only mode: no candidates; the model names `n_items` movies per (sample_id,
+        context), matched to every corpus title (`rar.rankers.llm_only`). One result per
+        request, in order; failed calls carry `error`. The calls share this ranker's cache,
+        rate limiters, concurrency gate, retry budget and accounting with :meth:`rank`."""
+        check_free_generation(self.backend, self.config)
+        if self._titles is None or self._titles.threshold != threshold:
+            self._titles = CorpusTitles(self.corpus, threshold)
+        titles = self._titles
+        results = run_sync(
+            lambda: self.drive(
+                [self._recommend_one(sid, ctx, n_items) for sid, ctx in requests],
+                f"llm-only ({self.backend})",
+                progress,
+            )
+        )
+        st = self._stats
+        st.requests += len(results)
+        for res in results:
+            if res.error is None:
+                titles.parse(res)
+                st.items_parsed += len(res.predicted)
+                st.hallucinations += len(res.hallucinations)
+                st.non_title_lines += len(res.non_titles)
+        return results
+
+    async def _recommend_one(
+        self, sample_id: str, context: list[Turn], n_items: int
+    ) -> LLMOnlyResult:
+        prompt = llm_only_prompt(context, n_items, self.config.prompt)
+        try:
+            reply, usage, _, from_cache = await self.cached_completion(
+                "llm-only\n" + prompt, prompt, []
+            )
+        except CallError as err:
+            return LLMOnlyResult(sample_id, [], error=self._scrub(str(err)))
+        return LLMOnlyResult(sample_id, [], raw_reply=reply, usage=usage, cached=from_cache)
 
     def progress_postfix(self) -> str:
         """E.g. "in flight 2/16, 7.5 calls/min, 290 tok/s": the adaptive limit, throughput."""

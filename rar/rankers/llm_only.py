@@ -1,0 +1,103 @@
+"""The LLM-only mode of a prompt ranker (`PromptRanker.recommend`): no retrieval, the LLM
+names movies from its own knowledge.
+
+Its titles are matched against *every* corpus title (threshold 0.85); a title that matches no
+corpus movie is a hallucination. This is the paper's "LLM-only Qwen" comparison point for the
+popularity and hallucination analysis. The mode is the ranker's own (one backend, response
+cache, rate limiters, concurrency gate, retries and cost accounting for both modes), so its
+numbers are comparable with the RAR runs and the configured limits hold across every batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rar.data.types import Turn
+from rar.errors import InputError
+from rar.rankers.parser import TITLE, reply_lines
+from rar.rankers.prompt import format_context
+from rar.rankers.ranker_config import PromptConfig
+from rar.rankers.registry import LLM_RANKER_NAMES
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+
+LLM_ONLY_INSTRUCTIONS = (
+    "You are an expert in movie recommendations. Analyze the provided conversation history to "
+    "identify the user's preferences, such as genres and actors. Then, recommend {n} movies that "
+    "best match these preferences, best first. Return your answer as a numbered list with each "
+    "movie on a new line in the format: '<rank>. <movie name> (<year>)'. Do not include any "
+    "additional commentary, formatting or chattiness."
+)
+
+
+def llm_only_prompt(context: list[Turn], n_items: int, config: PromptConfig) -> str:
+    return (
+        LLM_ONLY_INSTRUCTIONS.format(n=n_items)
+        + "\n\nConversation history:\n"
+        + format_context(context, config)
+    )
+
+
+@dataclass
+class LLMOnlyResult:
+    sample_id: str
+    ranked_ids: list[str]
+    predicted: list[str] = field(default_factory=list)  # titles as the model wrote them
+    hallucinations: list[str] = field(default_factory=list)
+    non_titles: list[str] = field(default_factory=list)  # reply lines that are not titles
+    raw_reply: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cached: bool = False
+
+
+def not_an_llm(backend: str) -> InputError:
+    """The error for a ranker that cannot name movies itself (no free generation)."""
+    return InputError(
+        f"LLM-only evaluation needs an LLM backend ({', '.join(LLM_RANKER_NAMES)}); "
+        f"'{backend}' cannot name movies itself"
+    )
+
+
+def check_free_generation(backend: str, config: Any) -> None:
+    """In-process backends (local, llamacpp) may score titles instead of writing them."""
+    section = getattr(config, backend, None)
+    if getattr(section, "mode", None) == "loglik":
+        raise InputError(
+            f"LLM-only evaluation needs free generation; set ranker.{backend}.mode=generate"
+        )
+
+
+class CorpusTitles:
+    """Every corpus title, to match the titles an LLM named on its own."""
+
+    def __init__(self, corpus: Corpus, threshold: float = 0.85):
+        from rar.matching import TitleMatcher
+
+        self.corpus = corpus
+        self.threshold = threshold
+        movies = corpus.movies
+        self.matcher = TitleMatcher(
+            movies["title"].tolist(), movies["year"].tolist(), threshold=threshold
+        )
+
+    def parse(self, result: LLMOnlyResult) -> None:
+        """Fill a reply's ranked corpus ids, predicted titles, hallucinated titles and
+        non-title lines; which lines are title attempts is the ranker parser's structural rule."""
+        lines = reply_lines(result.raw_reply)
+        items = [text for text, tag in lines if tag == TITLE]
+        matches = self.matcher.match_many(items) if items else []
+        ranked: list[str] = []
+        hallucinations: list[str] = []
+        for text, match in zip(items, matches, strict=True):
+            if match is None:
+                hallucinations.append(text)
+                continue
+            cid = self.corpus.ids[match.index]
+            if cid not in ranked:
+                ranked.append(cid)
+        result.ranked_ids, result.predicted, result.hallucinations = ranked, items, hallucinations
+        result.non_titles = [text for text, tag in lines if tag != TITLE]
+        result.usage.update(n_items=len(items), n_matched=len(items) - len(hallucinations))
