@@ -16,7 +16,7 @@ CONTEXT = [Turn("seeker", "Hi! I'd like a funny romantic movie."), Turn("recomme
 
 @pytest.fixture(scope="module")
 def corpus(small_corpus):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     return Corpus.load(small_corpus)
 
