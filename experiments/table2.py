@@ -78,16 +78,13 @@ def main() -> None:
                         },
                         "data": {
                             "movielens": f"movielens/{dataset}",
-                            "corpus": args.corpus,
                             "max_eval_sessions": args.max_eval_sessions,
                         },
-                        "training": {
-                            "max_epochs": args.epochs,
-                            "max_steps_per_epoch": args.steps_per_epoch,
-                            "batch_size": args.batch_size,
-                            "lr": args.lr,
-                            "patience": args.patience,
-                        },
+                        "corpus": args.corpus,
+                        "optim": {"batch_size": args.batch_size, "lr": args.lr},
+                        "epochs": args.epochs,
+                        "max_steps_per_epoch": args.steps_per_epoch,
+                        "patience": args.patience,
                         "tracking": {"runs_dir": args.runs_dir},
                     }
                 )

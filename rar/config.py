@@ -160,6 +160,35 @@ def yaml_key_lines(text: str) -> dict[tuple[Any, ...], int]:
     return lines
 
 
+def moved_keys(model: type[BaseModel]) -> dict[str, str]:
+    """Old dotted key -> its new place, declared by a config class as `moved_keys`, so a YAML
+    written for an older layout gets told where each key went instead of only 'unknown key'."""
+    return dict(getattr(model, "moved_keys", {}))
+
+
+def _moved_lines(
+    model: type[BaseModel], loc: tuple[Any, ...], value: Any, origins: KeyOrigins | None
+) -> list[str]:
+    """One error line per old key at or under `loc` (empty when nothing there moved)."""
+    moved = moved_keys(model)
+    dotted = ".".join(map(str, loc))
+    if dotted in moved:
+        keys = [(loc, dotted)]
+    elif isinstance(value, dict) and any(k.startswith(dotted + ".") for k in moved):
+        keys = [((*loc, str(k)), f"{dotted}.{k}") for k in value]
+    else:
+        return []
+    lines = []
+    for key_loc, key in keys:
+        where = origins.where(key_loc) if origins is not None else None
+        at = f"{where}: " if where else ""
+        if key in moved:
+            lines.append(f"  {at}key '{key}' has moved: write it as '{moved[key]}'")
+        else:
+            lines.append(f"  {at}unknown key '{key}'")
+    return lines
+
+
 def format_validation_error(
     model: type[BaseModel],
     error: ValidationError,
@@ -173,7 +202,10 @@ def format_validation_error(
         dotted = ".".join(str(p) for p in loc)
         where = origins.where(loc) if origins is not None else None
         at = f"{where}: " if where else ""
-        if item["type"] == "extra_forbidden":
+        moved = _moved_lines(model, loc, item.get("input"), origins)
+        if item["type"] == "extra_forbidden" and moved:
+            lines.extend(moved)
+        elif item["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
@@ -232,6 +264,11 @@ def apply_overrides(
         node = data
         for depth, part in enumerate(parts):
             valid = _fields_at(model, tuple(parts[:depth]))
+            new = moved_keys(model).get(".".join(parts))
+            if valid and part not in valid and new is not None:
+                raise ConfigError(
+                    f"--set {text}: key '{'.'.join(parts)}' has moved: write it as '{new}'"
+                )
             if valid and part not in valid:
                 close = difflib.get_close_matches(part, valid, n=1, cutoff=0.5)
                 hint = f"; did you mean '{'.'.join([*parts[:depth], close[0]])}'?" if close else ""

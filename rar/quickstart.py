@@ -101,7 +101,7 @@ def run_quickstart(
         PretrainConfig,
         _config_path("pretrain_quickstart.yaml"),
         [
-            f"data.corpus={corpus_dir}",
+            f"corpus={corpus_dir}",
             f"tracking.runs_dir={runs_dir}",
             *overrides.get("pretrain", []),
         ],

@@ -45,12 +45,12 @@ def pretrained_run(small_corpus, data_dir, tmp_path_factory):
         PretrainConfig,
         ROOT / "configs" / "pretrain_quickstart.yaml",
         [
-            f"data.corpus={small_corpus}",
+            f"corpus={small_corpus}",
             f"tracking.runs_dir={runs}",
             "name=pre",
             "threads=1",
-            "training.max_epochs=1",
-            "training.max_steps_per_epoch=5",
+            "epochs=1",
+            "max_steps_per_epoch=5",
             "data.max_eval_sessions=200",
         ],
     )

@@ -219,3 +219,30 @@ def test_errors_name_the_yaml_line_or_the_set_override(tmp_path: Path) -> None:
         load_config(ExperimentConfig, overridden, ["epochs=lots"])
     assert "--set epochs=lots: field 'epochs'" in str(info.value)
     assert f"{overridden}:1" not in str(info.value)
+
+
+def test_keys_of_the_old_trainer_layouts_say_where_they_moved(tmp_path: Path) -> None:
+    from rar.retrievers.pretrain_config import PretrainConfig
+    from rar.rl.train_config import TrainConfig
+
+    old = tmp_path / "pretrain.yaml"
+    old.write_text("data:\n  corpus: corpus\ntraining:\n  lr: 0.002\n  max_epochs: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(PretrainConfig, old)
+    message = str(err.value)
+    assert f"{old}:2: key 'data.corpus' has moved: write it as 'corpus'" in message
+    assert f"{old}:4: key 'training.lr' has moved: write it as 'optim.lr'" in message
+    assert f"{old}:5: key 'training.max_epochs' has moved: write it as 'epochs'" in message
+    with pytest.raises(ConfigError, match="'training.lr' has moved: write it as 'optim.lr'"):
+        load_config(PretrainConfig, None, ["training.lr=0.1"])
+
+    rl = tmp_path / "train.yaml"
+    rl.write_text("pretrained_run: runs/pre\nbatch_size: 16\n")
+    with pytest.raises(
+        ConfigError, match=rf"{rl}:2: key 'batch_size' has moved: write it as 'optim.batch_size'"
+    ):
+        load_config(TrainConfig, rl)
+    assert (
+        load_config(TrainConfig, None, ["pretrained_run=x", "optim.batch_size=4"]).optim.batch_size
+        == 4
+    )

@@ -19,8 +19,8 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
         "--out", str(out),
         "--corpus", str(small_corpus),
         "--quiet",
-        "--set-pretrain", "training.max_epochs=1",
-        "--set-pretrain", "training.max_steps_per_epoch=5",
+        "--set-pretrain", "epochs=1",
+        "--set-pretrain", "max_steps_per_epoch=5",
         "--set-pretrain", "data.max_eval_sessions=100",
         "--set-train", "max_steps=4",
         "--set-train", "val_every=2",
@@ -28,7 +28,7 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
         "--set-train", "data.train_size=40",
         "--set-train", "data.val_size=20",
         "--set-train", "optim.warmup_steps=1",
-        "--set-train", "batch_size=4",
+        "--set-train", "optim.batch_size=4",
         "--set-evaluate", "max_samples=40",
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)

@@ -64,7 +64,7 @@ def _dpo_config(
         "data.val_size=4",
         "data.test_size=4",
         "data.evaluate_test=false",
-        "batch_size=2",
+        "optim.batch_size=2",
         f"max_steps={steps}",
         f"val_every={steps}",
         "validate_at_start=false",

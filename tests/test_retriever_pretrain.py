@@ -11,7 +11,11 @@ import torch
 from rar.data.movielens import Session
 from rar.retrievers import RetrieverConfig, build_retriever, load_retriever
 from rar.retrievers.pretrain import PretrainData, evaluate, evaluate_popularity, train_retriever
-from rar.retrievers.pretrain_config import PretrainConfig, PretrainTrainingConfig
+from rar.retrievers.pretrain_config import (
+    PretrainConfig,
+    PretrainLossConfig,
+    PretrainOptimConfig,
+)
 from rar.retrievers.ranking_eval import ranking_metrics
 from rar.retrievers.sequences import (
     SessionLinkStats,
@@ -90,9 +94,10 @@ def _setup(tmp_path, name="lrurec", max_epochs=3):
     data = PretrainData(_walks(200, 0), _walks(40, 1), _walks(40, 2), N_ITEMS)
     cfg = PretrainConfig(
         retriever=RetrieverConfig(name=name, d_model=16, max_len=8, dropout=0.1),
-        training=PretrainTrainingConfig(
-            batch_size=32, lr=5e-3, max_epochs=max_epochs, patience=5, num_negatives=10
-        ),
+        loss=PretrainLossConfig(num_negatives=10),
+        optim=PretrainOptimConfig(batch_size=32, lr=5e-3),
+        epochs=max_epochs,
+        patience=5,
     )
     return vectors, data, cfg
 
@@ -101,7 +106,7 @@ def _train(tmp_path, vectors, data, cfg, resume=False):
     torch.manual_seed(cfg.seed)
     model = build_retriever(cfg.retriever, vectors)
     run = Run.create("r", cfg, tmp_path / "runs", resume=resume)
-    best = train_retriever(model, data, cfg.training, run, cfg.seed, resume=resume, progress=False)
+    best = train_retriever(model, data, cfg, run, resume=resume, progress=False)
     return run, best
 
 
@@ -121,7 +126,7 @@ def test_training_learns_beats_popularity_and_keeps_best(tmp_path):
 def test_resume_continues_identically(tmp_path):
     vectors, data, cfg = _setup(tmp_path, max_epochs=3)
     straight, _ = _train(tmp_path / "a", vectors, data, cfg)
-    short = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_epochs": 2})})
+    short = cfg.model_copy(update={"epochs": 2})
     _train(tmp_path / "b", vectors, data, short)
     resumed, _ = _train(tmp_path / "b", vectors, data, cfg, resume=True)
     a, b = straight.history(), resumed.history()
@@ -132,8 +137,8 @@ def test_resume_continues_identically(tmp_path):
 
 def test_early_stopping_stops_after_patience(tmp_path):
     vectors, data, cfg = _setup(tmp_path, max_epochs=30)
-    cfg.training.lr = 1e-12  # nothing improves after the first evaluation
-    cfg.training.patience = 2
+    cfg.optim.lr = 1e-12  # nothing improves after the first evaluation
+    cfg.patience = 2
     run, best = _train(tmp_path, vectors, data, cfg)
     assert best["epoch"] == 0 and best["stopped_early"] is True
     assert best["step"] == run.history()[0]["step"]
@@ -152,7 +157,7 @@ def test_rar_pretrain_end_to_end_on_small_corpus(tmp_path, small_corpus, data_di
         "seed: 0\nthreads: 1\n"
         "retriever: {name: lrurec, d_model: 32, max_len: 16}\n"
         "data: {movielens: movielens/ml-100k, max_eval_sessions: 100}\n"
-        f"training: {{batch_size: 64, max_epochs: 2, max_steps_per_epoch: 5}}\n"
+        "optim: {batch_size: 64}\nepochs: 2\nmax_steps_per_epoch: 5\n"
         f"tracking: {{runs_dir: {tmp_path / 'runs'}}}\n"
     )
     result = CliRunner().invoke(

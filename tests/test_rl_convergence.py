@@ -77,7 +77,7 @@ def _config(small_corpus, pretrained_run, data_dir, runs_dir, *extra: str) -> Tr
             "data.train_size=32",
             "data.val_size=8",
             "data.test_size=8",
-            "batch_size=8",
+            "optim.batch_size=8",
             "threads=1",
             "optim.warmup_steps=0",
             f"tracking.runs_dir={runs_dir}",

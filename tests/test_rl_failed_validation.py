@@ -88,7 +88,7 @@ def test_a_validation_where_every_call_failed_stops_the_run(
                 "--set", f"tracking.runs_dir={tmp_path / 'runs'}",
                 "--set", "data.dataset=inspired", "--set", "data.train_size=8",
                 "--set", "data.val_size=6", "--set", "data.test_size=4",
-                "--set", "rl.method=sft", "--set", "rl.k=8", "--set", "batch_size=4",
+                "--set", "rl.method=sft", "--set", "rl.k=8", "--set", "optim.batch_size=4",
                 "--set", "max_steps=2", "--set", "validate_at_start=true", "--set", "threads=1",
                 "--set", "ranker.backend=openai", "--set", "ranker.model=fake-llm",
                 "--set", f"ranker.base_url={server.openai_base_url}",

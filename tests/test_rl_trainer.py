@@ -17,9 +17,10 @@ import yaml
 from rar.config import ConfigError, load_config
 from rar.data.linking import LinkedSample
 from rar.data.types import Mention, Sample
+from rar.optim import cosine_with_warmup
 from rar.rl.batches import make_batch
 from rar.rl.train_config import TrainConfig
-from rar.rl.trainer import cosine_with_warmup, subsample
+from rar.rl.trainer import subsample
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +87,7 @@ def _train_overrides(
         "data.train_size=24",
         "data.val_size=8",
         "data.test_size=8",
-        "batch_size=4",
+        "optim.batch_size=4",
         "max_steps=4",
         "val_every=4",
         "validate_at_start=false",

@@ -20,7 +20,7 @@ def pretrain(
         None, "--data-dir", help="Data directory (else $RAR_DATA_DIR, ./data)."
     ),
     corpus: Path | None = typer.Option(
-        None, "--corpus", help="Corpus directory (overrides data.corpus)."
+        None, "--corpus", help="Corpus directory (overrides `corpus`)."
     ),
     name: str | None = typer.Option(None, "--name", help="Run name (overrides `name`)."),
     resume: bool = typer.Option(
@@ -41,7 +41,7 @@ def pretrain(
 
         extra = list(overrides)
         if corpus is not None:
-            extra.append(f"data.corpus={corpus}")
+            extra.append(f"corpus={corpus}")
         if name is not None:
             extra.append(f"name={name}")
         cfg = load_config(PretrainConfig, config, extra)

@@ -46,24 +46,14 @@ def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[
 
 
 def corpus_from_run(run_dir: str | Path) -> str | None:
-    """The corpus directory a run was trained with (a `corpus` key anywhere in config.yaml)."""
+    """The corpus directory a run was trained with: the top-level `corpus` of its config.yaml
+    (the one key both `rar pretrain` and `rar train` read)."""
     file = Path(run_dir) / "config.yaml"
     if not file.is_file():
         return None
     data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-
-    def find(node: Any) -> str | None:
-        if isinstance(node, dict):
-            for key in ("corpus", "corpus_dir", "corpus_path"):
-                if isinstance(node.get(key), str):
-                    return node[key]
-            for value in node.values():
-                found = find(value)
-                if found:
-                    return found
-        return None
-
-    return find(data)
+    corpus = data.get("corpus") if isinstance(data, dict) else None
+    return corpus if isinstance(corpus, str) else None
 
 
 def run_label(run_dir: str | Path) -> str:

@@ -19,6 +19,7 @@ import torch
 
 from rar.atomic_files import atomic_torch_save
 from rar.errors import InputError, MissingPathError
+from rar.optim import adamw, clip_gradients
 from rar.progress import progress_bar
 from rar.retrievers.base import Retriever
 from rar.retrievers.checkpoint import (
@@ -27,7 +28,7 @@ from rar.retrievers.checkpoint import (
     retriever_state,
     save_retriever,
 )
-from rar.retrievers.pretrain_config import PretrainConfig, PretrainTrainingConfig
+from rar.retrievers.pretrain_config import PretrainConfig
 from rar.retrievers.ranking_eval import popularity_scores, ranking_metrics
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.sequences import (
@@ -136,17 +137,17 @@ def _training_state(
 def train_retriever(
     model: Retriever,
     data: PretrainData,
-    cfg: PretrainTrainingConfig,
+    config: PretrainConfig,
     run: Run,
-    seed: int,
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train with early stopping on val NDCG@10 (`patience` evaluations, one per epoch, without
     improvement); returns the best epoch's summary plus `stopped_early`."""
+    seed, loss_cfg, optim = config.seed, config.loss, config.optim
     windows = training_windows(data.train, model.config.max_len)
     model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = adamw(model.parameters(), optim)
     best = {"epoch": -1, "val/ndcg@10": -math.inf}
     bad_evals, start_epoch, step = 0, 0, 0
     last_path = run.last_checkpoint
@@ -160,11 +161,12 @@ def train_retriever(
         start_epoch, step = state["epoch"] + 1, state["step"]
         best, bad_evals = state["best"], state["bad_evals"]
         run.truncate_history(step)
-    steps_per_epoch = math.ceil(len(windows) / cfg.batch_size)
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    for epoch in range(start_epoch, cfg.max_epochs):
-        if bad_evals >= cfg.patience:
+    bs = optim.batch_size
+    steps_per_epoch = math.ceil(len(windows) / bs)
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    for epoch in range(start_epoch, config.epochs):
+        if bad_evals >= config.patience:
             break
         torch.manual_seed(seed * 100_003 + epoch)  # dropout; per epoch so --resume repeats it
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -173,23 +175,21 @@ def train_retriever(
         losses, started = [], time.perf_counter()
         bar = progress_bar(steps_per_epoch, f"epoch {epoch}", "step", enabled=progress, leave=False)
         for i in range(steps_per_epoch):
-            batch = left_pad(
-                [windows[j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
-            )
+            batch = left_pad([windows[j] for j in order[i * bs : (i + 1) * bs]])
             inputs, targets = model.training_pairs(batch, generator)
             loss = next_item_loss(
                 model,
                 inputs,
                 targets,
-                cfg.loss,
-                cfg.num_negatives,
-                cfg.in_batch_negatives,
-                cfg.max_in_batch_negatives,
+                loss_cfg.kind,
+                loss_cfg.num_negatives,
+                loss_cfg.in_batch_negatives,
+                loss_cfg.max_in_batch_negatives,
                 generator,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            clip_gradients(model, optim)
             optimizer.step()
             step += 1
             losses.append(loss.item())
@@ -197,7 +197,7 @@ def train_retriever(
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         bar.close()
         train_seconds = time.perf_counter() - started
-        val = evaluate(model, data.val, cfg.eval_batch_size)
+        val = evaluate(model, data.val, config.eval_batch_size)
         improved = val["ndcg@10"] > best["val/ndcg@10"]
         if improved:
             best = {"epoch": epoch, "step": step, **{f"val/{k}": v for k, v in val.items()}}
@@ -211,7 +211,7 @@ def train_retriever(
             train_loss=float(np.mean(losses)) if losses else None,
             train_seconds=round(train_seconds, 2),
             sequences_per_s=round(
-                min(len(windows), steps_per_epoch * cfg.batch_size) / max(train_seconds, 1e-9), 1
+                min(len(windows), steps_per_epoch * bs) / max(train_seconds, 1e-9), 1
             ),
             **{f"val/{k}": v for k, v in val.items()},
             best=improved,
@@ -227,7 +227,7 @@ def train_retriever(
         raise RuntimeError(
             "training finished without any evaluation (max_epochs reached on resume?)"
         )
-    return best | {"stopped_early": bad_evals >= cfg.patience}
+    return best | {"stopped_early": bad_evals >= config.patience}
 
 
 def pretrain(
@@ -260,10 +260,10 @@ def _pretrain(
 
     check_run_target(Path(config.tracking.runs_dir) / config.name, resume, overwrite)
     if corpus is None:
-        corpus_dir = Path(config.data.corpus)
+        corpus_dir = Path(config.corpus)
         if not corpus_dir.is_dir():
             raise MissingPathError(
-                f"corpus directory not found: {corpus_dir} (set data.corpus or --corpus)"
+                f"corpus directory not found: {corpus_dir} (set corpus or --corpus)"
             )
         corpus = Corpus.load(corpus_dir)
     ml_path = movielens_dir(config.data.movielens, data_dir)
@@ -271,7 +271,7 @@ def _pretrain(
         ml_path,
         corpus,
         config.seed,
-        config.training.min_session_length,
+        config.data.min_session_length,
         config.data.max_eval_sessions,
     )
     vectors = corpus.vectors()
@@ -289,14 +289,12 @@ def _pretrain(
     if not resume:  # a resumed run logged it when it started
         run.log(0, event="data", **{"data": data.stats})
     try:
-        best = train_retriever(
-            model, data, config.training, run, config.seed, resume=resume, progress=progress
-        )
+        best = train_retriever(model, data, config, run, resume=resume, progress=progress)
     except BaseException:
         run.discard_if_unstarted()  # a failure before the first epoch leaves nothing behind
         raise
     model = load_retriever(run.checkpoints / "best.pt", vectors)
-    bs = config.training.eval_batch_size
+    bs = config.eval_batch_size
     metrics: dict[str, Any] = {
         "retriever": config.retriever.name,
         "best_epoch": best["epoch"],

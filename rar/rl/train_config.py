@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.optim import OptimConfig
 from rar.rankers.ranker_config import RankerConfig
 from rar.rl.rl_config import RLConfig
 from rar.tracking import TrackingConfig
 
 
-class OptimConfig(ConfigModel):
+class TrainOptimConfig(OptimConfig):
     """AdamW with a cosine schedule and linear warm-up."""
 
     lr: float = Field(1e-4, gt=0, description="Peak learning rate (paper searches 5e-5 and 1e-4).")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(16, ge=1, description="Conversation samples per optimiser step.")
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps (paper: 100).")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Cosine floor as a fraction of lr.")
-    grad_clip: float | None = Field(1.0, gt=0, description="Clip the gradient norm (None = off).")
 
 
 class DataConfig(ConfigModel):
@@ -56,6 +58,9 @@ class DataConfig(ConfigModel):
 class TrainConfig(ConfigModel):
     """One RL post-training run of a pretrained retriever against a frozen ranker."""
 
+    # keys of the config shape before `rar train` and `rar pretrain` were made to agree
+    moved_keys: ClassVar[dict[str, str]] = {"batch_size": "optim.batch_size"}
+
     name: str = Field("train", description="Run name (directory under tracking.runs_dir).")
     seed: int = Field(0, description="Seed of data order, sampling, dropout and subsampling.")
     corpus: str = Field("corpus", description="Corpus directory (built by `rar build-corpus`).")
@@ -73,8 +78,9 @@ class TrainConfig(ConfigModel):
         default_factory=RankerConfig, description="The frozen ranker f_llm."
     )
     rl: RLConfig = Field(default_factory=RLConfig, description="Objective and sampling.")
-    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
-    batch_size: int = Field(16, ge=1, description="Conversation samples per optimiser step.")
+    optim: TrainOptimConfig = Field(
+        default_factory=TrainOptimConfig, description="Optimiser and schedule."
+    )
     epochs: float = Field(
         10.0,
         gt=0,

@@ -27,6 +27,7 @@ import torch
 from rar.atomic_files import atomic_torch_save, atomic_write_text
 from rar.data.linking import LinkedSample, link_samples
 from rar.errors import InputError, MissingPathError
+from rar.optim import adamw, clip_gradients, cosine_with_warmup
 from rar.pipeline import PipelineResult, run_pipeline
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
@@ -45,15 +46,6 @@ log = logging.getLogger("rar.rl")
 
 CHECKPOINT_FORMAT = "rar-rl-trainer-v1"
 RANKER_COUNTERS = ("calls", "retries", "cache_hits", "failures", "requests")
-
-
-def cosine_with_warmup(step: int, warmup: int, total: int, floor: float = 0.0) -> float:
-    """LR multiplier: linear warm-up to 1 over `warmup` steps, then cosine decay to `floor`."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
@@ -173,10 +165,8 @@ class RLTrainer:
             raise InputError(f"rl.k={self.rl.k} exceeds the corpus size {len(self.corpus_ids)}")
 
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params, lr=config.optim.lr, weight_decay=config.optim.weight_decay
-        )
-        self.steps_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
+        self.optimizer = adamw(params, config.optim)
+        self.steps_per_epoch = math.ceil(len(self.train_samples) / config.optim.batch_size)
         self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
         if config.max_steps is not None:  # a cap on the epoch budget
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -215,7 +205,7 @@ class RLTrainer:
     def batch_for_step(self, step: int) -> Batch:
         epoch, pos = divmod(step, self.steps_per_epoch)
         order = self.epoch_order(epoch)
-        bs = self.config.batch_size
+        bs = self.config.optim.batch_size
         idx = order[pos * bs : (pos + 1) * bs]
         return make_batch(
             [self.train_samples[i] for i in idx], self.row_of, self.model.config.max_len
@@ -323,11 +313,9 @@ class RLTrainer:
         loss = rl.nll_weight * nll + rl.rl_weight * rl_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.optim.grad_clip is not None:
-            norm = torch.nn.utils.clip_grad_norm_(
-                self.model.parameters(), self.config.optim.grad_clip
-            )
-            out["grad_norm"] = float(norm)
+        norm = clip_gradients(self.model, self.config.optim)
+        if norm is not None:
+            out["grad_norm"] = norm
         self.optimizer.step()
         self.scheduler.step()
         t_update = time.perf_counter() - t0
