@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rar.config import ConfigError, load_config
-from rar.retrievers import RETRIEVER_NAMES, RetrieverConfig, build_retriever
+from rar.retrievers import RETRIEVER_NAMES, RetrieverConfig, build_retriever, with_id_embedding
 from rar.retrievers.serving import FaissTopK
 from rar.retrievers.training_loss import next_item_loss
 
@@ -141,6 +141,33 @@ def test_id_embedding_only_for_seen_items(vectors):
     table = model.item_table()
     torch.testing.assert_close(table[1:5], text_only[1:5])
     assert not torch.allclose(table[0], text_only[0])
+
+
+def test_hybrid_item_table_added_to_a_text_only_model(vectors):
+    """with_id_embedding: same scores at first (zero init), then only seen items move."""
+    model = _model("lrurec", vectors)
+    history = torch.tensor([[0, 3, 7], [2, 5, 9]])
+    before = model.scores(history)
+    hybrid = with_id_embedding(model, [2, 4, 6], vectors).eval()
+    assert hybrid.config.use_id_embedding and int(hybrid.items.seen.sum()) == 3
+    torch.testing.assert_close(hybrid.scores(history), before)
+    opt = torch.optim.SGD([hybrid.items.id_embedding.weight], lr=1.0)
+    hybrid.train()
+    loss = -torch.log_softmax(hybrid.logits(history), -1)[:, 4].mean()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        moved = hybrid.item_table() - model.item_table()
+    assert moved[4].abs().sum() > 0
+    cold = [i for i in range(N_ITEMS) if i not in (2, 4, 6)]
+    assert torch.count_nonzero(moved[cold]) == 0  # cold items stay text-only
+
+
+def test_hybrid_item_table_keeps_an_existing_id_embedding(vectors):
+    model = _model("lrurec", vectors, use_id_embedding=True)
+    model.items.mark_seen(torch.tensor([1]))
+    same = with_id_embedding(model, [3], vectors)
+    assert same is model and same.items.seen[[1, 3]].all() and int(same.items.seen.sum()) == 2
 
 
 def test_item_table_cache_follows_parameter_updates(vectors):

@@ -5,7 +5,7 @@ Token convention: corpus row i <-> token i + 1, 0 = padding; histories are left-
 
 from rar.retrievers.base import Retriever, mask_history
 from rar.retrievers.checkpoint import load_pretrained_run, load_retriever, save_retriever
-from rar.retrievers.registry import RETRIEVERS, build_retriever
+from rar.retrievers.registry import RETRIEVERS, build_retriever, with_id_embedding
 from rar.retrievers.retriever_config import RETRIEVER_NAMES, RetrieverConfig
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "load_retriever",
     "mask_history",
     "save_retriever",
+    "with_id_embedding",
 ]

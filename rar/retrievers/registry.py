@@ -47,3 +47,28 @@ def build_retriever(config: RetrieverConfig, item_vectors: torch.Tensor | np.nda
         )
     config = config.model_copy(update={"d_text": int(item_vectors.shape[1])})
     return RETRIEVERS[config.name](config, item_vectors)
+
+
+def with_id_embedding(
+    model: Retriever, seen_rows: torch.Tensor | list[int], item_vectors: torch.Tensor | np.ndarray
+) -> Retriever:
+    """The hybrid item table: `model` with a learned ID embedding for `seen_rows` added to the
+    text projection (cold items stay text-only). A model without an ID embedding gets one
+    initialised to zero, so its scores are unchanged until training moves it; a model that
+    already has one keeps it and marks the extra rows as seen (their ID part starts at zero
+    when they were unseen, like every never-trained row of an embedding initialised here)."""
+    rows = torch.as_tensor(seen_rows, dtype=torch.long)
+    if model.config.use_id_embedding:
+        model.items.mark_seen(rows)
+        return model
+    rebuilt = build_retriever(
+        model.config.model_copy(update={"use_id_embedding": True}), item_vectors
+    )
+    missing, unexpected = rebuilt.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or set(missing) - {"items.id_embedding.weight", "items.seen"}:
+        raise ValueError(f"cannot add an ID embedding: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        rebuilt.items.id_embedding.weight.zero_()
+    rebuilt.items.mark_seen(rows)
+    rebuilt.train(model.training)
+    return rebuilt

@@ -9,6 +9,7 @@ from pydantic import Field
 from rar.config import ConfigModel
 from rar.optim import OptimConfig
 from rar.rankers.ranker_config import RankerConfig
+from rar.retrievers.retriever_config import RetrieverConfig
 from rar.rl.rl_config import RLConfig
 from rar.tracking import TrackingConfig
 
@@ -64,8 +65,20 @@ class TrainConfig(ConfigModel):
     name: str = Field("train", description="Run name (directory under tracking.runs_dir).")
     seed: int = Field(0, description="Seed of data order, sampling, dropout and subsampling.")
     corpus: str = Field("corpus", description="Corpus directory (built by `rar build-corpus`).")
-    pretrained_run: str = Field(
-        ..., description="Run directory of `rar pretrain` (checkpoints/best.pt)."
+    pretrained_run: str | None = Field(
+        ...,
+        description="Run directory of `rar pretrain` (checkpoints/best.pt); null = no "
+        "pretraining (a fresh retriever built from `retriever`).",
+    )
+    retriever: RetrieverConfig = Field(
+        default_factory=RetrieverConfig,
+        description="Architecture of the fresh retriever when pretrained_run is null (ignored "
+        "otherwise: a pretrained run brings its own).",
+    )
+    id_embedding: bool = Field(
+        False,
+        description="Hybrid item table: add a learned ID embedding (zero-initialised) for every "
+        "corpus item in the training split's histories and targets; cold items stay text-only.",
     )
     retriever_dropout: float | None = Field(
         0.1,

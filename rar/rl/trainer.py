@@ -144,7 +144,12 @@ class RLTrainer:
         from rar.retrievers import load_pretrained_run
 
         vectors = torch.tensor(np.asarray(corpus.vectors(), dtype=np.float32))
-        model = load_pretrained_run(config.pretrained_run, corpus)
+        if config.pretrained_run is None:
+            from rar.retrievers import build_retriever
+
+            model = build_retriever(config.retriever, vectors)
+        else:
+            model = load_pretrained_run(config.pretrained_run, corpus)
         if config.retriever_dropout is not None:
             model = with_dropout(model, config.retriever_dropout, vectors)
         self.model = model
@@ -159,6 +164,13 @@ class RLTrainer:
         if not self.train_samples:
             raise InputError(f"no linked training samples for dataset '{config.data.dataset}'")
         self.val_samples = self.splits.get("val", [])
+        if config.id_embedding:  # hybrid item table: ID embedding for the items seen in training
+            from rar.retrievers import with_id_embedding
+
+            seen = {
+                self.row_of[c] for s in self.train_samples for c in s.history_ids + s.target_ids
+            }
+            self.model = with_id_embedding(self.model, sorted(seen), vectors)
 
         self.rl = config.rl
         if self.rl.k > len(self.corpus_ids):
