@@ -76,7 +76,8 @@ def test_quick_budget_and_cli_overrides_apply():
     t3 = load_config(SweepConfig, EXPERIMENTS / "configs" / "table3_dpo_vs_grpo.yaml")
     full, full_name = _resolve(t3, "GRPO")
     quick, quick_name = _resolve(t3, "GRPO", _args(quick=True, max_steps=7))
-    assert full.max_steps is None and full.data.train_size is None  # every training sample
+    assert full.data.train_size is None  # every training sample
+    assert full.max_steps is None or full.max_steps >= 1000  # a budget that converges
     assert full.patience is not None  # trained to convergence, early stopping
     assert quick.max_steps == 7 and quick.data.train_size == 1000
     assert quick.rl.group_size == 8 and quick_name != full_name
