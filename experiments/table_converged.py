@@ -27,10 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-try:  # the metrics module moves to rar/metrics.py
-    from rar.metrics import ndcg_at_k, paired_bootstrap, recall_at_k
-except ImportError:  # pragma: no cover
-    from rar.evaluation.metrics import ndcg_at_k, paired_bootstrap, recall_at_k
+from rar.metrics import ndcg_at_k, paired_bootstrap, recall_at_k
 
 CUTS = (("N@5", ndcg_at_k, 5), ("R@5", recall_at_k, 5), ("N@10", ndcg_at_k, 10))
 CUTS += (("R@10", recall_at_k, 10),)
@@ -63,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from _common import load_corpus
     from ranker_vs_retriever_order import load_text_cache, save_text_cache
 
+    from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.linking import link_samples
     from rar.paths import resolve_data_dir
     from rar.rankers import RankerConfig, RankRequest
     from rar.rankers.fit_ranker import retrieve_top_k, select_retriever_weight
