@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def probe_requests(corpus_dir: Path, data_dir: Path, n: int):
     from rar.corpus import Corpus
     from rar.data.registry import load_conversation_samples
-    from rar.rankers.probe import build_probe
+    from rar.evaluation.probe import build_probe
 
     corpus = Corpus.load(corpus_dir)
     samples = load_conversation_samples("redial", data_dir, "test")

@@ -182,9 +182,9 @@ def bench_semantic(corpus_dir: Path, data_dir: Path, max_samples: int) -> dict:
 
     from rar.corpus import Corpus
     from rar.data.registry import load_conversation_samples
+    from rar.evaluation.probe import build_probe
     from rar.metrics import paired_bootstrap, sample_metrics
     from rar.rankers import RankerConfig, build_ranker
-    from rar.rankers.probe import build_probe
 
     torch.set_num_threads(1)  # the machine is shared; one thread is faster under contention
     corpus = Corpus.load(corpus_dir)

@@ -14,7 +14,8 @@ from servers.llm_server import FakeLLMServer
 from typer.testing import CliRunner
 
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import SystemSpec, evaluate_systems, load_records
+from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+from rar.evaluation.results import load_records
 from rar.metrics import ndcg_at_k, recall_at_k
 from rar.rankers import RankerConfig, build_ranker
 

@@ -46,8 +46,8 @@ def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
     import torch
 
     from rar.data.registry import load_conversation_samples
+    from rar.evaluation.probe import build_probe
     from rar.metrics import paired_bootstrap, sample_metrics
-    from rar.rankers.probe import build_probe
 
     torch.set_num_threads(1)
     corpus = Corpus.load(small_corpus)

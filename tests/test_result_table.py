@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from rar.evaluation.evaluator import summary_table
+from rar.evaluation.result_table import summary_table
 
 METRICS = {"ndcg@5": 0.1234, "recall@5": 0.2345, "ndcg@10": 0.1456, "recall@10": 0.3456}
 CI = {k: {"se": 0.01, "ci_low": v - 0.02, "ci_high": v + 0.02} for k, v in METRICS.items()}

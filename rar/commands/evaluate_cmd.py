@@ -135,8 +135,9 @@ def evaluate(
         if markdown_out is not None:
             markdown_out.parent.mkdir(parents=True, exist_ok=True)
             markdown_out.write_text(text, encoding="utf-8")
-        from rar.evaluation.evaluator import samples_summary, summary_table
         from rar.evaluation.failed_calls import check_failed_calls
+        from rar.evaluation.markdown import samples_summary
+        from rar.evaluation.result_table import summary_table
 
         data = report.to_dict()
         console.print(summary_table(data))

@@ -37,7 +37,7 @@ def quickstart(
     ranker on ReDial, evaluate retriever-only vs SFT vs RAR on the held-back test split, and
     write the reports. Stages that already finished are reused (use --fresh to redo them)."""
     with user_errors():
-        from rar.evaluation.evaluator import samples_summary
+        from rar.evaluation.markdown import samples_summary
         from rar.evaluation.result_table import ResultTable
         from rar.paths import resolve_data_dir
         from rar.quickstart import headline_rows, run_quickstart

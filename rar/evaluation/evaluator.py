@@ -11,18 +11,16 @@ Python entry point (what `rar evaluate` and `rar quickstart` call)::
                               EvaluateConfig(k=25), out_dir=run_dir / "eval" / "redial-test")
     print(report.to_markdown())
 
-The per-sample JSONL files it writes (`samples/<system>.jsonl`) are what the reports and the
-paired bootstrap read.
+This module is the loop; what it returns and writes is `rar.evaluation.results`, the markdown
+`rar.evaluation.markdown`, the terminal table `rar.evaluation.result_table`.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,19 +28,13 @@ import numpy as np
 
 from rar.data.linking import LinkedSample, SampleLinkStats, link_samples
 from rar.data.types import Sample
-from rar.errors import InputError, MissingPathError, UnknownKeyError
+from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.failed_calls import failed_share
+from rar.evaluation.results import EvaluationReport, SystemResult
 from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
-
-EVALUATION_JSON = "evaluation.json"
-EVALUATION_MD = "evaluation.md"
-SAMPLES_DIR = "samples"
-HEADLINE = ("ndcg@5", "recall@5", "ndcg@10", "recall@10")
-SHORT = {"ndcg": "N", "recall": "R", "mrr": "MRR", "hit": "Hit"}
 
 
 @dataclass
@@ -61,99 +53,6 @@ class SystemSpec:
         if self.retriever is None:
             return "llm-only"
         return "retriever" if self.ranker is None else "retriever+ranker"
-
-
-@dataclass
-class SystemResult:
-    name: str
-    kind: str
-    metrics: dict[str, float]
-    metrics_ci: dict[str, dict[str, float]]
-    num_samples: int
-    records: list[dict[str, Any]] = field(repr=False, default_factory=list)
-    ranker: dict[str, Any] | None = None
-    source: str = ""
-    seconds: float = 0.0
-    samples_file: str | None = None
-    failed_samples: int | None = None  # samples whose ranker call failed (None: no ranker)
-    first_error: str | None = None  # one failed call's message, to show the user
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "metrics": self.metrics,
-            "metrics_ci": self.metrics_ci,
-            "num_samples": self.num_samples,
-            "source": self.source,
-            "seconds": round(self.seconds, 3),
-        }
-        if self.failed_samples is not None:
-            out["failed_samples"] = self.failed_samples
-            out["failed_share"] = failed_share(self.failed_samples, self.num_samples)
-            if self.first_error:
-                out["first_error"] = self.first_error
-        if self.ranker is not None:
-            out["ranker"] = self.ranker
-        if self.samples_file:
-            out["samples_file"] = self.samples_file
-        return out
-
-
-@dataclass
-class EvaluationReport:
-    dataset: str
-    split: str
-    data_source: str
-    k: int
-    ks: list[int]
-    link_stats: SampleLinkStats
-    systems: list[SystemResult]
-    out_dir: Path | None = None
-    data_path: str = ""  # the file or directory the samples came from (reports reload it)
-    corpus_dir: str = ""
-
-    def system(self, name: str) -> SystemResult:
-        for result in self.systems:
-            if result.name == name:
-                return result
-        raise KeyError(
-            f"no system named '{name}' (have: {', '.join(s.name for s in self.systems)})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "split": self.split,
-            "data_source": self.data_source,
-            "data_path": self.data_path,
-            "corpus_dir": self.corpus_dir,
-            "k": self.k,
-            "ks": self.ks,
-            "samples": self.link_stats.as_dict(),
-            "systems": {s.name: s.summary() for s in self.systems},
-        }
-
-    def to_markdown(self) -> str:
-        return render_markdown(self.to_dict())
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write evaluation.json, evaluation.md and samples/<system>.jsonl into `out_dir`."""
-        out = Path(out_dir)
-        (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-        for result in self.systems:
-            name = f"{SAMPLES_DIR}/{slug(result.name)}.jsonl"
-            with (out / name).open("w", encoding="utf-8") as handle:
-                for record in result.records:
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            result.samples_file = name
-        (out / EVALUATION_JSON).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        (out / EVALUATION_MD).write_text(self.to_markdown(), encoding="utf-8")
-        self.out_dir = out
-        return out
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
 
 
 class Evaluator:
@@ -319,10 +218,6 @@ def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
 def _metric_order(per_sample: dict[str, Any]) -> list[str]:
     def key(name: str) -> tuple[int, int]:
         family, _, cut = name.partition("@")
@@ -414,180 +309,3 @@ def evaluate_systems(
     if out_dir is not None:
         report.save(out_dir)
     return report
-
-
-# ---- rendering ---------------------------------------------------------------------------
-def _label(key: str) -> str:
-    family, _, cut = key.partition("@")
-    return f"{SHORT.get(family, family)}@{cut}" if cut else key
-
-
-def samples_summary(s: dict[str, Any]) -> str:
-    """'150 samples evaluated (of 484 linked; 485 loaded, 1 dropped with no target in the
-    corpus)' from evaluation.json's "samples" dict.
-
-    The first figure is what the metrics average over (after `max_samples`), not the split."""
-    kept = s.get("samples_kept", "?")
-    evaluated = s.get("samples_evaluated", kept)  # files written before the field existed
-    return (
-        f"{evaluated} samples evaluated (of {kept} linked; {s.get('samples_in', '?')} loaded, "
-        f"{s.get('dropped_no_linked_target', 0)} dropped with no target in the corpus)"
-    )
-
-
-def _failed_cell(system: dict[str, Any]) -> str:
-    """'3 (30.0%)' for a system with a ranker, '–' for a retriever alone."""
-    failed = system.get("failed_samples")
-    if failed is None:
-        return "–"
-    return f"{failed} ({failed_share(failed, system.get('num_samples') or 0):.1%})"
-
-
-def render_markdown(data: dict[str, Any]) -> str:
-    """Markdown tables from an evaluation.json dict (paper columns first, then CIs, then costs)."""
-    systems: dict[str, Any] = data["systems"]
-    s = data.get("samples", {})
-    lines = [
-        f"# Evaluation: {data.get('dataset', '')} ({data.get('split', '')})",
-        "",
-        f"Data: `{data.get('data_source', '')}`; {samples_summary(s)}; "
-        f"{s.get('targets_unlinked', 0)} of {s.get('targets', 0)} target mentions "
-        f"and {s.get('history_unlinked', 0)} of {s.get('history_mentions', 0)} history mentions unlinked. "
-        f"Retrieved candidates k = {data.get('k')}.",
-        "",
-    ]
-    head = [k for k in HEADLINE if any(k in v["metrics"] for v in systems.values())]
-    lines += [
-        "| system | " + " | ".join(_label(k) for k in head) + " | samples | failed calls |",
-        "|---|" + "---:|" * (len(head) + 2),
-    ]
-    for name, v in systems.items():
-        vals = " | ".join(f"{v['metrics'].get(k, float('nan')):.4f}" for k in head)
-        lines.append(f"| {name} | {vals} | {v['num_samples']} | {_failed_cell(v)} |")
-    if any(v.get("failed_samples") for v in systems.values()):
-        lines += [
-            "",
-            "**Failed ranker calls:** a sample whose ranker call failed is scored as a miss "
-            "(0 on every metric), not as the retriever's order.",
-        ]
-    all_keys: list[str] = []
-    for v in systems.values():
-        all_keys += [k for k in v["metrics"] if k not in all_keys]
-    lines += ["", "## All metrics (mean ± standard error, [95% CI])", ""]
-    lines += ["| system | metric | mean | se | 95% CI |", "|---|---|---:|---:|---|"]
-    for name, v in systems.items():
-        for key in all_keys:
-            if key not in v["metrics"]:
-                continue
-            ci = v["metrics_ci"][key]
-            lines.append(
-                f"| {name} | {_label(key)} | {v['metrics'][key]:.4f} | {_fmt(ci['se'])} | "
-                f"[{_fmt(ci['ci_low'])}, {_fmt(ci['ci_high'])}] |"
-            )
-    rankers = {n: v["ranker"] for n, v in systems.items() if v.get("ranker")}
-    if rankers:
-        lines += [
-            "",
-            "## Ranker usage",
-            "",
-            "Hallucination rate: listed titles matching no candidate, per title attempt; "
-            "non-title lines (chatter, headers) are counted apart. Appended: share of candidates "
-            "an LLM left out; they score as misses unless `parser.score_appended` is set.",
-            "",
-        ]
-        lines += [
-            "| system | backend | calls | cache hits | failures | prompt tokens | completion tokens "
-            "| cost (USD) | hallucination rate | non-title lines | appended | seconds |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for name, r in rankers.items():
-            backend = r.get("backend", "")
-            if r.get("model") and backend != "semantic":
-                backend += f" ({r['model']})"
-            lines.append(
-                f"| {name} | {backend} | {r.get('calls', 0)} | {r.get('cache_hits', 0)} | "
-                f"{r.get('failures', 0)} | {r.get('prompt_tokens', 0)} | {r.get('completion_tokens', 0)} | "
-                f"{r.get('cost_usd', 0.0):.4f} | {r.get('hallucination_rate', 0.0):.2%} | "
-                f"{r.get('non_title_lines', 0)} | {r.get('appended_share', 0.0):.1%} | "
-                f"{systems[name].get('seconds', 0):.1f} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def load_evaluation(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """An evaluation.json (or the directory holding it) -> (data, directory)."""
-    path = Path(path)
-    file = path / EVALUATION_JSON if path.is_dir() else path
-    if not file.is_file():
-        raise MissingPathError(f"no {EVALUATION_JSON} at {path}; run `rar evaluate` first")
-    return json.loads(file.read_text(encoding="utf-8")), file.parent
-
-
-def load_records(
-    eval_dir: str | Path, system: str, data: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """The per-sample records one system wrote."""
-    eval_dir = Path(eval_dir)
-    if data is None:
-        data, eval_dir = load_evaluation(eval_dir)
-    if system not in data["systems"]:
-        raise UnknownKeyError(
-            f"no system '{system}' in {eval_dir} (have: {', '.join(data['systems'])})"
-        )
-    rel = data["systems"][system].get("samples_file") or f"{SAMPLES_DIR}/{slug(system)}.jsonl"
-    file = eval_dir / rel
-    if not file.is_file():
-        raise MissingPathError(f"{file} is missing; rerun `rar evaluate`")
-    out = []
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{file}:{number}: not valid JSON ({exc})") from exc
-    return out
-
-
-def summary_table(data: dict[str, Any] | EvaluationReport, title: str | None = None):
-    """The terminal table: N@5 R@5 N@10 R@10 with 95% CI half-widths, failed ranker calls
-    (count and share) and ranker calls / cache hits; the sample count is in the title. System names are never cut (see
-    `rar.evaluation.result_table`)."""
-    from rar.evaluation.result_table import ResultTable
-
-    if isinstance(data, EvaluationReport):
-        data = data.to_dict()
-    systems: dict[str, Any] = data["systems"]
-    evaluated = {v["num_samples"] for v in systems.values()}  # every system sees the same samples
-    n = evaluated.pop() if len(evaluated) == 1 else "?"
-    table = ResultTable(
-        title
-        or f"{data.get('dataset', '')} ({data.get('split', '')}), {n} samples, k = {data.get('k')}",
-        [_label(key) for key in HEADLINE] + ["failed", "calls/hits"],
-    )
-    for name, v in systems.items():
-        cells: list[tuple[str, str | None]] = []
-        for key in HEADLINE:
-            mean = v["metrics"].get(key)
-            ci = v["metrics_ci"].get(key, {})
-            half = (
-                (ci["ci_high"] - ci["ci_low"]) / 2
-                if ci.get("ci_high") is not None and ci.get("ci_low") is not None
-                else None
-            )
-            cells.append(
-                ("n/a", None)
-                if mean is None
-                else (f"{mean:.4f}", f"±{half:.4f}" if half is not None else None)
-            )
-        failed = v.get("failed_samples")
-        cells.append(
-            ("–", None)
-            if failed is None
-            else (str(failed), f"{failed_share(failed, v['num_samples']):.0%}")
-        )
-        r = v.get("ranker")
-        cells.append((f"{r.get('calls', 0)}/{r.get('cache_hits', 0)}" if r else "–", None))
-        table.add_row(name, cells)
-    return table

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
+
+from rar.evaluation.failed_calls import failed_share
+from rar.evaluation.markdown import HEADLINE, metric_label
+
+if TYPE_CHECKING:
+    from rar.evaluation.results import EvaluationReport
 
 
 @dataclass
@@ -84,3 +91,44 @@ class ResultTable:
         if labelled:
             for label, row in zip(self.labels(), self.rows, strict=True):
                 yield Text(f"{label} = {row.name}", overflow="fold")
+
+
+def summary_table(data: dict[str, Any] | EvaluationReport, title: str | None = None) -> ResultTable:
+    """The terminal table: N@5 R@5 N@10 R@10 with 95% CI half-widths, failed ranker calls
+    (count and share) and ranker calls / cache hits; the sample count is in the title. System names are never cut (see
+    `rar.evaluation.result_table`)."""
+    if not isinstance(data, dict):  # an EvaluationReport
+        data = data.to_dict()
+    systems: dict[str, Any] = data["systems"]
+    evaluated = {v["num_samples"] for v in systems.values()}  # every system sees the same samples
+    n = evaluated.pop() if len(evaluated) == 1 else "?"
+    table = ResultTable(
+        title
+        or f"{data.get('dataset', '')} ({data.get('split', '')}), {n} samples, k = {data.get('k')}",
+        [metric_label(key) for key in HEADLINE] + ["failed", "calls/hits"],
+    )
+    for name, v in systems.items():
+        cells: list[tuple[str, str | None]] = []
+        for key in HEADLINE:
+            mean = v["metrics"].get(key)
+            ci = v["metrics_ci"].get(key, {})
+            half = (
+                (ci["ci_high"] - ci["ci_low"]) / 2
+                if ci.get("ci_high") is not None and ci.get("ci_low") is not None
+                else None
+            )
+            cells.append(
+                ("n/a", None)
+                if mean is None
+                else (f"{mean:.4f}", f"±{half:.4f}" if half is not None else None)
+            )
+        failed = v.get("failed_samples")
+        cells.append(
+            ("–", None)
+            if failed is None
+            else (str(failed), f"{failed_share(failed, v['num_samples']):.0%}")
+        )
+        r = v.get("ranker")
+        cells.append((f"{r.get('calls', 0)}/{r.get('cache_hits', 0)}" if r else "–", None))
+        table.add_row(name, cells)
+    return table

@@ -13,7 +13,8 @@ import yaml
 from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import EvaluationReport, SystemSpec, evaluate_systems
+from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+from rar.evaluation.results import EvaluationReport
 from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
 
 if TYPE_CHECKING:

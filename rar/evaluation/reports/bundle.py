@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from rar.evaluation.evaluator import slug
 from rar.evaluation.reports.common import default_out_dir, find_evaluations
 from rar.evaluation.reports.compare import compare_report
 from rar.evaluation.reports.hallucination import hallucination_report
 from rar.evaluation.reports.popularity import popularity_report
+from rar.evaluation.results import slug
 
 
 def standard_reports(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rar.errors import MissingPathError, UnknownKeyError
-from rar.evaluation.evaluator import EVALUATION_JSON, load_evaluation, load_records
+from rar.evaluation.results import EVALUATION_JSON, load_evaluation, load_records
 
 
 @dataclass

@@ -1,0 +1,112 @@
+"""evaluation.md: the paper's columns first, then every metric with its CI, then ranker costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rar.evaluation.failed_calls import failed_share
+
+HEADLINE = ("ndcg@5", "recall@5", "ndcg@10", "recall@10")
+SHORT = {"ndcg": "N", "recall": "R", "mrr": "MRR", "hit": "Hit"}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def metric_label(key: str) -> str:
+    """'N@10' for 'ndcg@10'."""
+    family, _, cut = key.partition("@")
+    return f"{SHORT.get(family, family)}@{cut}" if cut else key
+
+
+def samples_summary(s: dict[str, Any]) -> str:
+    """'150 samples evaluated (of 484 linked; 485 loaded, 1 dropped with no target in the
+    corpus)' from evaluation.json's "samples" dict.
+
+    The first figure is what the metrics average over (after `max_samples`), not the split."""
+    kept = s.get("samples_kept", "?")
+    evaluated = s.get("samples_evaluated", kept)  # files written before the field existed
+    return (
+        f"{evaluated} samples evaluated (of {kept} linked; {s.get('samples_in', '?')} loaded, "
+        f"{s.get('dropped_no_linked_target', 0)} dropped with no target in the corpus)"
+    )
+
+
+def _failed_cell(system: dict[str, Any]) -> str:
+    """'3 (30.0%)' for a system with a ranker, '–' for a retriever alone."""
+    failed = system.get("failed_samples")
+    if failed is None:
+        return "–"
+    return f"{failed} ({failed_share(failed, system.get('num_samples') or 0):.1%})"
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """Markdown tables from an evaluation.json dict (paper columns first, then CIs, then costs)."""
+    systems: dict[str, Any] = data["systems"]
+    s = data.get("samples", {})
+    lines = [
+        f"# Evaluation: {data.get('dataset', '')} ({data.get('split', '')})",
+        "",
+        f"Data: `{data.get('data_source', '')}`; {samples_summary(s)}; "
+        f"{s.get('targets_unlinked', 0)} of {s.get('targets', 0)} target mentions "
+        f"and {s.get('history_unlinked', 0)} of {s.get('history_mentions', 0)} history mentions unlinked. "
+        f"Retrieved candidates k = {data.get('k')}.",
+        "",
+    ]
+    head = [k for k in HEADLINE if any(k in v["metrics"] for v in systems.values())]
+    lines += [
+        "| system | " + " | ".join(metric_label(k) for k in head) + " | samples | failed calls |",
+        "|---|" + "---:|" * (len(head) + 2),
+    ]
+    for name, v in systems.items():
+        vals = " | ".join(f"{v['metrics'].get(k, float('nan')):.4f}" for k in head)
+        lines.append(f"| {name} | {vals} | {v['num_samples']} | {_failed_cell(v)} |")
+    if any(v.get("failed_samples") for v in systems.values()):
+        lines += [
+            "",
+            "**Failed ranker calls:** a sample whose ranker call failed is scored as a miss "
+            "(0 on every metric), not as the retriever's order.",
+        ]
+    all_keys: list[str] = []
+    for v in systems.values():
+        all_keys += [k for k in v["metrics"] if k not in all_keys]
+    lines += ["", "## All metrics (mean ± standard error, [95% CI])", ""]
+    lines += ["| system | metric | mean | se | 95% CI |", "|---|---|---:|---:|---|"]
+    for name, v in systems.items():
+        for key in all_keys:
+            if key not in v["metrics"]:
+                continue
+            ci = v["metrics_ci"][key]
+            lines.append(
+                f"| {name} | {metric_label(key)} | {v['metrics'][key]:.4f} | {_fmt(ci['se'])} | "
+                f"[{_fmt(ci['ci_low'])}, {_fmt(ci['ci_high'])}] |"
+            )
+    rankers = {n: v["ranker"] for n, v in systems.items() if v.get("ranker")}
+    if rankers:
+        lines += [
+            "",
+            "## Ranker usage",
+            "",
+            "Hallucination rate: listed titles matching no candidate, per title attempt; "
+            "non-title lines (chatter, headers) are counted apart. Appended: share of candidates "
+            "an LLM left out; they score as misses unless `parser.score_appended` is set.",
+            "",
+        ]
+        lines += [
+            "| system | backend | calls | cache hits | failures | prompt tokens | completion tokens "
+            "| cost (USD) | hallucination rate | non-title lines | appended | seconds |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in rankers.items():
+            backend = r.get("backend", "")
+            if r.get("model") and backend != "semantic":
+                backend += f" ({r['model']})"
+            lines.append(
+                f"| {name} | {backend} | {r.get('calls', 0)} | {r.get('cache_hits', 0)} | "
+                f"{r.get('failures', 0)} | {r.get('prompt_tokens', 0)} | {r.get('completion_tokens', 0)} | "
+                f"{r.get('cost_usd', 0.0):.4f} | {r.get('hallucination_rate', 0.0):.2%} | "
+                f"{r.get('non_title_lines', 0)} | {r.get('appended_share', 0.0):.1%} | "
+                f"{systems[name].get('seconds', 0):.1f} |"
+            )
+    return "\n".join(lines) + "\n"
