@@ -1,4 +1,5 @@
-"""Small helpers shared by the paper-table scripts: flags, mean ± se, and writing JSON + markdown.
+"""Small helpers shared by the paper-table scripts: flags, mean ± se cells, and writing JSON +
+markdown (the mean and standard error themselves come from `rar.metrics.summarize`).
 
 The scripts stay thin drivers over the project's APIs; what they share (the flags every table
 takes, how a cell is printed, where results go) lives here so every table reads the same way.
@@ -66,15 +67,6 @@ def check_pretrained(run_dir: str | Path) -> Path:
             "`rar pretrain --config configs/pretrain_quickstart.yaml --corpus CORPUS`"
         )
     return run_dir
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (NaN se for a single value)."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else float("nan")
-    return float(arr.mean()), se
 
 
 def cell(mean: float | None, se: float | None = None) -> str:

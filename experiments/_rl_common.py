@@ -1,4 +1,4 @@
-"""Shared driver of the RL ablation tables (paper Tables 3, 4 and 5).
+"""The one driver of the RL tables (the RL rows of paper Table 1, and Tables 3, 4 and 5).
 
 A sweep (YAML in experiments/configs/) names a base training config per dataset and a few
 variants, each a list of `--set` overrides (e.g. `rl.method=grpo`). For every dataset x
@@ -28,7 +28,6 @@ from _common import (
     check_pretrained,
     load_corpus,
     markdown_table,
-    mean_se,
     paper_rows,
     setup,
     write_outputs,
@@ -210,7 +209,8 @@ def run_sweep(description: str, sweep_file: str, stem: str) -> None:
             cells = []
             for m in METRICS:
                 if len(runs) > 1:
-                    cells.append(cell(*mean_se([f[f"test/{m}"] for f in finals])))
+                    s = summarize([f[f"test/{m}"] for f in finals])
+                    cells.append(cell(s.mean, s.se))
                 else:
                     s = summarize(np.asarray(runs[0]["per_sample"][m], dtype=float))
                     cells.append(cell(s.mean, s.se))
@@ -234,7 +234,7 @@ def run_sweep(description: str, sweep_file: str, stem: str) -> None:
                     }
                     for r, s in zip(runs, seeds, strict=True)
                 ],
-                "mean": {m: mean_se([f[f"test/{m}"] for f in finals])[0] for m in METRICS},
+                "mean": {m: summarize([f[f"test/{m}"] for f in finals]).mean for m in METRICS},
             }
         ref = sweep.compare_to
         if ref in per_variant_ndcg:

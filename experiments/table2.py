@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
-import numpy as np
+from _common import cell
+
+from rar.metrics import summarize
 
 MODELS = ("gru4rec", "bert4rec", "sasrec", "fmlprec", "lrurec")
 DATASETS = ("ml-latest-small", "ml-100k")
@@ -24,9 +25,9 @@ KEYS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 
 
 def mean_se(values: list[float]) -> str:
-    arr = np.asarray(values, dtype=float)
-    se = arr.std(ddof=1) / math.sqrt(len(arr)) if len(arr) > 1 else float("nan")
-    return f"{arr.mean():.4f} ± {se:.4f}" if len(arr) > 1 else f"{arr.mean():.4f}"
+    """`mean ± se` over seeds (`rar.metrics.summarize`; the mean alone for one seed)."""
+    s = summarize(values)
+    return cell(s.mean, s.se)
 
 
 def main() -> None:

@@ -27,7 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rar.metrics import ndcg_at_k, paired_bootstrap, recall_at_k
+from _common import cell
+
+from rar.metrics import ndcg_at_k, paired_bootstrap, recall_at_k, summarize
 
 CUTS = (("N@5", ndcg_at_k, 5), ("R@5", recall_at_k, 5), ("N@10", ndcg_at_k, 10))
 CUTS += (("R@10", recall_at_k, 10),)
@@ -144,12 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for metric, _, _ in CUTS:
             values = [s[metric] for s in sys_["seeds"]]
-            if len(values) == 1:  # deterministic: se over samples
-                v = values[0]
-                cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) / np.sqrt(len(v)):.4f}")
-            else:  # se over seeds
-                m = np.array([v.mean() for v in values])
-                cells.append(f"{m.mean():.4f} ± {m.std(ddof=1) / np.sqrt(len(m)):.4f}")
+            # deterministic: se over samples; else se over seeds
+            summary = summarize(values[0] if len(values) == 1 else [v.mean() for v in values])
+            cells.append(cell(summary.mean, summary.se))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(sys_['seeds'])} |")
         out_json["systems"][name] = {
             "note": sys_["note"],
