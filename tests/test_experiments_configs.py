@@ -14,12 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
-from _common import cell, markdown_table, mean_se  # noqa: E402
+from _common import cell, markdown_table  # noqa: E402
 from _rl_common import SweepConfig, resolve_config  # noqa: E402
 
 from rar.config import ConfigError, load_config  # noqa: E402
+from rar.metrics import summarize  # noqa: E402
 
-SWEEPS = ("table3_dpo_vs_grpo", "table4_simpo_vs_dpo", "table5_beta_sweep")
+SWEEPS = ("table_rl", "table3_dpo_vs_grpo", "table4_simpo_vs_dpo", "table5_beta_sweep")
 
 
 def _args(quick: bool = False, **extra) -> argparse.Namespace:
@@ -63,8 +64,11 @@ def test_every_variant_resolves_to_the_intended_method(stem):
 
 
 def test_same_experiment_shares_a_run_across_tables():
-    t3, t4, t5 = (load_config(SweepConfig, EXPERIMENTS / "configs" / f"{s}.yaml") for s in SWEEPS)
+    rl, t3, t4, t5 = (
+        load_config(SweepConfig, EXPERIMENTS / "configs" / f"{s}.yaml") for s in SWEEPS
+    )
     dpo3 = _resolve(t3, "DPO")[1]
+    assert _resolve(rl, "DPO")[1] == dpo3  # the RL table's DPO row is Table 3's
     assert _resolve(t4, "DPO")[1] == dpo3
     assert _resolve(t5, "β = 0.05")[1] == dpo3
     assert _resolve(t5, "β = 0.1")[1] != dpo3
@@ -91,9 +95,10 @@ def test_bad_sweep_key_is_a_clear_error(tmp_path):
 
 
 def test_cells_and_tables():
-    mean, se = mean_se([0.1, 0.2, 0.3])
-    assert mean == pytest.approx(0.2) and se == pytest.approx(0.0577350, rel=1e-5)
-    assert cell(mean, se) == "0.2000 ± 0.0577"
-    assert cell(*mean_se([0.5])) == "0.5000"  # one seed: no se
+    s = summarize([0.1, 0.2, 0.3])
+    assert s.mean == pytest.approx(0.2) and s.se == pytest.approx(0.0577350, rel=1e-5)
+    assert cell(s.mean, s.se) == "0.2000 ± 0.0577"
+    one = summarize([0.5])
+    assert cell(one.mean, one.se) == "0.5000"  # one seed: no se
     table = markdown_table(["a", "b"], [["1", "2"]])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
