@@ -74,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
     from rar.evaluation.runner import corpus_from_run
-    from rar.metrics import ndcg_at_k, paired_bootstrap
+    from rar.metrics import paired_bootstrap
     from rar.paths import resolve_data_dir
-    from rar.rankers import RankerConfig, RankRequest
+    from rar.pipeline import rank, score, scored_ranking
+    from rar.rankers import RankerConfig
     from rar.rankers.fit_ranker import (
         FitSettings,
         fit_from_data,
@@ -133,33 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     test = load_conversation_samples(args.dataset, data_dir, "test", settings.split_seed)
     test_linked, link_stats = link_samples(test, corpus)
     cands = retrieve_top_k(retriever, corpus, test_linked, args.k)
-    requests = [
-        RankRequest(x.sample.sample_id, x.sample.context, list(c))
-        for x, c in zip(test_linked, cands, strict=True)
-    ]
-    targets = [x.target_ids for x in test_linked]
 
     def n10(rankings: list[list[str]]) -> np.ndarray:
-        return np.array([ndcg_at_k(r, t, 10) for r, t in zip(rankings, targets, strict=True)])
+        return score(rankings, test_linked, (10,))["ndcg@10"]
+
+    def ranked(by) -> list[list[str]]:
+        return [scored_ranking(r) for r in rank(by, test_linked, cands)]
 
     systems: dict[str, np.ndarray] = {"retriever order": n10(cands)}
     ranker.retriever_weight = weight
     ranker._text_cache = shared._text_cache
-    systems[f"trained ranker (retriever weight {weight})"] = n10(
-        [r.ranked_ids for r in ranker.rank_sync(requests)]
-    )
+    systems[f"trained ranker (retriever weight {weight})"] = n10(ranked(ranker))
     ranker.retriever_weight = 0.0
-    systems["trained ranker alone (weight 0)"] = n10(
-        [r.ranked_ids for r in ranker.rank_sync(requests)]
-    )
+    systems["trained ranker alone (weight 0)"] = n10(ranked(ranker))
     for blend in (0.0, 0.7):
         sem = SemanticRanker(
             RankerConfig(backend="semantic", semantic={"retriever_weight": blend}), corpus
         )
         sem._text_cache = shared._text_cache
-        systems[f"semantic ranker (blend {blend})"] = n10(
-            [r.ranked_ids for r in sem.rank_sync(requests)]
-        )
+        systems[f"semantic ranker (blend {blend})"] = n10(ranked(sem))
     if cache is not None:
         save_text_cache(shared, cache, model_id)
 

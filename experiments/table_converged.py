@@ -29,17 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import cell
 
-from rar.metrics import ndcg_at_k, paired_bootstrap, recall_at_k, summarize
+from rar.metrics import paired_bootstrap, summarize
+from rar.pipeline import rank, score, scored_ranking
 
-CUTS = (("N@5", ndcg_at_k, 5), ("R@5", recall_at_k, 5), ("N@10", ndcg_at_k, 10))
-CUTS += (("R@10", recall_at_k, 10),)
+CUTS = (("N@5", "ndcg@5"), ("R@5", "recall@5"), ("N@10", "ndcg@10"), ("R@10", "recall@10"))
 
 
-def per_sample(rankings: list[list[str]], targets: list[list[str]]) -> dict[str, np.ndarray]:
-    return {
-        name: np.array([fn(r, t, k) for r, t in zip(rankings, targets, strict=True)])
-        for name, fn, k in CUTS
-    }
+def per_sample(rankings: list[list[str]], samples: list) -> dict[str, np.ndarray]:
+    """The table's columns, scored by the pipeline (`rar.pipeline.score`)."""
+    scores = score(rankings, samples, (5, 10))
+    return {label: scores[key] for label, key in CUTS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
     from rar.paths import resolve_data_dir
-    from rar.rankers import RankerConfig, RankRequest
+    from rar.rankers import RankerConfig
     from rar.rankers.fit_ranker import retrieve_top_k, select_retriever_weight
 
     torch.set_num_threads(args.threads)
@@ -77,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         raw = load_conversation_samples(args.dataset, data_dir, split)
         linked[split], _ = link_samples(raw, corpus)
     samples = linked[args.split]
-    targets = [x.target_ids for x in samples]
 
     ranker = model = shared = None
     if args.ranker:
@@ -99,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds, ranked_seeds, weights = [], [], []
         for retriever in retrievers:
             cands = retrieve_top_k(retriever, corpus, samples, args.k)
-            seeds.append(per_sample(cands, targets))
+            seeds.append(per_sample(cands, samples))
             if ranker is None:
                 continue
             weight = args.ranker_weight
@@ -108,12 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 weight, _ = select_retriever_weight(model, corpus, linked["val"], val_cands)
             weights.append(weight)
             ranker.retriever_weight = weight
-            requests = [
-                RankRequest(x.sample.sample_id, x.sample.context, list(c))
-                for x, c in zip(samples, cands, strict=True)
-            ]
-            ranked = [r.ranked_ids for r in ranker.rank_sync(requests)]
-            ranked_seeds.append(per_sample(ranked, targets))
+            ranked = [scored_ranking(r) for r in rank(ranker, samples, cands)]
+            ranked_seeds.append(per_sample(ranked, samples))
         systems[name] = {"seeds": seeds, "note": note}
         if ranked_seeds:
             systems[f"{name} + ranker"] = {
@@ -144,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     out_json["systems"] = {}
     for name, sys_ in systems.items():
         cells = []
-        for metric, _, _ in CUTS:
+        for metric, _ in CUTS:
             values = [s[metric] for s in sys_["seeds"]]
             # deterministic: se over samples; else se over seeds
             summary = summarize(values[0] if len(values) == 1 else [v.mean() for v in values])
