@@ -285,6 +285,24 @@ def test_rerank_replaces_the_last_turn_and_keeps_picks_still_shown(linker):
     assert session.turns[-1].text == "again"
 
 
+def test_a_failed_turn_is_a_notice_the_rankers_and_the_export_never_read(linker, tmp_path):
+    session = Session(session_id="f")
+    session.add_seeker('I loved "Heat"', linked_movies(linker.link('I loved "Heat"')))
+    failed = _record("openai (m)", ranked=None, error="HTTP 500")
+    session.add_recommendation(failed, "the ranker failed", [])
+    session.add_seeker('"Alien" then', linked_movies(linker.link('"Alien" then')))
+    ok = _record(ranked=("m7", "m11", "m12"), picks=["m7"])
+    session.add_recommendation(ok, "You might like Inception", [linker.movie("m7")])
+    assert [t.text for t in session.pipeline_turns()] == [
+        'I loved "Heat"',
+        '"Alien" then',
+        "You might like Inception",
+    ]
+    assert [t.text for t in session.pipeline_turns(upto=3)] == ['I loved "Heat"', '"Alien" then']
+    [row] = session.custom_rows(linker.movie)
+    assert [c["text"] for c in row["context"]] == ['I loved "Heat"', '"Alien" then']
+
+
 # ---------------------------------------------------------------------- command helpers
 def test_resolve_run_accepts_the_quickstart_directory(tmp_path):
     from rar.commands.demo_cmd import resolve_run
@@ -397,7 +415,9 @@ def test_demo_in_headless_chromium(small_corpus, pretrained_run, tmp_path):
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url, server, timeout=300, log=log)
-        driver = chromium_driver()
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        driver = chromium_driver(download_dir=downloads)
         page = DemoPage(driver, url)
         page.open()
 
@@ -434,6 +454,16 @@ def test_demo_in_headless_chromium(small_corpus, pretrained_run, tmp_path):
         page.select_ranker("semantic")
         page.wait_ranker("semantic", status="ok")
         assert page.ids("ranker") == semantic_ids  # same ranker, same conversation, same list
+        # tick a recommendation and download the conversation: the custom format, read back
+        liked = corpus.movie(corpus.index_of(semantic_ids[0])).display
+        page.tick(liked)
+        [dialogue] = load_custom(page.download(downloads))
+        [sample] = dialogue.samples  # turn 1 had no accepted movie: left out
+        assert [m.title for m in sample.targets] == [liked]
+        assert {f"{a['title']} ({a['year']})", f"{b['title']} ({b['year']})"} <= {
+            m.title for m in sample.history
+        }
+        assert [t.role for t in sample.context] == ["seeker", "recommender", "seeker"]
         shot = page.screenshot(tmp_path / "demo.png")
         assert shot.stat().st_size > 10_000
         if os.environ.get("RAR_DEMO_SCREENSHOT"):
@@ -448,3 +478,79 @@ def test_demo_in_headless_chromium(small_corpus, pretrained_run, tmp_path):
         except Exception:
             server.kill()
     assert "Traceback" not in log.read_text(encoding="utf-8"), log.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_demo_llm_ranker_shows_cost_and_failures_in_the_browser(
+    small_corpus, pretrained_run, tmp_path
+):
+    """An OpenAI-compatible ranker (a loopback server): per-turn tokens and cost shown; a 500
+    shows the turn as failed with no ranked list; the API key appears nowhere."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers.llm_server import FakeLLMServer, Fault
+
+    from rar.demo.browser import DemoPage, chromium_driver, free_port, start_demo, wait_for_http
+
+    a, b = _two_movies(small_corpus)
+    secret = "sk-demo-fake-secret-424242"
+    with FakeLLMServer() as llm:
+        config = tmp_path / "ranker_fake.yaml"
+        config.write_text(
+            "backend: openai\nmodel: fake-gpt\n"
+            f"base_url: {llm.openai_base_url}\napi_key_env: RAR_DEMO_FAKE_KEY\n"
+            "temperature: 0.0\nmax_tokens: 256\ncache: {enabled: false}\n"
+            "limits: {max_retries: 0, timeout_s: 20, breaker_failures: 0}\n"
+            "price: {prompt_per_1m: 0.25, completion_per_1m: 2.0}\n",
+            encoding="utf-8",
+        )
+        port, log = free_port(), tmp_path / "demo.log"
+        env = {
+            "RAR_DEMO_FAKE_KEY": secret,
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+        server = start_demo(
+            ["--run", str(pretrained_run), "--corpus", str(small_corpus), "--port", str(port),
+             "--k", "5", "--candidates", "10", "--ranker", str(config)],
+            cwd=tmp_path, log=log, env=env,
+        )  # fmt: skip
+        driver = None
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            wait_for_http(url, server, timeout=300, log=log)
+            driver = chromium_driver()
+            page = DemoPage(driver, url)
+            page.open()
+            page.type(f'I loved "{a["title"]} ({a["year"]})"')
+            page.wait_chips(1)
+            page.send()
+            page.wait_turn(1)
+            assert page.ranker_status() == "ok"
+            [row] = page.cost_rows()
+            assert row[1] == "openai (fake-gpt)" and row[2] == "ok"
+            assert row[4] != "–" and row[5].startswith("$") and float(row[5][1:]) > 0
+            assert len(page.ids("ranker")) == 5 and page.ids("ranker") != page.ids("retriever")
+
+            llm.push(*[Fault("status", status=500)] * 5)
+            page.type(f'And "{b["title"]} ({b["year"]})"?')
+            page.wait_chips(1)
+            page.send()
+            page.wait_turn(2)
+            assert page.ranker_status() == "failed"
+            assert page.ids("ranker") == [] and len(page.ids("retriever")) == 5
+            assert page.cost_rows()[-1][2].startswith("failed")
+            assert "ranker failed" in driver.find_element("css selector", "#rar-chat").text
+            page.screenshot(tmp_path / "demo_llm_failed.png")
+            assert secret not in driver.page_source
+        finally:
+            if driver is not None:
+                driver.quit()
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except Exception:
+                server.kill()
+    text = log.read_text(encoding="utf-8")
+    assert secret not in text and "Traceback" not in text, text
+    assert llm.n_hits >= 2

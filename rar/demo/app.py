@@ -171,7 +171,7 @@ class DemoApp:
         """Another ranker or k: redo the latest recommender turn with it."""
         if session.records and session.record_turns[-1] == len(session.turns) - 1:
             at = session.record_turns[-1]
-            turns = session.pipeline_turns()[:at]
+            turns = session.pipeline_turns(upto=at)
             record = self.engine.recommend(
                 turns,
                 backend,

@@ -74,8 +74,13 @@ def wait_for_http(url: str, process=None, timeout: float = 240.0, log: Path | No
     raise TimeoutError(f"{url} did not answer within {timeout:g} s")
 
 
-def chromium_driver(width: int = 1400, height: int = 1700, user_data_dir: str | None = None):
-    """A headless Chromium WebDriver with a fresh profile (removed at `driver.quit()` by us)."""
+def chromium_driver(
+    width: int = 1400,
+    height: int = 1700,
+    user_data_dir: str | None = None,
+    download_dir: str | Path | None = None,
+):
+    """A headless Chromium WebDriver with a fresh profile; downloads go to `download_dir`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -91,6 +96,15 @@ def chromium_driver(width: int = 1400, height: int = 1700, user_data_dir: str | 
     )
     if browser:
         options.binary_location = browser
+    if download_dir is not None:
+        options.add_experimental_option(
+            "prefs",
+            {
+                "download.default_directory": str(Path(download_dir).resolve()),
+                "download.prompt_for_download": False,
+                "safebrowsing.enabled": False,
+            },
+        )
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
@@ -194,6 +208,25 @@ class DemoPage:
             return status is None or self.ranker_status() == status
 
         self._wait(done, what=f"the turn re-ranked by {label}")
+
+    def tick(self, label: str) -> None:
+        """Tick the "I'd watch these" box of a shown movie (`Title (Year)`)."""
+        for option in self._all("#rar-picks label"):
+            if option.text.strip() == label:
+                option.click()
+                return
+        raise KeyError(f"no pick {label!r} in the page")
+
+    def download(self, directory: str | Path, timeout: float = 30.0) -> Path:
+        """Click "Download this conversation" and wait for the file in `directory`."""
+        directory = Path(directory)
+        self._wait(lambda: self._all("#rar-download")[0].is_enabled(), what="the download button")
+        self._all("#rar-download")[0].click()
+        return self._wait(
+            lambda: next((p for p in directory.glob("*.jsonl") if p.stat().st_size > 0), None),
+            timeout,
+            what="the downloaded conversation",
+        )
 
     def screenshot(self, path: str | Path) -> Path:
         path = Path(path)

@@ -52,7 +52,8 @@ CSS = """
 .rar-costs table { border-collapse: collapse; font-size: 0.9em; }
 .rar-costs td, .rar-costs th { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: right; }
 .rar-costs td:first-child, .rar-costs th:first-child,
-.rar-costs td:nth-child(2), .rar-costs th:nth-child(2) { text-align: left; }
+.rar-costs td:nth-child(2), .rar-costs th:nth-child(2),
+.rar-costs td:nth-child(3), .rar-costs th:nth-child(3) { text-align: left; }
 @media (prefers-color-scheme: dark) {
   .rar-card { background: #1f1f1f; color: #eee; border-color: #444; }
   .rar-card .rar-details, .rar-meta, .rar-card .rar-plot { color: #bbb; }

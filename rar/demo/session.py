@@ -9,7 +9,8 @@ demo chats:
   `Title (Year)`;
 - `targets`: the movies the user accepted: the cards they ticked ("I'd watch these"), else the
   recommended movies they named in their next message ("Alien it is!"). A turn with neither is
-  not a labelled recommendation point and is left out (the writer says how many);
+  not a labelled recommendation point and is left out (the writer says how many), as is a turn
+  whose ranker failed;
 - `dialogue_id` groups the rows; a `demo` field records what was shown (ignored by the loader).
 """
 
@@ -33,6 +34,7 @@ class ChatTurn:
     role: str  # "seeker" | "recommender"
     text: str
     movies: list[MovieOption] = field(default_factory=list)  # linked mentions, in order
+    note: bool = False  # a notice shown in the chat ("the ranker failed"), not conversation
 
     def as_turn(self) -> Turn:
         """The pipeline's Turn; mentions carry corpus ids (the corpus finds them exactly)."""
@@ -110,7 +112,8 @@ class Session:
         self.turns.append(ChatTurn(SEEKER, text, list(movies)))
 
     def add_recommendation(self, record: TurnRecord, text: str, movies: list[MovieOption]) -> None:
-        self.turns.append(ChatTurn(RECOMMENDER, text, list(movies)))
+        """The recommender's turn; a failed one is only a notice (rankers never read it)."""
+        self.turns.append(ChatTurn(RECOMMENDER, text, list(movies), note=record.error is not None))
         self.records.append(record)
         self.record_turns.append(len(self.turns) - 1)
 
@@ -124,7 +127,8 @@ class Session:
         old = self.records[-1]
         record.picks = [c for c in old.picks if c in record.shown_ids]
         self.records[-1] = record
-        self.turns[self.record_turns[-1]] = ChatTurn(RECOMMENDER, text, list(movies))
+        note = record.error is not None
+        self.turns[self.record_turns[-1]] = ChatTurn(RECOMMENDER, text, list(movies), note=note)
 
     def history_before(self, turn_index: int) -> list[MovieOption]:
         """Movies mentioned before `turns[turn_index]`, oldest first, each once at its latest
@@ -136,8 +140,9 @@ class Session:
                 order[movie.corpus_id] = movie
         return list(order.values())
 
-    def pipeline_turns(self) -> list[Turn]:
-        return [t.as_turn() for t in self.turns]
+    def pipeline_turns(self, upto: int | None = None) -> list[Turn]:
+        """The conversation (before `turns[upto]`) as the retriever and ranker read it."""
+        return [t.as_turn() for t in self.turns[:upto] if not t.note]
 
     # ------------------------------------------------------------------ export
     def targets_of(self, record_index: int, label: dict[str, MovieOption]) -> list[MovieOption]:
@@ -158,6 +163,8 @@ class Session:
         rows = []
         for i, record in enumerate(self.records):
             at = self.record_turns[i]
+            if record.error is not None:
+                continue  # the recommender said nothing this turn: not a recommendation point
             label = {c: movie_of(c) for c in record.picks}
             targets = self.targets_of(i, label)
             if not targets:
@@ -166,7 +173,9 @@ class Session:
                 {
                     "dialogue_id": f"demo-{self.session_id}",
                     "context": [
-                        {"role": EXPORT_ROLES[t.role], "text": t.text} for t in self.turns[:at]
+                        {"role": EXPORT_ROLES[t.role], "text": t.text}
+                        for t in self.turns[:at]
+                        if not t.note
                     ],
                     "history": [m.label for m in self.history_before(at)],
                     "targets": [m.label for m in targets],
