@@ -315,6 +315,26 @@ def test_resolve_run_accepts_the_quickstart_directory(tmp_path):
         resolve_run(tmp_path)
 
 
+def test_ranker_choices_come_from_flags_and_the_environment(monkeypatch, tmp_path):
+    from rar.commands.demo_cmd import bind_warning, ranker_configs
+    from rar.errors import InputError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    assert list(ranker_configs([], None, 30)) == ["semantic"]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-shown-anywhere")
+    configs = ranker_configs([], tmp_path, 30)
+    assert list(configs) == ["semantic", "trained", "openai (gpt-5-mini)"]
+    assert configs["openai (gpt-5-mini)"].limits.timeout_s == 30
+    assert "sk-not-shown" not in repr(configs)  # keys are read from the env by the ranker only
+    with pytest.raises(InputError):
+        ranker_configs(["gpt"], None, 30)
+    with pytest.raises(InputError):
+        ranker_configs(["trained"], None, 30)
+    assert bind_warning("127.0.0.1") is None and bind_warning("localhost") is None
+    assert "anyone who can reach" in bind_warning("0.0.0.0")
+
+
 def test_demo_is_a_registered_command():
     from typer.testing import CliRunner
 

@@ -52,6 +52,16 @@ def resolve_corpus(run: Path, corpus: Path | None) -> Path:
     )
 
 
+def bind_warning(host: str) -> str | None:
+    """What to tell the user before serving on a non-loopback address."""
+    if host in LOOPBACK:
+        return None
+    return (
+        f"binding to {host}: anyone who can reach this machine can use the demo (and any "
+        "API-backed ranker, at your cost). The default is 127.0.0.1."
+    )
+
+
 def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> dict[str, Any]:
     """Label -> RankerConfig for every ranker offered in the page."""
     import os
@@ -129,13 +139,9 @@ def demo(
         run_dir = resolve_run(run)
         corpus_dir = resolve_corpus(run_dir, corpus)
         configs = ranker_configs(ranker, trained_ranker, timeout)
-        if host not in LOOPBACK:
-            err_console.print(
-                f"[bold yellow]warning:[/] binding to {host}: anyone who can reach this machine "
-                "can use the demo (and any API-backed ranker, at your cost). The default is "
-                "127.0.0.1.",
-                highlight=False,
-            )
+        warning = bind_warning(host)
+        if warning:
+            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
         console.print(f"[dim]loading {corpus_dir} and {run_dir}[/]", highlight=False)
         from transformers.utils import logging as hf_logging
 
