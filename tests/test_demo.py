@@ -303,6 +303,42 @@ def test_a_failed_turn_is_a_notice_the_rankers_and_the_export_never_read(linker,
     assert [c["text"] for c in row["context"]] == ['I loved "Heat"', '"Alien" then']
 
 
+def test_app_callbacks_hold_a_conversation_without_a_browser(tmp_path):
+    """The page's callbacks on their own: as-typed chips, "did you mean", send, re-rank."""
+    pytest.importorskip("gradio")
+    from rar.demo.app import DemoApp
+
+    engine = DemoEngine(
+        tiny_corpus(),
+        None,
+        {"llm": FakeRanker("ok")},
+        candidates=4,
+        source=FixedSource(["m1", "m3", "m4", "m7"]),
+    )
+    app = DemoApp(engine, k=3)
+    session = Session(session_id="cb")
+    chips, meant, session = app.on_type('I want "The Thing"', session)
+    assert "The Thing (1982)" in chips and meant["visible"] is True
+    assert [v for _, v in meant["choices"]] == ["m5", "m6"] and meant["value"] == "m5"
+    chips, meant, session = app.on_meant("m6", 'I want "The Thing"', session)
+    assert "The Thing (2011)" in chips and meant["visible"] is False
+    out = app.on_send('I want "The Thing"', "llm", 3, session)
+    text, chips, meant, chat, stages, costs, turn, picks, download, note, session = out
+    assert text == "" and session.turns[0].movies[0].corpus_id == "m6"
+    assert chat[0]["role"] == "user" and chat[1]["role"] == "assistant"
+    assert "Inception (2010)" in chat[1]["content"]  # the fake ranker reverses: m7 first
+    assert 'data-stage="ranker"' in stages and "812 / 95" in costs and turn["value"] == 1
+    assert [v for _, v in picks["choices"]] == ["m7", "m4", "m3"]
+    chat, stages, costs, *_ = app.on_rerank(RETRIEVER_ONLY, 2, session)
+    assert len(session.records) == 1 and session.records[0].backend == RETRIEVER_ONLY
+    assert 'data-status="skipped"' in stages and "Heat (1995)" in chat[1]["content"]
+    download, note, session = app.on_picks(["m1"], 1, session)
+    assert download["value"].endswith(".jsonl") and "1 labelled" in note
+    [row] = [json.loads(x) for x in Path(download["value"]).read_text().splitlines()]
+    assert row["targets"] == ["Heat (1995)"] and row["history"] == ["The Thing (2011)"]
+    engine.close()
+
+
 # ---------------------------------------------------------------------- command helpers
 def test_resolve_run_accepts_the_quickstart_directory(tmp_path):
     from rar.commands.demo_cmd import resolve_run
