@@ -24,7 +24,6 @@ from corpus_builder.embed import embed_texts, model_id
 from corpus_builder.filter import filter_movies
 from corpus_builder.index import build_index, write_index
 from corpus_builder.link import (
-    CONVERSATION_DATASETS,
     LinkTable,
     MovieMatcher,
     collect_mentions,
@@ -49,6 +48,7 @@ from rar.corpus.schema import (
     MOVIES_FILE,
     VECTORS_FILE,
 )
+from rar.data.datasets import CONVERSATION_DATASETS
 from rar.errors import InputError, MissingPathError, PathExistsError
 
 log = logging.getLogger(__name__)

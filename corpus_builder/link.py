@@ -18,7 +18,6 @@ from rar.corpus.movie import Movie
 from rar.matching import TitleMatcher
 
 log = logging.getLogger(__name__)
-CONVERSATION_DATASETS = ("redial", "inspired", "reddit", "custom")
 
 
 @dataclass

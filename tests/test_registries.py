@@ -12,10 +12,19 @@ import pytest
 from typer.testing import CliRunner
 
 from rar.cli import app
+from rar.config import ConfigError, load_config
+from rar.data.datasets import (
+    CONVERSATION_DATASETS,
+    DATASET_NAMES,
+    STATS_DATASETS,
+    check_dataset,
+)
+from rar.data.registry import READERS
 from rar.errors import InputError
 from rar.rankers.base import Ranker
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.registry import LLM_RANKER_NAMES, RANKER_NAMES, RANKERS, ranker_class
+from rar.rl.train_config import DataConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,3 +56,23 @@ def test_reading_the_ranker_table_loads_no_backend():
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_every_conversation_dataset_has_a_reader_and_the_configs_accept_exactly_those():
+    assert tuple(READERS) == DATASET_NAMES == tuple(CONVERSATION_DATASETS)
+    assert get_args(DataConfig.model_fields["dataset"].annotation) == DATASET_NAMES
+    with pytest.raises(ConfigError, match="data.dataset"):
+        load_config(TrainConfig, None, ["data.dataset=movies"])
+    with pytest.raises(InputError, match="unknown dataset 'movies'; expected one of redial"):
+        check_dataset("movies")
+
+
+def test_cli_help_lists_every_dataset():
+    for command, names in (
+        (["evaluate"], DATASET_NAMES),
+        (["fit-ranker"], DATASET_NAMES),
+        (["report", "recall-vs-k"], DATASET_NAMES),
+        (["data", "stats"], STATS_DATASETS),
+    ):
+        text = " ".join(CliRunner().invoke(app, [*command, "--help"]).output.split())
+        assert all(name in text for name in names), (command, text)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, err_console, user_errors
+from rar.data.datasets import STATS_DATASETS
 from rar.errors import InputError
 
 data_app = typer.Typer(
@@ -94,7 +95,7 @@ def stats(
         None,
         "--dataset",
         "-d",
-        help="Only these datasets (redial, inspired, reddit, custom, movielens); repeatable.",
+        help=f"Only these datasets ({', '.join(STATS_DATASETS)}); repeatable.",
     ),
     seed: int = typer.Option(0, help="Split seed (dialogue hash salt, MovieLens shuffle)."),
 ) -> None:

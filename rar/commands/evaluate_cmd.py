@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from rar.commands.common import console, err_console, user_errors
+from rar.data.datasets import dataset_choices
 from rar.errors import InputError
 from rar.rankers.registry import ranker_choices
 
@@ -29,7 +30,7 @@ def evaluate(
     dataset: str = typer.Option(
         "redial",
         "--dataset",
-        help="redial | inspired | reddit | custom (picks the corpus link table).",
+        help=f"{dataset_choices()} (picks the corpus link table).",
     ),
     data: Path | None = typer.Option(
         None,

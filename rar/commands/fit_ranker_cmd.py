@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.data.datasets import dataset_choices
 from rar.errors import MissingPathError
 
 
@@ -15,7 +16,9 @@ def fit_ranker(
     out: Path = typer.Option(
         ..., "--out", help="Directory for weights.npz, config.json, metrics.json."
     ),
-    dataset: str = typer.Option("redial", "--dataset", help="Conversation dataset to fit on."),
+    dataset: str = typer.Option(
+        "redial", "--dataset", help=f"Conversation dataset to fit on: {dataset_choices()}."
+    ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Data directory (else $RAR_DATA_DIR, ./data)."
     ),

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rar.commands.common import console, user_errors
+from rar.data.datasets import dataset_choices
 from rar.errors import InputError
 
 report = typer.Typer(
@@ -126,7 +127,7 @@ def compare(
 @report.command("recall-vs-k")
 def recall_vs_k(
     run: Path = typer.Option(..., "--run", "-r", help="Run directory with checkpoints/best.pt."),
-    dataset: str = typer.Option("redial", "--dataset", help="redial | inspired | reddit | custom."),
+    dataset: str = typer.Option("redial", "--dataset", help=f"{dataset_choices()}."),
     data: Path | None = typer.Option(
         None, "--data", help="File or data directory (default: data dir)."
     ),

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rar.data.custom import load_custom
+from rar.data.datasets import CONVERSATION_DATASETS, DATASET_NAMES, check_dataset
 from rar.data.errors import DataFormatError, iter_jsonl
 from rar.data.inspired import load_inspired_jsonl, load_inspired_tsv
 from rar.data.reddit import CATALOGUE, load_catalogue, load_reddit
@@ -29,13 +30,6 @@ from rar.data.splits import ALL, SPLITS, check_split, split_of
 from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError
 
-DATASETS = ("redial", "inspired", "reddit", "custom")
-FOLDERS = {
-    "redial": ("redial",),
-    "inspired": ("inspired",),
-    "reddit": ("reddit_movie", "reddit"),
-    "custom": ("custom",),
-}
 FORMATS = ("redial", "inspired-tsv", "inspired-jsonl", "reddit", "custom")
 
 
@@ -150,55 +144,72 @@ def _require(paths: Sequence[Path], what: str) -> None:
         raise MissingPathError(what)
 
 
+def _redial_sources(data_dir: Path) -> list[SourceData]:
+    folder = data_dir / "redial"
+    paths = sorted(folder.glob("train*.jsonl"))
+    _require(paths, f"no ReDial files: expected {folder}/train*.jsonl (train_data.jsonl)")
+    load = load_redial(paths)
+    name = _relative(paths[0], data_dir)
+    if len(paths) > 1:
+        name = f"{_relative(folder, data_dir)}/train*.jsonl ({len(paths)} files)"
+    return [_dialogue_source(name, load.dialogues, "redial", load.duplicates)]
+
+
+def _inspired_sources(data_dir: Path) -> list[SourceData]:
+    folder = data_dir / "inspired"
+    tsvs = sorted((folder / "dialog_data").glob("*.tsv"))
+    sources = [
+        _dialogue_source(_relative(p, data_dir), load_inspired_tsv(p), "inspired") for p in tsvs
+    ]
+    if not any(p.stem == "dev" for p in tsvs):
+        for path in sorted(folder.glob("*.jsonl")):
+            dialogues = load_inspired_jsonl(path)
+            sources.append(_dialogue_source(_relative(path, data_dir), dialogues, "inspired"))
+    train_csv = folder / "context_targets" / "train.csv"
+    if train_csv.is_file() and not any(p.stem == "train" for p in tsvs):
+        records = load_custom(train_csv, dataset="inspired")
+        sources.append(SourceData(_relative(train_csv, data_dir), records))
+    _require(sources, f"no INSPIRED files under {folder} (dialog_data/*.tsv)")
+    return sources
+
+
+def _reddit_sources(data_dir: Path) -> list[SourceData]:
+    folders = [data_dir / name for name in CONVERSATION_DATASETS["reddit"]]
+    paths = [p for f in folders for p in sorted(f.glob("*.jsonl"))]
+    _require(
+        paths,
+        f"no Reddit-Movie turn JSONL files in {folders[0]} (only the item catalogue is "
+        f"there on machines without the dialogues)",
+    )
+    catalogue_path = next((f / CATALOGUE for f in folders if (f / CATALOGUE).is_file()), None)
+    catalogue = load_catalogue(catalogue_path) if catalogue_path else {}
+    sources = []
+    for path in paths:
+        loaded = load_reddit(path, catalogue=catalogue)
+        sources.append(SourceData(_relative(path, data_dir), loaded.records, loaded.duplicates))
+    return sources
+
+
+def _custom_sources(data_dir: Path) -> list[SourceData]:
+    folder = data_dir / "custom"
+    paths = sorted([*folder.glob("*.csv"), *folder.glob("*.jsonl")])
+    _require(paths, f"no custom files: expected {folder}/*.csv or *.jsonl")
+    return [SourceData(_relative(p, data_dir), load_custom(p)) for p in paths]
+
+
+# conversation dataset -> its reader (the names and folders: rar.data.datasets)
+READERS: dict[str, Callable[[Path], list[SourceData]]] = {
+    "redial": _redial_sources,
+    "inspired": _inspired_sources,
+    "reddit": _reddit_sources,
+    "custom": _custom_sources,
+}
+assert set(READERS) == set(DATASET_NAMES)
+
+
 def dataset_sources(dataset: str, data_dir: Path) -> list[SourceData]:
     """Every source file of a dataset under `data_dir`, parsed (see the module table)."""
-    data_dir = Path(data_dir)
-    if dataset == "redial":
-        folder = data_dir / "redial"
-        paths = sorted(folder.glob("train*.jsonl"))
-        _require(paths, f"no ReDial files: expected {folder}/train*.jsonl (train_data.jsonl)")
-        load = load_redial(paths)
-        name = _relative(paths[0], data_dir)
-        if len(paths) > 1:
-            name = f"{_relative(folder, data_dir)}/train*.jsonl ({len(paths)} files)"
-        return [_dialogue_source(name, load.dialogues, "redial", load.duplicates)]
-    if dataset == "inspired":
-        folder = data_dir / "inspired"
-        tsvs = sorted((folder / "dialog_data").glob("*.tsv"))
-        sources = [
-            _dialogue_source(_relative(p, data_dir), load_inspired_tsv(p), "inspired") for p in tsvs
-        ]
-        if not any(p.stem == "dev" for p in tsvs):
-            for path in sorted(folder.glob("*.jsonl")):
-                dialogues = load_inspired_jsonl(path)
-                sources.append(_dialogue_source(_relative(path, data_dir), dialogues, "inspired"))
-        train_csv = folder / "context_targets" / "train.csv"
-        if train_csv.is_file() and not any(p.stem == "train" for p in tsvs):
-            records = load_custom(train_csv, dataset="inspired")
-            sources.append(SourceData(_relative(train_csv, data_dir), records))
-        _require(sources, f"no INSPIRED files under {folder} (dialog_data/*.tsv)")
-        return sources
-    if dataset == "reddit":
-        folders = [data_dir / name for name in FOLDERS["reddit"]]
-        paths = [p for f in folders for p in sorted(f.glob("*.jsonl"))]
-        _require(
-            paths,
-            f"no Reddit-Movie turn JSONL files in {folders[0]} (only the item catalogue is "
-            f"there on machines without the dialogues)",
-        )
-        catalogue_path = next((f / CATALOGUE for f in folders if (f / CATALOGUE).is_file()), None)
-        catalogue = load_catalogue(catalogue_path) if catalogue_path else {}
-        sources = []
-        for path in paths:
-            loaded = load_reddit(path, catalogue=catalogue)
-            sources.append(SourceData(_relative(path, data_dir), loaded.records, loaded.duplicates))
-        return sources
-    if dataset == "custom":
-        folder = data_dir / "custom"
-        paths = sorted([*folder.glob("*.csv"), *folder.glob("*.jsonl")])
-        _require(paths, f"no custom files: expected {folder}/*.csv or *.jsonl")
-        return [SourceData(_relative(p, data_dir), load_custom(p)) for p in paths]
-    raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    return READERS[check_dataset(dataset)](Path(data_dir))
 
 
 def _signature(folders: Sequence[Path]) -> tuple:
@@ -213,12 +224,11 @@ def _cached_sources(dataset: str, data_dir: str, signature: tuple) -> tuple[Sour
 
 
 def _sources(dataset: str, data_dir: Path) -> tuple[SourceData, ...]:
-    if dataset not in DATASETS:
-        raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    check_dataset(dataset)
     root = Path(data_dir).resolve()
     if not root.is_dir():
         raise MissingPathError(f"data directory {data_dir} does not exist")
-    signature = _signature([root / name for name in FOLDERS[dataset]])
+    signature = _signature([root / name for name in CONVERSATION_DATASETS[dataset]])
     return _cached_sources(dataset, str(root), signature)
 
 
@@ -268,7 +278,7 @@ def load_conversation_data(
 def load_conversation_samples(
     dataset: str, data_dir: Path, split: str = ALL, seed: int = 0
 ) -> list[Sample]:
-    """Samples of `dataset` ("redial", "inspired", "reddit", "custom") in `split`."""
+    """Samples of `dataset` (one of `rar.data.datasets.DATASET_NAMES`) in `split`."""
     return load_conversation_data(dataset, data_dir, split, seed).samples
 
 

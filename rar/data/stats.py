@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rar.data.datasets import MOVIELENS, STATS_DATASETS
 from rar.data.movielens import detect_format, load_movielens, movielens_stats
-from rar.data.registry import DATASETS, load_conversation_data
+from rar.data.registry import load_conversation_data
 from rar.data.splits import ALL, SPLITS
 from rar.errors import InputError
 
@@ -45,15 +46,15 @@ def collect_stats(
 ) -> StatsReport:
     """Counts for every conversation dataset and MovieLens release present in `data_dir`.
     `datasets` may name conversation datasets and "movielens"; all by default."""
-    wanted = list(datasets) if datasets else [*DATASETS, "movielens"]
-    unknown = [d for d in wanted if d not in (*DATASETS, "movielens")]
+    wanted = list(datasets) if datasets else list(STATS_DATASETS)
+    unknown = [d for d in wanted if d not in STATS_DATASETS]
     if unknown:
         raise InputError(
-            f"unknown dataset(s) {', '.join(unknown)}; expected {', '.join((*DATASETS, 'movielens'))}"
+            f"unknown dataset(s) {', '.join(unknown)}; expected {', '.join(STATS_DATASETS)}"
         )
     report = StatsReport()
     for dataset in wanted:
-        if dataset == "movielens":
+        if dataset == MOVIELENS:
             continue
         if progress:
             progress(dataset)
@@ -66,7 +67,7 @@ def collect_stats(
         entry["splits"] = {name: data.split_stats[name].as_dict() for name in SPLITS}
         entry["sources"] = {name: stats.as_dict() for name, stats in data.sources.items()}
         report.entries[dataset] = entry
-    if "movielens" in wanted:
+    if MOVIELENS in wanted:
         directories = movielens_dirs(data_dir)
         if not directories:
             report.skipped["movielens"] = (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rar.data.datasets import check_dataset
 from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
@@ -20,15 +21,12 @@ from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
 if TYPE_CHECKING:
     from rar.corpus import Corpus
 
-DATASETS = ("redial", "inspired", "reddit", "custom")
-
 
 def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[Sample], str]:
     """Samples from a file in any supported format, or a dataset's split from a data directory.
 
     Returns (samples, description of the source)."""
-    if dataset not in DATASETS:
-        raise InputError(f"unknown dataset '{dataset}'; choose from {', '.join(DATASETS)}")
+    check_dataset(dataset)
     path = Path(data)
     if path.is_file():
         from rar.data.registry import load_samples_from_file

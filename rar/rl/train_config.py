@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.data.datasets import DATASET_NAMES, dataset_choices
 from rar.optim import OptimConfig
 from rar.rankers.ranker_config import RankerConfig
 from rar.retrievers.retriever_config import RetrieverConfig
@@ -26,8 +27,8 @@ class TrainOptimConfig(OptimConfig):
 class DataConfig(ConfigModel):
     """Which conversations train and validate the policy."""
 
-    dataset: str = Field(
-        "redial", description="Conversation dataset: redial, inspired, reddit or custom."
+    dataset: Literal[DATASET_NAMES] = Field(  # type: ignore[valid-type]
+        "redial", description=f"Conversation dataset: {dataset_choices()}."
     )
     data_dir: str | None = Field(
         None, description="Data directory (None = $RAR_DATA_DIR, else ./data)."
