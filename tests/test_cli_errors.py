@@ -1,5 +1,5 @@
-"""The CLI error boundary: the project's own input errors are one line (exit 2), bugs keep
-their traceback."""
+"""Shared CLI plumbing (rar/commands/common.py): the error boundary (the project's own input
+errors are one line, exit 2; bugs keep their traceback) and flags as `--set` overrides."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from rar.commands.common import user_errors
+from rar.commands.common import flag_overrides, user_errors
 from rar.errors import InputError, MissingPathError, RarError, UnknownKeyError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,3 +91,19 @@ def test_rar_errors_are_still_the_builtins_library_callers_catch():
     assert str(UnknownKeyError("no movie 'x'")) == "no movie 'x'"  # not KeyError's repr
     with pytest.raises(KeyError):
         raise UnknownKeyError("x")
+
+
+def test_flags_become_set_overrides_after_the_explicit_ones():
+    extra = flag_overrides(
+        ["corpus=a", "rl.k=5"],
+        {"corpus": Path("b"), "name": None, "llm_only": True, "quiet": False, "k": 0},
+    )
+    assert extra == ["corpus=a", "rl.k=5", "corpus=b", "llm_only=true", "k=0"]
+
+
+def test_a_flag_wins_over_a_set_of_the_same_key():
+    from rar.config import load_config
+    from rar.retrievers.pretrain_config import PretrainConfig
+
+    cfg = load_config(PretrainConfig, None, flag_overrides(["name=a"], {"name": "b"}))
+    assert cfg.name == "b"

@@ -7,7 +7,7 @@ and propagates with its traceback, so a KeyError in our code is never mistaken f
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import typer
 from rich.console import Console
@@ -29,3 +29,15 @@ def user_errors() -> Iterator[None]:
     except RarError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
+
+
+def flag_overrides(overrides: Sequence[str], flags: Mapping[str, object]) -> list[str]:
+    """The `--set` overrides, then `key=value` for each convenience flag that was given (None
+    and False mean not given), so a flag such as `--corpus` is one more `--set corpus=...`:
+    validated, reported and stored like any other override, and it wins over a `--set`."""
+    extra = list(overrides)
+    for key, value in flags.items():
+        if value is None or value is False:
+            continue
+        extra.append(f"{key}={'true' if value is True else value}")
+    return extra

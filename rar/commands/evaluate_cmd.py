@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from rar.commands.common import console, err_console, user_errors
+from rar.commands.common import console, err_console, flag_overrides, user_errors
 from rar.data.datasets import dataset_choices
 from rar.errors import InputError
 from rar.rankers.registry import ranker_choices
@@ -98,17 +98,16 @@ def evaluate(
         from rar.evaluation.runner import evaluate_runs
         from rar.paths import resolve_data_dir
 
-        extra = list(overrides)
-        if split is not None:
-            extra.append(f"split={split}")
-        if k is not None:
-            extra.append(f"k={k}")
-        if max_samples is not None:
-            extra.append(f"max_samples={max_samples}")
-        if llm_only:
-            extra.append("llm_only=true")
-        if max_failed_share is not None:
-            extra.append(f"max_failed_share={max_failed_share}")
+        extra = flag_overrides(
+            overrides,
+            {
+                "split": split,
+                "k": k,
+                "max_samples": max_samples,
+                "llm_only": llm_only,
+                "max_failed_share": max_failed_share,
+            },
+        )
         cfg = load_config(EvaluateConfig, config, extra)
         if baseline:
             from rar.baselines import baseline_class

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rar.commands.common import console, user_errors
+from rar.commands.common import console, flag_overrides, user_errors
 
 
 def pretrain(
@@ -39,11 +39,7 @@ def pretrain(
         from rar.retrievers.pretrain import pretrain as run_pretrain
         from rar.retrievers.pretrain_config import PretrainConfig
 
-        extra = list(overrides)
-        if corpus is not None:
-            extra.append(f"corpus={corpus}")
-        if name is not None:
-            extra.append(f"name={name}")
+        extra = flag_overrides(overrides, {"corpus": corpus, "name": name})
         cfg = load_config(PretrainConfig, config, extra)
         metrics = run_pretrain(cfg, resolve_data_dir(data_dir), resume=resume, overwrite=overwrite)
         keys = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rar.commands.common import console, user_errors
+from rar.commands.common import console, flag_overrides, user_errors
 
 
 def train(
@@ -43,15 +43,15 @@ def train(
         from rar.rl.train_config import TrainConfig
         from rar.rl.trainer import train as run_train
 
-        extra = list(overrides)
-        if data_dir is not None:
-            extra.append(f"data.data_dir={data_dir}")
-        if corpus is not None:
-            extra.append(f"corpus={corpus}")
-        if pretrained is not None:
-            extra.append(f"pretrained_run={pretrained}")
-        if name is not None:
-            extra.append(f"name={name}")
+        extra = flag_overrides(
+            overrides,
+            {
+                "data.data_dir": data_dir,
+                "corpus": corpus,
+                "pretrained_run": pretrained,
+                "name": name,
+            },
+        )
         cfg = load_config(TrainConfig, config, extra)
         final = run_train(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
         console.print(
