@@ -34,7 +34,7 @@ def make_run(corpus_dir: Path, run_dir: Path, seed: int = 0) -> Path:
         torch.from_numpy(np.array(corpus.vectors(), dtype=np.float32)),
     )
     save_retriever(model, run_dir / "checkpoints" / "best.pt")
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"data": {"corpus": str(corpus_dir)}}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"corpus": str(corpus_dir)}))
     return run_dir
 
 

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from rar.config import ConfigModel
 from rar.errors import InputError
+from rar.retrievers.ranking_eval import ranked_rows
 
 if TYPE_CHECKING:  # a type only: baselines sit below evaluation in the layering
     from rar.corpus import Corpus
@@ -183,18 +184,9 @@ class Baseline:
         """Each sample's top-k corpus ids, through :meth:`topk` exactly as the evaluator serves
         it (the fit-set guard included)."""
         self.check_unseen(linked)
-        out: list[list[str]] = []
-        for start in range(0, len(linked), batch_size):
-            chunk = linked[start : start + batch_size]
-            rows = [[corpus.index_of(c) + 1 for c in item.history_ids] for item in chunk]
-            width = max(1, max((len(r) for r in rows), default=1))
-            tokens = np.zeros((len(rows), width), dtype=np.int64)
-            for i, r in enumerate(rows):
-                if r:
-                    tokens[i, width - len(r) :] = r
-            top, _ = self.topk(torch.from_numpy(tokens), k)
-            out += [[corpus.ids[i] for i in r if i >= 0] for r in top.tolist()]
-        return out
+        tokens = [[corpus.index_of(c) + 1 for c in item.history_ids] for item in linked]
+        rows = ranked_rows(self.topk, tokens, k, batch_size)
+        return [[corpus.ids[i] for i in r] for r in rows]
 
     def describe(self) -> str:
         """The fitted hyperparameters, for the evaluation's `source` column."""
