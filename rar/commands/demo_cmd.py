@@ -9,6 +9,7 @@ import typer
 
 from rar.commands.common import console, err_console, user_errors
 from rar.errors import InputError, MissingPathError
+from rar.rankers.registry import ranker_choices
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -108,8 +109,8 @@ def demo(
     ranker: list[str] = typer.Option(
         [],
         "--ranker",
-        help="Ranker offered in the page (repeatable): semantic | trained | openai | gemini | "
-        "local | llamacpp, or a ranker YAML. Default: semantic, plus openai/gemini when "
+        help=f"Ranker offered in the page (repeatable): {ranker_choices()}, or a ranker YAML. "
+        "Default: semantic, plus openai/gemini when "
         "OPENAI_API_KEY / GEMINI_API_KEY is set. 'retriever only' is always offered.",
     ),
     trained_ranker: Path | None = typer.Option(

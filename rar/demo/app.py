@@ -260,7 +260,7 @@ class DemoApp:
             text.submit(self.on_send, [text, ranker, k, session], sent)
             send.click(self.on_send, [text, ranker, k, session], sent)
             ranker.input(self.on_rerank, [ranker, k, session], rendered)
-            k.release(self.on_rerank, [ranker, k, session], rendered)
+            k.change(self.on_rerank, [ranker, k, session], rendered, trigger_mode="always_last")
             turn.input(self.on_show_turn, [turn, session], rendered)
             picks.input(self.on_picks, [picks, turn, session], [download, export_note, session])
             reset.click(self.on_reset, None, sent)
