@@ -77,6 +77,7 @@ def quickstart(
             soft_wrap=True,
         )
         console.print(f"Reports: {result.out_dir / 'reports'}", soft_wrap=True)
+        console.print(f"Try it in the browser: rar demo --run {result.out_dir}", soft_wrap=True)
 
 
 quickstart.command_name = "quickstart"  # type: ignore[attr-defined]
