@@ -24,7 +24,7 @@ DATASETS = ("ml-latest-small", "ml-100k")
 KEYS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20")
 
 
-def mean_se(values: list[float]) -> str:
+def seed_cell(values: list[float]) -> str:
     """`mean ± se` over seeds (`rar.metrics.summarize`; the mean alone for one seed)."""
     s = summarize(values)
     return cell(s.mean, s.se)
@@ -131,7 +131,7 @@ def main() -> None:
         print(
             "| popularity | "
             + " | ".join(
-                mean_se([by_seed[s][f"popularity/test/{k}"] for s in by_seed]) for k in KEYS
+                seed_cell([by_seed[s][f"popularity/test/{k}"] for s in by_seed]) for k in KEYS
             )
             + " |"
         )
@@ -139,7 +139,7 @@ def main() -> None:
             model_rows = [r for r in rows if r["model"] == model]
             print(
                 f"| {model} | "
-                + " | ".join(mean_se([r[f"test/{k}"] for r in model_rows]) for k in KEYS)
+                + " | ".join(seed_cell([r[f"test/{k}"] for r in model_rows]) for k in KEYS)
                 + " |"
             )
 
