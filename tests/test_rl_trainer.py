@@ -72,6 +72,49 @@ def test_config_errors_name_the_key():
     assert cfg.rl.method == "grpo" and cfg.rl.sets_per_sample == 8
 
 
+def test_fresh_retriever_with_hybrid_item_table(tmp_path):
+    """pretrained_run: null builds a fresh retriever; id_embedding adds a zero-initialised ID
+    embedding for the training split's movies only, and an SFT step moves only those."""
+    import numpy as np
+
+    from rar.rl.trainer import RLTrainer
+    from rar.tracking import Run
+
+    class TinyCorpus:
+        ids = [f"m{i}" for i in range(12)]
+
+        def vectors(self):
+            v = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    train = [_linked(["m0", "m1"], ["m2"]), _linked(["m3"], ["m4", "m5"])]
+    cfg = load_config(
+        TrainConfig,
+        None,
+        [
+            "pretrained_run=null",
+            "id_embedding=true",
+            "retriever.d_model=8",
+            "retriever.max_len=4",
+            "rl.method=sft",
+            "rl.k=4",
+            "optim.batch_size=2",
+            "optim.warmup_steps=0",
+            "max_steps=1",
+        ],
+    )
+    trainer = RLTrainer(
+        cfg, Run(tmp_path, cfg), corpus=TinyCorpus(), splits={"train": train, "val": []}
+    )
+    items = trainer.model.items
+    assert trainer.model.config.use_id_embedding
+    assert items.seen.nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
+    assert torch.count_nonzero(items.id_embedding.weight) == 0  # scores unchanged at start
+    trainer.train_step(trainer.batch_for_step(0))
+    moved = items.id_embedding.weight.detach().abs().sum(1)
+    assert (moved[:6] > 0).any() and torch.count_nonzero(moved[6:]) == 0  # cold: text only
+
+
 # ---------------------------------------------------------------- end to end (slow)
 
 
