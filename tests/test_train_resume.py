@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -119,6 +120,95 @@ def test_resume_without_a_checkpoint_is_refused_and_overwrite_starts_again(
     assert [step for step, _, _ in _curve(run)] == [1, 2, 3, 4]  # each step once
 
 
+# ---------------------------------------------------------------- kill -9, then --resume, is exact
+
+
+def _pretrain_args(
+    small_corpus: Path, data_dir: Path, runs: Path, name: str, budget: list[str]
+) -> list[str]:
+    """`rar pretrain` arguments of a tiny LRURec over the small corpus, with `budget` overrides."""
+    sets = [f"tracking.runs_dir={runs}", "threads=1", *budget, "data.max_eval_sessions=200"]
+    return [
+        "pretrain",
+        "--config",
+        str(ROOT / "configs" / "pretrain_quickstart.yaml"),
+        "--data-dir",
+        str(data_dir),
+        "--corpus",
+        str(small_corpus),
+        "--name",
+        name,
+        *[arg for value in sets for arg in ("--set", value)],
+    ]
+
+
+def _pretrain_cmd(small_corpus: Path, data_dir: Path, runs: Path, name: str) -> list[str]:
+    """3 epochs of 10 steps, a checkpoint after each."""
+    budget = ["epochs=3", "max_steps_per_epoch=10", "patience=5"]
+    args = _pretrain_args(small_corpus, data_dir, runs, name, budget)
+    return [sys.executable, "-m", "rar", *args]
+
+
+def _pretrain_rows(run: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock entries (the only ones a resume may change)."""
+    clock = {"time", "train_seconds", "sequences_per_s"}
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in clock} for row in rows]
+
+
+def _same_tensors(a: object, b: object) -> bool:
+    """Exact equality of two checkpoint payloads (nested dicts/lists of tensors and values)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_tensors(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@pytest.mark.slow
+def test_killed_pretraining_resumes_bit_identically(small_corpus, data_dir, tmp_path):
+    env = _env(data_dir)
+    full = subprocess.run(
+        _pretrain_cmd(small_corpus, data_dir, tmp_path, "full"), env=env, cwd=ROOT, timeout=300
+    )
+    assert full.returncode == 0
+    # SIGKILL as soon as the first checkpoint exists (after epoch 0 of 3), then resume
+    cmd = _pretrain_cmd(small_corpus, data_dir, tmp_path, "killed")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    run = tmp_path / "killed"
+    last = run / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (run / "metrics.json").exists()
+    assert torch.load(last, weights_only=False)["data"]["epoch"] < 3
+    resumed = subprocess.run([*cmd, "--resume"], env=env, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0
+
+    # the same losses and validation figures, each epoch once, and the same final metrics
+    assert [r.get("epoch") for r in _pretrain_rows(run)] == [None, 0, 1, 2]
+    assert _pretrain_rows(run) == _pretrain_rows(tmp_path / "full")
+    assert json.loads((run / "metrics.json").read_text()) | {"run_dir": None} == json.loads(
+        (tmp_path / "full" / "metrics.json").read_text()
+    ) | {"run_dir": None}
+    # identical best and last weights (and optimiser, RNG and data-order state in last.pt)
+    for name in ("best.pt", "last.pt"):
+        a = torch.load(run / "checkpoints" / name, weights_only=False)
+        b = torch.load(tmp_path / "full" / "checkpoints" / name, weights_only=False)
+        assert _same_tensors(a, b), name
+
+
 # ---------------------------------------------------------------- damaged and half-written checkpoints
 
 STALLED_WRITER = """
@@ -200,31 +290,9 @@ def test_damaged_pretrain_checkpoint_is_one_line(small_corpus, pretrained_run, d
     shutil.copytree(pretrained_run, tmp_path / "pre")
     last = tmp_path / "pre" / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])
-    result = _rar(
-        [
-            "pretrain",
-            "--resume",
-            "--config",
-            str(ROOT / "configs" / "pretrain_quickstart.yaml"),
-            "--data-dir",
-            str(data_dir),
-            "--corpus",
-            str(small_corpus),
-            "--name",
-            "pre",
-            "--set",
-            f"tracking.runs_dir={tmp_path}",
-            "--set",
-            "threads=1",
-            "--set",
-            "epochs=1",
-            "--set",
-            "max_steps_per_epoch=5",
-            "--set",
-            "data.max_eval_sessions=200",
-        ],
-        _env(data_dir),
-    )
+    budget = ["epochs=1", "max_steps_per_epoch=5"]
+    args = _pretrain_args(small_corpus, data_dir, tmp_path, "pre", budget)
+    result = _rar([*args, "--resume"], _env(data_dir))
     message = _one_line_error(result)
     assert f"cannot resume: {last} is unreadable" in message and "--overwrite" in message
 

@@ -3,11 +3,13 @@
 Sessions come from the DATA helper's 8:1:1 split; items are mapped to corpus rows through the
 corpus link table `movielens-<variant>`. Training: shifted-sequence next-item NLL (sampled or
 full softmax), AdamW, early stopping on validation NDCG@10; the best model is
-`checkpoints/best.pt`, the last epoch `checkpoints/last.pt` (for --resume).
+`checkpoints/best.pt`, the last epoch `checkpoints/last.pt` (rar.checkpoints: --resume continues
+exactly).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,15 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rar.atomic_files import atomic_torch_save
+from rar.checkpoints import DataOrder, TrainingCheckpoint, seed_everything
 from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients
 from rar.progress import progress_bar
 from rar.retrievers.base import Retriever
 from rar.retrievers.checkpoint import (
     load_retriever,
-    load_weights,
-    retriever_state,
     save_retriever,
 )
 from rar.retrievers.pretrain_config import PretrainConfig
@@ -128,10 +128,16 @@ def evaluate_popularity(
     return ranking_metrics(lambda h: pop.expand(len(h), -1), histories, targets)
 
 
-def _training_state(
-    model: Retriever, optimizer: torch.optim.Optimizer, **extra: Any
-) -> dict[str, Any]:
-    return {"retriever": retriever_state(model), "optimizer": optimizer.state_dict(), **extra}
+# v2: rar.checkpoints layout (RNG states, data order); v1 was untagged
+CHECKPOINT_FORMAT = "rar-pretrain-v2"
+
+
+def _data_identity(windows: list[list[int]]) -> dict[str, Any]:
+    """What a resume checks: the training windows are the ones the checkpoint was trained on."""
+    digest = hashlib.sha256(np.asarray([len(w) for w in windows], dtype=np.int64).tobytes())
+    for window in windows:
+        digest.update(np.asarray(window, dtype=np.int64).tobytes())
+    return {"windows": len(windows), "windows_sha256": digest.hexdigest()}
 
 
 def train_retriever(
@@ -143,23 +149,26 @@ def train_retriever(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train with early stopping on val NDCG@10 (`patience` evaluations, one per epoch, without
-    improvement); returns the best epoch's summary plus `stopped_early`."""
+    improvement); returns the best epoch's summary plus `stopped_early`. A checkpoint after
+    every epoch (rar.checkpoints) lets `resume` continue exactly."""
     seed, loss_cfg, optim = config.seed, config.loss, config.optim
     windows = training_windows(data.train, model.config.max_len)
     model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
     optimizer = adamw(model.parameters(), optim)
-    best = {"epoch": -1, "val/ndcg@10": -math.inf}
+    generator = torch.Generator()
+    checkpoint = TrainingCheckpoint(
+        run, CHECKPOINT_FORMAT, "rar pretrain", {"model": model}, optimizer, generator=generator
+    )
+    identity = _data_identity(windows)
+    best: dict[str, Any] = {"epoch": -1, "val/ndcg@10": -math.inf}
     bad_evals, start_epoch, step = 0, 0, 0
-    last_path = run.last_checkpoint
     best_path = run.checkpoints / "best.pt"
     if resume:
-        if not last_path.is_file():
-            raise MissingPathError(f"cannot resume: {last_path} does not exist")
-        state = run.load_last_checkpoint(weights_only=False)
-        load_weights(model, state["retriever"]["state_dict"], str(last_path))
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        best, bad_evals = state["best"], state["bad_evals"]
+        if not checkpoint.path.is_file():
+            raise MissingPathError(f"cannot resume: {checkpoint.path} does not exist")
+        resumed = checkpoint.load(data=identity)
+        start_epoch, step = resumed.order.epoch, resumed.step
+        best, bad_evals = resumed.state["best"], resumed.state["bad_evals"]
         run.truncate_history(step)
     bs = optim.batch_size
     steps_per_epoch = math.ceil(len(windows) / bs)
@@ -168,9 +177,10 @@ def train_retriever(
     for epoch in range(start_epoch, config.epochs):
         if bad_evals >= config.patience:
             break
-        torch.manual_seed(seed * 100_003 + epoch)  # dropout; per epoch so --resume repeats it
-        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = np.random.default_rng([seed, epoch]).permutation(len(windows))
+        # dropout and negatives are seeded per epoch, so an epoch is the same in any process
+        torch.manual_seed(seed * 100_003 + epoch)
+        generator.manual_seed(seed * 100_003 + epoch)
+        order = DataOrder(seed, epoch, 0).permutation(len(windows))
         model.train()
         losses, started = [], time.perf_counter()
         bar = progress_bar(steps_per_epoch, f"epoch {epoch}", "step", enabled=progress, leave=False)
@@ -216,17 +226,12 @@ def train_retriever(
             **{f"val/{k}": v for k, v in val.items()},
             best=improved,
         )
-        atomic_torch_save(
-            _training_state(
-                model, optimizer, epoch=epoch, step=step, best=best, bad_evals=bad_evals
-            ),
-            last_path,
-            keep_previous=True,
+        # the next batch is the first of the next epoch
+        checkpoint.save(
+            step, DataOrder(seed, epoch + 1, 0), identity, best=best, bad_evals=bad_evals
         )
     if not best_path.is_file():
-        raise RuntimeError(
-            "training finished without any evaluation (max_epochs reached on resume?)"
-        )
+        raise RuntimeError("training finished without any evaluation (epochs reached on resume?)")
     return best | {"stopped_early": bad_evals >= config.patience}
 
 
@@ -275,7 +280,7 @@ def _pretrain(
         config.data.max_eval_sessions,
     )
     vectors = corpus.vectors()
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed)
     model = build_retriever(config.retriever, vectors)
     run = Run.create(
         config.name,

@@ -15,7 +15,6 @@ import copy
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rar.atomic_files import atomic_torch_save, atomic_write_text
+from rar.atomic_files import atomic_write_text
+from rar.checkpoints import DataOrder, TrainingCheckpoint, seed_everything
 from rar.data.linking import LinkedSample, link_samples
 from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients, cosine_with_warmup
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rar.rl")
 
-CHECKPOINT_FORMAT = "rar-rl-trainer-v1"
+# v2: the data order (epoch, position) is stored, by rar.checkpoints
+CHECKPOINT_FORMAT = "rar-rl-trainer-v2"
 RANKER_COUNTERS = ("calls", "retries", "cache_hits", "failures", "requests")
 
 
@@ -67,22 +68,6 @@ def with_dropout(
     rebuilt = build_retriever(config, item_vectors)
     rebuilt.load_state_dict(model.state_dict())
     return rebuilt
-
-
-def _rng_state(generator: torch.Generator) -> dict[str, Any]:
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-        "generator": generator.get_state(),
-    }
-
-
-def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    generator.set_state(state["generator"])
 
 
 def load_splits(
@@ -133,7 +118,7 @@ class RLTrainer:
         self.progress = progress
         if config.threads:
             torch.set_num_threads(config.threads)
-        self._seed_everything(config.seed)
+        seed_everything(config.seed)
         if corpus is None:
             from rar.corpus import Corpus
 
@@ -200,25 +185,15 @@ class RLTrainer:
         self.stopped_early = False
 
     # ---- data ---------------------------------------------------------------------------
-    def _seed_everything(self, seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
     def _load_splits(self) -> dict[str, list[LinkedSample]]:
         splits, self.link_stats = load_splits(self.config, self.corpus)
         return splits
 
-    def epoch_order(self, epoch: int) -> np.ndarray:
-        """The data order of an epoch: a permutation seeded by (seed, epoch), so resuming at any
-        step reproduces it exactly."""
-        return np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train_samples))
-
     def batch_for_step(self, step: int) -> Batch:
-        epoch, pos = divmod(step, self.steps_per_epoch)
-        order = self.epoch_order(epoch)
-        bs = self.config.optim.batch_size
-        idx = order[pos * bs : (pos + 1) * bs]
+        """The batch of a step: its epoch's seeded permutation, so resuming at any step
+        reproduces the data order exactly."""
+        at = DataOrder.at_step(self.config.seed, step, self.steps_per_epoch)
+        idx = at.batch(len(self.train_samples), self.config.optim.batch_size)
         return make_batch(
             [self.train_samples[i] for i in idx], self.row_of, self.model.config.max_len
         )
@@ -475,51 +450,39 @@ class RLTrainer:
     def last_checkpoint(self) -> Path:
         return self.run.last_checkpoint
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "initial_model": self.reference.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": _rng_state(self.generator),
-            "best": dict(self.best),
-            "ranker_counters": self.ranker_totals.totals(),
-            "early_stopping": {"bad_evals": self.bad_evals, "stopped_early": self.stopped_early},
-            "data": {
-                "seed": self.config.seed,
-                "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps,
-                "train_ids": [s.sample.sample_id for s in self.train_samples],
-            },
-        }
+    def _checkpoint(self) -> TrainingCheckpoint:
+        """The resumable state of this run (its `run` is replaced once the directory exists)."""
+        return TrainingCheckpoint(
+            self.run,
+            CHECKPOINT_FORMAT,
+            "rar train",
+            {"model": self.model, "initial_model": self.reference},
+            self.optimizer,
+            self.scheduler,
+            self.generator,
+        )
+
+    def _data_identity(self) -> dict[str, Any]:
+        return {"train_ids": [s.sample.sample_id for s in self.train_samples]}
 
     def save_checkpoint(self) -> Path:
-        """Write last.pt atomically (temporary file, fsync, rename), keeping the one before as
-        prev.pt, so a damaged latest checkpoint is never the only copy."""
-        return atomic_torch_save(self.state(), self.last_checkpoint, keep_previous=True)
+        """Write last.pt (atomically, prev.pt kept) with every RNG and the data order."""
+        return self._checkpoint().save(
+            self.step,
+            DataOrder.at_step(self.config.seed, self.step, self.steps_per_epoch),
+            data=self._data_identity()
+            | {"steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps},
+            best=dict(self.best),
+            ranker_counters=self.ranker_totals.totals(),
+            early_stopping={"bad_evals": self.bad_evals, "stopped_early": self.stopped_early},
+        )
 
-    def load_checkpoint(self, path: Path | None = None) -> None:
-        if path is None:
-            path, state = self.last_checkpoint, self.run.load_last_checkpoint(weights_only=False)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise InputError(f"{path} is not a `rar train` checkpoint")
-        ids = [s.sample.sample_id for s in self.train_samples]
-        if state["data"]["train_ids"] != ids:
-            raise InputError(
-                f"{path}: the training samples differ from the checkpoint's (data or config changed); "
-                "start a new run instead of resuming"
-            )
-        self.model.load_state_dict(state["model"])
-        self.reference.load_state_dict(state["initial_model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], self.generator)
+    def load_checkpoint(self) -> None:
+        """Continue from last.pt: weights, optimiser, schedule, RNGs, best model, counters."""
+        resumed = self._checkpoint().load(data=self._data_identity())
+        state = resumed.state
+        self.step = resumed.step
         self.best = dict(state["best"])
-        self.step = int(state["step"])
         self.ranker_totals.resume_from(state.get("ranker_counters"))
         early = state.get("early_stopping", {})
         self.bad_evals = int(early.get("bad_evals", 0))
