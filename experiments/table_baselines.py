@@ -1,17 +1,19 @@
-r"""Baselines: most-popular, ItemKNN and EASE on each dataset's test split (per-turn protocol).
+r"""Baselines: most-popular, ItemKNN and EASE on each dataset's test split, per protocol.
 
 Each baseline is fitted on the dataset's train split only, its hyperparameters chosen on the val
 split over a small grid (logged below the table), and served through the evaluator exactly like
 a retriever: top-k over the corpus with mentioned movies masked, then the metrics. The splits are
-the ones `rar train` and `rar evaluate` use. Protocol: per-turn, one row per recommender turn
-with all its new movies as targets. Cells: mean ± standard error over samples.
+the ones `rar train` and `rar evaluate` use. Protocols (`--protocols`, default per_turn):
+per_turn, one row per recommender turn with all its new movies as targets; per_item (He et al.
+2023), one row per ground-truth movie of a turn. Cells: mean ± standard error over rows.
 
     .venv/bin/python experiments/table_baselines.py --corpus corpus --data-dir ../shared/data \
-        [--datasets redial inspired] [--k 25] [--ranker] [--out runs/experiments/table_baselines]
+        [--datasets redial inspired] [--k 25] [--ranker] [--protocols per_turn per_item] \
+        [--out runs/experiments/table_baselines]
 
 `--ranker` also re-ranks each baseline's top-k with the offline semantic ranker (the corpus needs
-embeddings). Writes OUT/table_baselines.{md,json} and, per dataset, OUT/<dataset>/ with the
-evaluator's evaluation.json, samples/*.jsonl (for `rar report compare`) and baselines.json.
+embeddings). Writes OUT/table_baselines.{md,json} and, per dataset, OUT/<dataset>/ (per_turn;
+OUT/<dataset>-per_item/ for per_item) with the evaluator's evaluation.json, samples/*.jsonl (for `rar report compare`) and baselines.json.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=25, help="Candidates retrieved (paper: 25).")
     parser.add_argument("--no-tune", action="store_true", help="Defaults, no validation grid.")
     parser.add_argument("--ranker", action="store_true", help="Also + semantic ranker rows.")
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=["per_turn", "per_item"],
+        default=["per_turn"],
+        help="Evaluation protocols (docs/evaluation.md); the baselines are fitted once.",
+    )
     parser.add_argument("--out", default="runs/experiments/table_baselines")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
@@ -59,11 +68,12 @@ def main() -> None:
     ranker = None
     if args.ranker:
         ranker = build_ranker(RankerConfig(backend="semantic", cache={"enabled": False}), corpus)
-    eval_cfg = EvaluateConfig(k=args.k, split="test")
-    header = ["dataset", "system", *(LABELS[m] for m in METRICS), "samples", "chosen on val"]
+    header = [
+        "dataset", "protocol", "system", *(LABELS[m] for m in METRICS), "rows", "chosen on val"
+    ]  # fmt: skip
     rows: list[list[str]] = []
     grid_lines: list[str] = []
-    results: dict[str, Any] = {"args": vars(args), "protocol": "per-turn", "datasets": {}}
+    results: dict[str, Any] = {"args": vars(args), "protocols": args.protocols, "datasets": {}}
     try:
         for dataset in args.datasets:
             fits = [
@@ -77,40 +87,45 @@ def main() -> None:
                     name = f"{fit.baseline.label} + semantic"
                     systems.append(SystemSpec(name, fit.baseline, ranker, fit.source()))
             samples = load_conversation_samples(dataset, data_dir, "test")
-            out = Path(args.out) / dataset
-            report = evaluate_systems(
-                samples,
-                corpus,
-                systems,
-                eval_cfg,
-                out_dir=out,
-                dataset=dataset,
-                data_source=f"{dataset} test split of {data_dir}",
-                progress=not args.quiet,
-                corpus_dir=args.corpus,
-            )
-            save_baseline_fits(fits, out)
-            data = report.to_dict()
-            results["datasets"][dataset] = {
-                "evaluation": data,
-                "fits": [f.as_dict() for f in fits],
-            }
             chosen = {f.baseline.label: f.baseline.describe() or "–" for f in fits}
-            for name, s in data["systems"].items():
-                cells = [cell(s["metrics"][m], s["metrics_ci"][m]["se"]) for m in METRICS]
-                params = chosen.get(name.removesuffix(" + semantic"), "")
-                rows.append([dataset, name, *cells, str(s["num_samples"]), params])
+            results["datasets"][dataset] = {"fits": [f.as_dict() for f in fits]}
+            for protocol in args.protocols:
+                out = Path(args.out) / (
+                    dataset if protocol == "per_turn" else f"{dataset}-{protocol}"
+                )
+                report = evaluate_systems(
+                    samples,
+                    corpus,
+                    systems,
+                    EvaluateConfig(k=args.k, split="test", protocol=protocol),
+                    out_dir=out,
+                    dataset=dataset,
+                    data_source=f"{dataset} test split of {data_dir}",
+                    progress=not args.quiet,
+                    corpus_dir=args.corpus,
+                )
+                save_baseline_fits(fits, out)
+                data = report.to_dict()
+                key = "evaluation" if protocol == "per_turn" else f"evaluation_{protocol}"
+                results["datasets"][dataset][key] = data
+                label = protocol.replace("_", "-")
+                for name, s in data["systems"].items():
+                    cells = [cell(s["metrics"][m], s["metrics_ci"][m]["se"]) for m in METRICS]
+                    params = chosen.get(name.removesuffix(" + semantic"), "")
+                    rows.append([dataset, label, name, *cells, str(s["num_samples"]), params])
             grid_lines += _grid_lines(dataset, fits)
     finally:
         if ranker is not None:
             ranker.close()
 
     lines = [
-        "# Baselines (per-turn protocol)",
+        f"# Baselines ({', '.join(p.replace('_', '-') for p in args.protocols)} protocol)",
         "",
         f"Test split of each dataset; top-{args.k} over the corpus with mentioned movies masked; "
         "fitted on train only, hyperparameters chosen on val by N@10; mean ± standard error "
-        "over samples.",
+        "over rows. Protocol per-turn: one row per recommender turn (all its new movies are "
+        "targets); per-item (He et al. 2023): one row per ground-truth movie of a turn, the "
+        "turn's other movies not masked.",
         "",
         markdown_table(header, rows),
         "",

@@ -91,15 +91,27 @@ def rank(
     ranker_batch: int = RANKER_BATCH,
     progress: bool = False,
 ) -> list[Any]:
-    """The ranker's RankResult for each sample's candidates, in request order."""
-    requests = [
-        RankRequest(item.sample.sample_id, item.sample.context, list(cands))
-        for item, cands in zip(linked, candidates, strict=True)
-    ]
+    """The ranker's RankResult for each sample's candidates, in request order.
+
+    Per-item rows of one turn (same `turn_id`, same candidates) are one request: the ranker
+    sees the same input for each, so it is asked once and every row scores that answer."""
+    requests: list[RankRequest] = []
+    where: list[int] = []  # row -> its request
+    seen: dict[tuple[str, tuple[str, ...]], int] = {}
+    for item, cands in zip(linked, candidates, strict=True):
+        key = (item.turn_id, tuple(cands)) if item.turn_id is not None else None
+        if key is not None and key in seen:
+            where.append(seen[key])
+            continue
+        if key is not None:
+            seen[key] = len(requests)
+        where.append(len(requests))
+        sample_id = item.turn_id or item.sample.sample_id
+        requests.append(RankRequest(sample_id, item.sample.context, list(cands)))
     results: list[Any] = []
     for start in range(0, len(requests), ranker_batch):
         results.extend(ranker.rank(requests[start : start + ranker_batch], progress=progress))
-    return results
+    return [results[i] for i in where]
 
 
 def scored_ranking(result: Any) -> list[str]:

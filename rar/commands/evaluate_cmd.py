@@ -62,6 +62,12 @@ def evaluate(
         None, "-k", "--k", help="Candidates retrieved per sample (default 25)."
     ),
     max_samples: int | None = typer.Option(None, "--max-samples", help="Evaluate a seeded subset."),
+    protocol: str | None = typer.Option(
+        None,
+        "--protocol",
+        help="Rows of the metrics: per_turn (one per recommender turn, default) or per_item "
+        "(He et al. 2023: one per ground-truth movie of a turn).",
+    ),
     max_failed_share: float | None = typer.Option(
         None,
         "--max-failed-share",
@@ -104,6 +110,7 @@ def evaluate(
                 "split": split,
                 "k": k,
                 "max_samples": max_samples,
+                "protocol": protocol.replace("-", "_") if protocol else None,
                 "llm_only": llm_only,
                 "max_failed_share": max_failed_share,
             },

@@ -37,7 +37,7 @@ def quickstart(
     ranker on ReDial, evaluate retriever-only vs SFT vs RAR on the held-back test split, and
     write the reports. Stages that already finished are reused (use --fresh to redo them)."""
     with user_errors():
-        from rar.evaluation.markdown import samples_summary
+        from rar.evaluation.markdown import protocol_caption, samples_summary
         from rar.evaluation.result_table import ResultTable
         from rar.paths import resolve_data_dir
         from rar.quickstart import headline_rows, run_quickstart
@@ -65,7 +65,8 @@ def quickstart(
         )
         evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
         table = ResultTable(
-            f"ReDial test split (k = {evaluation['k']} candidates)", ["N@5", "R@5", "N@10", "R@10"]
+            f"ReDial test split, {protocol_caption(evaluation)} (k = {evaluation['k']} candidates)",
+            ["N@5", "R@5", "N@10", "R@10"],
         )
         for name, values in headline_rows(evaluation):
             table.add_row(name, values)

@@ -8,8 +8,8 @@ know (custom files, new dialogues) are matched by title against the whole corpus
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from rar.data.types import Mention, Sample
 
@@ -17,11 +17,20 @@ if TYPE_CHECKING:
     from rar.corpus import Corpus
 
 
+Protocol = Literal["per_turn", "per_item"]
+PROTOCOLS: tuple[str, ...] = ("per_turn", "per_item")
+PROTOCOL_LABELS = {
+    "per_turn": "per-turn (one row per recommender turn, all its new movies as targets)",
+    "per_item": "per-item (He et al. 2023: one row per ground-truth movie of a turn)",
+}
+
+
 @dataclass
 class LinkedSample:
     sample: Sample
     history_ids: list[str]  # corpus ids, oldest first
     target_ids: list[str]
+    turn_id: str | None = None  # per-item rows: the sample id of the turn the row came from
 
 
 @dataclass
@@ -39,6 +48,8 @@ class SampleLinkStats:
     history_unlinked: int = 0
     linked_by_title: int = 0
     unlinked_examples: list[str] = field(default_factory=list)
+    protocol: str = "per_turn"  # how evaluated turns became rows (see `expand_rows`)
+    rows: int = 0  # rows the metrics average over (per_turn: = samples_evaluated)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,4 +139,57 @@ def link_samples(
         out.append(LinkedSample(sample, history, targets))
     stats.samples_kept = len(out)
     stats.samples_evaluated = len(out)
+    stats.rows = len(out)
     return out, stats
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        from rar.errors import InputError
+
+        raise InputError(
+            f"unknown evaluation protocol {protocol!r} (choose {' or '.join(PROTOCOLS)})"
+        )
+    return protocol
+
+
+def expand_rows(linked: Sequence[LinkedSample], protocol: str = "per_turn") -> list[LinkedSample]:
+    """The rows an evaluation protocol scores.
+
+    - `per_turn`: one row per recommender turn, all its (new, linked) movies as targets; recall
+      is the share of them found.
+    - `per_item` (He et al. 2023): one row per target movie of a turn, with the turn's history
+      and context; only that movie counts as a hit for the row. As in He et al.'s evaluation
+      code, the other targets are not masked: they keep their places in the ranking (and a
+      ranker sees the same input for every row of a turn). Row ids are `<turn id>#<n>`."""
+    check_protocol(protocol)
+    if protocol == "per_turn":
+        return list(linked)
+    rows: list[LinkedSample] = []
+    for item in linked:
+        if len(item.target_ids) == 1:
+            rows.append(replace(item, turn_id=item.sample.sample_id))
+            continue
+        for n, target in enumerate(item.target_ids, 1):
+            rows.append(
+                LinkedSample(
+                    _RowSample.of(item.sample, n), item.history_ids, [target], item.sample.sample_id
+                )
+            )
+    return rows
+
+
+@dataclass
+class _RowSample(Sample):
+    """A turn's sample as one per-item row: the same fields, the id `<turn id>#<n>`."""
+
+    row: int = 1
+
+    @classmethod
+    def of(cls, sample: Sample, row: int) -> _RowSample:
+        fields = {k: getattr(sample, k) for k in sample.__dataclass_fields__}
+        return cls(**fields, row=row)
+
+    @property
+    def sample_id(self) -> str:
+        return f"{super().sample_id}#{self.row}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from rar.config import ConfigModel
@@ -17,6 +19,12 @@ class EvaluateConfig(ConfigModel):
     ks: list[int] = Field(
         default_factory=lambda: [1, 5, 10, 20],
         description="Metric cut-offs (N@k, R@k, MRR@k, Hit@k).",
+    )
+    protocol: Literal["per_turn", "per_item"] = Field(
+        "per_turn",
+        description="Rows the metrics average over: per_turn (one per recommender turn, all its "
+        "new movies as targets) or per_item (He et al. 2023: one per ground-truth movie of a "
+        "turn, same history and context; the turn's other movies are not masked).",
     )
     split: str = Field("test", description="Split of a dataset directory to evaluate on.")
     max_samples: int | None = Field(

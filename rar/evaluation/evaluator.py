@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rar.data.linking import LinkedSample, SampleLinkStats, link_samples
+from rar.data.linking import LinkedSample, SampleLinkStats, expand_rows, link_samples
 from rar.data.types import Sample
 from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
@@ -65,14 +65,18 @@ class Evaluator:
 
     # ---- samples -------------------------------------------------------------------------
     def link(self, samples: Sequence[Sample]) -> tuple[list[LinkedSample], SampleLinkStats]:
-        """Link to corpus ids (dropping, and counting, samples with no linked target), then
-        subsample to `max_samples` with the config seed."""
+        """Link to corpus ids (dropping, and counting, samples with no linked target),
+        subsample to `max_samples` turns with the config seed, then expand them into the rows
+        of `config.protocol` (so both protocols score the same turns)."""
         linked, stats = link_samples(samples, self.corpus, self.config.match_threshold)
         if self.config.max_samples is not None and len(linked) > self.config.max_samples:
             rng = random.Random(self.config.seed)
             keep = sorted(rng.sample(range(len(linked)), self.config.max_samples))
             linked = [linked[i] for i in keep]
         stats.samples_evaluated = len(linked)
+        linked = expand_rows(linked, self.config.protocol)
+        stats.protocol = self.config.protocol
+        stats.rows = len(linked)
         return linked, stats
 
     # ---- systems -------------------------------------------------------------------------
@@ -88,12 +92,16 @@ class Evaluator:
         stats_before = dict(spec.ranker.stats()) if spec.ranker is not None else None
         extras: list[dict[str, Any]] = [{} for _ in linked]
         if kind == "llm-only":
-            results = spec.ranker.recommend(
-                [(item.sample.sample_id, item.sample.context) for item in linked],
+            # per-item rows of one turn are one request (the LLM reads the same conversation)
+            turns = {item.turn_id or item.sample.sample_id: item for item in linked}
+            answers = spec.ranker.recommend(
+                [(turn, item.sample.context) for turn, item in turns.items()],
                 self.config.llm_only_items,
                 self.config.match_threshold,
                 self.progress,
             )
+            by_turn = dict(zip(turns, answers, strict=True))
+            results = [by_turn[item.turn_id or item.sample.sample_id] for item in linked]
             rankings = [scored_ranking(r) for r in results]
             for extra, r in zip(extras, results, strict=True):
                 extra.update(
@@ -189,6 +197,8 @@ class Evaluator:
                 "ranking": list(rankings[i])[: max(keep, self.config.k)],
                 "metrics": {k: float(v[i]) for k, v in per_sample.items()},
             }
+            if item.turn_id is not None:  # a per-item row: the turn it came from
+                record["turn_id"] = item.turn_id
             if extras is not None:
                 record.update(extras[i])
             records.append(record)
@@ -298,6 +308,7 @@ def evaluate_systems(
     report = EvaluationReport(
         dataset=dataset or (samples[0].dataset if samples else ""),
         split=config.split,
+        protocol=config.protocol,
         data_source=data_source,
         k=config.k,
         ks=list(config.ks),

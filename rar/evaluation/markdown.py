@@ -33,12 +33,37 @@ def samples_summary(s: dict[str, Any]) -> str:
     )
 
 
+def protocol_caption(data: dict[str, Any]) -> str:
+    """'per-turn protocol, 246 rows' or 'per-item protocol (He et al. 2023), 310 rows from 246
+    turns' from an evaluation.json dict: what one row of the metrics is, and how many there are
+    (files written before the protocol existed are per-turn)."""
+    from rar.data.linking import PROTOCOL_LABELS
+
+    protocol = data.get("protocol") or "per_turn"
+    s = data.get("samples", {})
+    turns = s.get("samples_evaluated", s.get("samples_kept"))
+    counts = {v.get("num_samples") for v in data.get("systems", {}).values()}
+    rows = data.get("rows") or s.get("rows") or (counts.pop() if len(counts) == 1 else turns)
+    if protocol == "per_turn":
+        return f"per-turn protocol, {rows} rows"
+    label = PROTOCOL_LABELS.get(protocol, protocol).split(" (", 1)[0]
+    cite = " (He et al. 2023)" if protocol == "per_item" else ""
+    return f"{label} protocol{cite}, {rows} rows from {turns} turns"
+
+
 def _failed_cell(system: dict[str, Any]) -> str:
     """'3 (30.0%)' for a system with a ranker, '–' for a retriever alone."""
     failed = system.get("failed_samples")
     if failed is None:
         return "–"
     return f"{failed} ({failed_share(failed, system.get('num_samples') or 0):.1%})"
+
+
+_PROTOCOL_NOTE = {
+    "per_turn": "One row per recommender turn; recall is the share of its new movies found.",
+    "per_item": "One row per ground-truth movie of a turn (same history and context); only "
+    "that movie is a hit for the row, the turn's other movies are not masked.",
+}
 
 
 def render_markdown(data: dict[str, Any]) -> str:
@@ -53,10 +78,13 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"and {s.get('history_unlinked', 0)} of {s.get('history_mentions', 0)} history mentions unlinked. "
         f"Retrieved candidates k = {data.get('k')}.",
         "",
+        f"Protocol: {protocol_caption(data)}. "
+        + _PROTOCOL_NOTE.get(data.get("protocol") or "per_turn", ""),
+        "",
     ]
     head = [k for k in HEADLINE if any(k in v["metrics"] for v in systems.values())]
     lines += [
-        "| system | " + " | ".join(metric_label(k) for k in head) + " | samples | failed calls |",
+        "| system | " + " | ".join(metric_label(k) for k in head) + " | rows | failed calls |",
         "|---|" + "---:|" * (len(head) + 2),
     ]
     for name, v in systems.items():

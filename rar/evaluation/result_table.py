@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rar.evaluation.failed_calls import failed_share
-from rar.evaluation.markdown import HEADLINE, metric_label
+from rar.evaluation.markdown import HEADLINE, metric_label, protocol_caption
 
 if TYPE_CHECKING:
     from rar.evaluation.results import EvaluationReport
@@ -95,16 +95,16 @@ class ResultTable:
 
 def summary_table(data: dict[str, Any] | EvaluationReport, title: str | None = None) -> ResultTable:
     """The terminal table: N@5 R@5 N@10 R@10 with 95% CI half-widths, failed ranker calls
-    (count and share) and ranker calls / cache hits; the sample count is in the title. System names are never cut (see
+    (count and share) and ranker calls / cache hits; the protocol and its row count are in the
+    title. System names are never cut (see
     `rar.evaluation.result_table`)."""
     if not isinstance(data, dict):  # an EvaluationReport
         data = data.to_dict()
     systems: dict[str, Any] = data["systems"]
-    evaluated = {v["num_samples"] for v in systems.values()}  # every system sees the same samples
-    n = evaluated.pop() if len(evaluated) == 1 else "?"
     table = ResultTable(
         title
-        or f"{data.get('dataset', '')} ({data.get('split', '')}), {n} samples, k = {data.get('k')}",
+        or f"{data.get('dataset', '')} ({data.get('split', '')}), {protocol_caption(data)}, "
+        f"k = {data.get('k')}",
         [metric_label(key) for key in HEADLINE] + ["failed", "calls/hits"],
     )
     for name, v in systems.items():

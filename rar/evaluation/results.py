@@ -68,6 +68,7 @@ class EvaluationReport:
     out_dir: Path | None = None
     data_path: str = ""  # the file or directory the samples came from (reports reload it)
     corpus_dir: str = ""
+    protocol: str = "per_turn"  # rar.data.linking.PROTOCOLS: what one row of the metrics is
 
     def system(self, name: str) -> SystemResult:
         for result in self.systems:
@@ -84,6 +85,8 @@ class EvaluationReport:
             "data_source": self.data_source,
             "data_path": self.data_path,
             "corpus_dir": self.corpus_dir,
+            "protocol": self.protocol,
+            "rows": self.link_stats.rows,
             "k": self.k,
             "ks": self.ks,
             "samples": self.link_stats.as_dict(),

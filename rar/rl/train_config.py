@@ -121,6 +121,12 @@ class TrainConfig(ConfigModel):
     eval_ks: list[int] = Field(
         default_factory=lambda: [5, 10], description="Cut-offs reported by validation/test."
     )
+    eval_protocol: Literal["per_turn", "per_item"] = Field(
+        "per_turn",
+        description="Rows of validation and test (not of training): per_turn (one per "
+        "recommender turn) or per_item (He et al. 2023: one per ground-truth movie of a turn); "
+        "see docs/evaluation.md.",
+    )
     select_metric: str = Field(
         "ndcg@10", description="Validation metric that picks the best checkpoint."
     )

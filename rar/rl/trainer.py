@@ -25,7 +25,7 @@ import torch
 
 from rar.atomic_files import atomic_write_text
 from rar.checkpoints import DataOrder, TrainingCheckpoint, seed_everything
-from rar.data.linking import LinkedSample, link_samples
+from rar.data.linking import LinkedSample, expand_rows, link_samples
 from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients, cosine_with_warmup
 from rar.pipeline import PipelineResult, run_pipeline
@@ -89,6 +89,9 @@ def load_splits(
         linked, stats = link_samples(raw, corpus)
         link_stats[split] = stats.as_dict()
         out[split] = subsample(linked, sizes[split], d.subsample_seed)
+        if split != "train":  # validation and test rows follow the evaluation protocol
+            out[split] = expand_rows(out[split], config.eval_protocol)
+            link_stats[split].update(protocol=config.eval_protocol, rows=len(out[split]))
         log.info(
             "%s/%s: %d samples, %d linked (%d dropped: no target in the corpus), %d used",
             d.dataset,
@@ -567,6 +570,7 @@ class RLTrainer:
             "candidate_order": self.rl.candidate_order,
             "shuffle_rewards": self.rl.shuffle_rewards,
             "n_train": len(self.train_samples),
+            "eval_protocol": self.config.eval_protocol,
             "n_val": len(self.val_samples),
             "link_stats": self.link_stats,
         }
