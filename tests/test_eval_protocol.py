@@ -200,13 +200,38 @@ def test_the_llm_only_path_asks_once_per_turn():
     )
 
 
-def test_an_llm_label_it_did_not_output_is_a_miss_by_default():
-    """parser.score_appended is false unless asked: the appended tail never scores."""
+def test_an_llm_label_it_did_not_output_is_a_miss_and_the_appended_share_is_reported(tmp_path):
+    """parser.score_appended is false unless asked: the appended tail never scores, and the
+    share of appended candidates is in evaluation.json, evaluation.md and the terminal footer."""
+    from rar.evaluation.result_table import appended_note
     from rar.rankers import RankerConfig
 
     assert RankerConfig().parser.score_appended is False
-    tail = RankResult("s", ["X", "A"], n_model_ranked=1)  # the model named X; A was appended
-    assert tail.scored_ids == ["X"] and tail.n_appended == 1
+
+    class NamesOne(FixedRanker):  # an LLM that names one candidate; the rest is appended
+        def rank(self, requests, progress=False):
+            self.requests += [r.sample_id for r in requests]
+            return [
+                RankResult(r.sample_id, ["X", "A", "B", "C", "Y"], n_model_ranked=1)
+                for r in requests
+            ]
+
+        def stats(self):
+            n = len(self.requests)
+            return {"backend": "llm", "calls": n, "candidates": 5 * n, "appended": 4 * n}
+
+    evaluator = Evaluator(toy_corpus(), EvaluateConfig(k=5, ks=[10]), progress=False)
+    linked, stats = evaluator.link([toy_sample(2, ["D"], ["A"])])
+    result = evaluator.evaluate(SystemSpec("llm", "given", NamesOne([])), linked, [list("XABCY")])
+    [record] = result.records
+    assert record["ranking"] == ["X"] and record["metrics"]["ndcg@10"] == 0.0  # A was appended
+    assert record["n_model_ranked"] == 1 and record["n_appended"] == 4
+    report = EvaluationReport("toy", "test", "", 5, [10], stats, [result])
+    out = report.save(tmp_path)
+    data = json.loads((out / "evaluation.json").read_text())
+    assert data["systems"]["llm"]["ranker"]["appended_share"] == pytest.approx(0.8)
+    assert "| 80.0% |" in (out / "evaluation.md").read_text()
+    assert appended_note(data).endswith("llm 80.0%")
 
 
 # ---- end to end ---------------------------------------------------------------------------

@@ -144,11 +144,13 @@ def evaluate(
             markdown_out.write_text(text, encoding="utf-8")
         from rar.evaluation.failed_calls import check_failed_calls
         from rar.evaluation.markdown import samples_summary
-        from rar.evaluation.result_table import summary_table
+        from rar.evaluation.result_table import appended_note, summary_table
 
         data = report.to_dict()
         console.print(summary_table(data))
         console.print(f"{samples_summary(data['samples'])}; ± = 95% CI half-width", soft_wrap=True)
+        if appended_note(data):
+            console.print(appended_note(data), soft_wrap=True, highlight=False)
         console.print(
             f"written to {report.out_dir} (evaluation.json, evaluation.md, samples/)",
             soft_wrap=True,

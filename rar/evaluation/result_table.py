@@ -132,3 +132,21 @@ def summary_table(data: dict[str, Any] | EvaluationReport, title: str | None = N
         cells.append((f"{r.get('calls', 0)}/{r.get('cache_hits', 0)}" if r else "–", None))
         table.add_row(name, cells)
     return table
+
+
+def appended_note(data: dict[str, Any] | EvaluationReport) -> str | None:
+    """'appended (share of candidates the ranker left out; ...): A + llm 88.0%, ...' for the
+    systems with a ranker: the terminal table's footer (None: no system has a ranker)."""
+    if not isinstance(data, dict):
+        data = data.to_dict()
+    shares = [
+        f"{name} {v['ranker'].get('appended_share', 0.0):.1%}"
+        for name, v in data["systems"].items()
+        if v.get("ranker")
+    ]
+    if not shares:
+        return None
+    return (
+        "appended (share of candidates the ranker left out; misses unless "
+        "parser.score_appended): " + ", ".join(shares)
+    )
