@@ -234,6 +234,31 @@ def test_an_llm_label_it_did_not_output_is_a_miss_and_the_appended_share_is_repo
     assert appended_note(data).endswith("llm 80.0%")
 
 
+def test_rl_validation_and_test_rows_follow_eval_protocol(redial_corpus):
+    """`eval_protocol` expands validation and test (after their subsampling), never training."""
+    from rar.config import load_config
+    from rar.rl.train_config import TrainConfig
+    from rar.rl.trainer import load_splits
+
+    assert TrainConfig.model_fields["eval_protocol"].default == "per_turn"
+    got = {}
+    for protocol in ("per_turn", "per_item"):
+        keys = ["name=p", "pretrained_run=none", "data.dataset=redial", "data.train_size=50"]
+        cfg = load_config(
+            TrainConfig, None, [*keys, "data.val_size=100", f"eval_protocol={protocol}"]
+        )
+        got[protocol] = load_splits(cfg, redial_corpus)
+    (turn, turn_stats), (item, item_stats) = got["per_turn"], got["per_item"]
+    assert turn_stats["val"]["protocol"] == "per_turn" and turn_stats["val"]["rows"] == 100
+    assert turn["train"] == item["train"] and len(turn["val"]) == 100
+    assert {r.turn_id for r in item["val"]} == {r.sample.sample_id for r in turn["val"]}
+    for split in ("val", "test"):
+        assert len(item[split]) == sum(len(r.target_ids) for r in turn[split]) > len(turn[split])
+        assert item_stats[split]["protocol"] == "per_item"
+        assert item_stats[split]["rows"] == len(item[split])
+        assert all(len(r.target_ids) == 1 for r in item[split])
+
+
 # ---- end to end ---------------------------------------------------------------------------
 def test_rar_evaluate_protocol_flag_end_to_end(redial_corpus, data_dir, tmp_path):
     from rar.cli import app

@@ -91,7 +91,8 @@ def load_splits(
         out[split] = subsample(linked, sizes[split], d.subsample_seed)
         if split != "train":  # validation and test rows follow the evaluation protocol
             out[split] = expand_rows(out[split], config.eval_protocol)
-            link_stats[split].update(protocol=config.eval_protocol, rows=len(out[split]))
+            link_stats[split]["protocol"] = config.eval_protocol
+        link_stats[split]["rows"] = len(out[split])
         log.info(
             "%s/%s: %d samples, %d linked (%d dropped: no target in the corpus), %d used",
             d.dataset,
