@@ -163,6 +163,30 @@ def test_every_table_names_the_protocol_and_its_rows(tmp_path):
         assert caption in text.getvalue()
 
 
+def test_the_paired_comparison_names_the_protocol_and_never_mixes_two(tmp_path):
+    from rar.evaluation.reports import compare_report
+
+    samples = [toy_sample(2, ["D"], ["A", "B"]), toy_sample(4, ["D"], ["C"])]
+    dirs = {}
+    for protocol in ("per_turn", "per_item"):
+        evaluator = Evaluator(toy_corpus(), EvaluateConfig(k=5, protocol=protocol), progress=False)
+        linked, stats = evaluator.link(samples)
+        results = [
+            evaluator.score(name, "retriever", linked, [order] * len(linked))
+            for name, order in (("first", list("BXAYC")), ("second", list("ABCXY")))
+        ]
+        report = EvaluationReport("toy", "test", "", 5, [5, 10], stats, results, protocol=protocol)
+        dirs[protocol] = report.save(tmp_path / protocol)
+    d = dirs["per_item"]
+    compare_report(d, d, "first", "second", metrics=["ndcg@10"], n_resamples=200, out_dir=d / "c")
+    assert (
+        "protocol: per-item (one row per ground-truth movie" in (d / "c" / "compare.md").read_text()
+    )
+    assert json.loads((d / "c" / "compare.json").read_text())["shared_samples"] == 3
+    with pytest.raises(InputError, match="same protocol"):
+        compare_report(dirs["per_turn"], d, "first", "second", out_dir=tmp_path / "mixed")
+
+
 def test_an_old_evaluation_json_is_read_as_per_turn():
     from rar.evaluation.markdown import protocol_caption
 

@@ -49,6 +49,14 @@ def compare_report(
         raise InputError(
             f"both sides are '{name_a}' of {ev_a.directory}; pick --system-a/--system-b"
         )
+    # per-turn and per-item rows share the ids of one-movie turns: never pair the two
+    protocol = ev_a.data.get("protocol") or "per_turn"
+    if (ev_b.data.get("protocol") or "per_turn") != protocol:
+        raise InputError(
+            f"A is evaluated per {protocol.removeprefix('per_')}, B per "
+            f"{(ev_b.data.get('protocol') or 'per_turn').removeprefix('per_')}: compare two "
+            "evaluations of the same protocol (rar evaluate --protocol)"
+        )
     rec_a = {r["sample_id"]: r for r in ev_a.records(name_a)}
     rec_b = {r["sample_id"]: r for r in ev_b.records(name_b)}
     shared = sorted(set(rec_a) & set(rec_b))
@@ -70,7 +78,9 @@ def compare_report(
         "",
         f"- A: **{md_escape(label_a)}** — {len(rec_a)} samples",
         f"- B: **{md_escape(label_b)}** — {len(rec_b)} samples",
-        f"- shared samples: {len(shared)} (only these are compared)",
+        f"- shared samples: {len(shared)} (only these are compared); protocol: "
+        f"{protocol.replace('_', '-')} (one row per "
+        f"{'recommender turn' if protocol == 'per_turn' else 'ground-truth movie of a turn'})",
         f"- paired bootstrap, {n_resamples} resamples, seed {seed}; difference = B − A; "
         "two-sided p-value",
         "",
@@ -100,7 +110,14 @@ def compare_report(
     written = write_report(out_dir, "compare", "\n".join(lines) + "\n", {"diff": fig})
     (Path(out_dir) / "compare.json").write_text(
         json.dumps(
-            {"a": label_a, "b": label_b, "shared_samples": len(shared), "rows": rows}, indent=2
+            {
+                "a": label_a,
+                "b": label_b,
+                "protocol": protocol,
+                "shared_samples": len(shared),
+                "rows": rows,
+            },
+            indent=2,
         ),
         encoding="utf-8",
     )
