@@ -181,7 +181,7 @@ def test_summary_counts_the_evaluated_subset_not_the_split(run_dir, data_dir, tm
     )
     assert expected in " ".join(result.output.split())
     assert expected in (tmp_path / "eval" / "evaluation.md").read_text()
-    assert "15 samples" in result.output.split("\n")[0]  # the table's title
+    assert "per-turn protocol, 15 rows" in result.output.split("\n")[0]  # the table's title
 
 
 @pytest.mark.slow
