@@ -36,6 +36,7 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
     for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert stage in result.output
     assert "RAR (DPO) + ranker" in result.output
+    assert "per-turn protocol, " in " ".join(result.output.split())  # the table names it
 
     runs = out / "runs"
     for run in ("pretrain-quickstart", "quickstart-sft", "quickstart-dpo"):
