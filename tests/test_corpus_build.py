@@ -29,6 +29,7 @@ def mini_corpus(tmp_path_factory, mini_data):
     return out
 
 
+@pytest.mark.needs_data
 def test_outputs_and_manifest(mini_corpus, mini_data):
     corpus = Corpus.load(mini_corpus)
     manifest = corpus.manifest
@@ -63,6 +64,7 @@ def test_outputs_and_manifest(mini_corpus, mini_data):
     }
 
 
+@pytest.mark.needs_data
 def test_link_tables_map_keys_to_corpus_ids(mini_corpus):
     corpus = Corpus.load(mini_corpus)
     ml = corpus.link_table("movielens-ml-100k")

@@ -26,6 +26,7 @@ def test_movie_text_is_key_value_lines():
     assert a[0] != a[1] and a[0] != b[0] and a.dtype == np.dtype("S16")
 
 
+@pytest.mark.needs_data
 def test_small_corpus_api(small_corpus):
     corpus = Corpus.load(small_corpus)
     n = len(corpus)

@@ -28,6 +28,7 @@ def _by_id(result):
     return {r.source_id: r for r in result.records}
 
 
+@pytest.mark.needs_data
 def test_redial_movie_list(data_dir):
     result = redial_movies.read([data_dir / "redial/movies_with_mentions.csv"], SkipLog())
     assert len(result.records) == 6924
@@ -37,6 +38,7 @@ def test_redial_movie_list(data_dir):
     assert result.popularity[1] == 6  # nbMentions of Angels in the Outfield
 
 
+@pytest.mark.needs_data
 def test_redial_metadata_tables(data_dir):
     result = redial_metadata.read(
         [data_dir / "metadata/redial_id2info.json", data_dir / "metadata/redial_movie_db.jsonl"],
@@ -49,6 +51,7 @@ def test_redial_metadata_tables(data_dir):
     assert len(weak) == 6176 and weak[0].title.islower() and weak[0].cast
 
 
+@pytest.mark.needs_data
 def test_movielens_all_formats(data_dir):
     paths = [
         data_dir / "movielens/ml-100k",
@@ -71,6 +74,7 @@ def test_movielens_all_formats(data_dir):
     ]
 
 
+@pytest.mark.needs_data
 def test_inspired_titles_and_malformed_literal(data_dir):
     paths = find_inputs(data_dir, inspired.DEFAULT_PATHS, explicit=False)
     skips = SkipLog()
@@ -103,6 +107,7 @@ def test_inspired_movie_database_tsv(tmp_path):
     assert record.cast == ["Daniel Craig", "Chris Evans"] and record.genres == ["comedy", "crime"]
 
 
+@pytest.mark.needs_data
 def test_reddit_catalogue(data_dir):
     result = reddit.read([data_dir / "reddit_movie/entity2id.json"], SkipLog())
     assert len(result.records) == 7506
@@ -110,6 +115,7 @@ def test_reddit_catalogue(data_dir):
     assert (record.title, record.year, record.imdb_id) == ("The Way of the Gun", 2000, "tt0202677")
 
 
+@pytest.mark.needs_data
 def test_imdb_top1000(data_dir):
     records = _by_id(imdb_top1000.read([data_dir / "metadata/imdb_top_1000.csv"], SkipLog()))
     shawshank = records["The Shawshank Redemption|1994"]
@@ -117,6 +123,7 @@ def test_imdb_top1000(data_dir):
     assert shawshank.directors == ["Frank Darabont"] and len(shawshank.cast) == 4
 
 
+@pytest.mark.needs_data
 def test_ggplot2movies_subset(data_dir, tmp_path):
     lines = (
         (data_dir / "metadata/imdb_titles_ggplot2movies.csv")
@@ -140,6 +147,7 @@ def test_ggplot2movies_subset(data_dir, tmp_path):
     assert "movies.csv:52" in skips.examples["imdb_ggplot2movies"][0]
 
 
+@pytest.mark.needs_data
 def test_wikipedia_summaries(data_dir):
     records = _by_id(
         wikipedia_summaries.read([data_dir / "metadata/wikipedia_movie_summaries.json"], SkipLog())

@@ -27,6 +27,7 @@ def redial(data_dir):
 # ------------------------------------------------------------------ ReDial
 
 
+@pytest.mark.needs_data
 def test_real_redial_deduplicated_with_roles_and_titles(redial):
     assert len(redial.dialogues) == 1550 and redial.duplicates == 50
     assert len({d.dialogue_id for d in redial.dialogues}) == 1550
@@ -42,6 +43,7 @@ def test_real_redial_deduplicated_with_roles_and_titles(redial):
     ]
 
 
+@pytest.mark.needs_data
 def test_real_redial_prefers_the_unmerged_copy_of_a_duplicate(redial, data_dir):
     dialogue = next(d for d in redial.dialogues if d.dialogue_id == "17917")
     part_b = [json.loads(line) for line in (data_dir / "redial" / "train_part_b.jsonl").open()]
@@ -49,6 +51,7 @@ def test_real_redial_prefers_the_unmerged_copy_of_a_duplicate(redial, data_dir):
     assert len(dialogue.turns) == len(official["messages"])
 
 
+@pytest.mark.needs_data
 def test_real_redial_samples(data_dir):
     samples = load_samples_from_file(data_dir / "redial" / "train_part_c.jsonl")
     assert samples and all(s.dataset == "redial" and s.targets for s in samples)
@@ -124,6 +127,7 @@ def test_redial_unknown_sender_and_malformed_line(tmp_path):
 # ------------------------------------------------------------------ INSPIRED
 
 
+@pytest.mark.needs_data
 def test_real_inspired_tsv(data_dir):
     dialogues = load_inspired_tsv(data_dir / "inspired" / "dialog_data" / "dev.tsv")
     assert len(dialogues) == 99
@@ -135,6 +139,7 @@ def test_real_inspired_tsv(data_dir):
     assert [m.key for m in first.turns[15].mentions] == ["Full Metal Jacket (1987)"]
 
 
+@pytest.mark.needs_data
 def test_real_inspired_jsonl_is_the_same_dev_dialogues(data_dir):
     dialogues = load_inspired_jsonl(data_dir / "inspired" / "dev_annotated.jsonl")
     assert len(dialogues) == 99 and dialogues[0].dialogue_id == "dev_annotated:1"
@@ -182,6 +187,7 @@ def test_inspired_tsv_missing_column_and_bad_speaker(tmp_path):
 # ------------------------------------------------------------------ custom
 
 
+@pytest.mark.needs_data
 def test_real_context_targets_csv_as_custom_format(data_dir):
     records = load_custom(data_dir / "inspired" / "context_targets" / "train.csv", "inspired")
     samples = [s for r in records for s in r.samples]

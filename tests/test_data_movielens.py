@@ -26,6 +26,7 @@ def small(data_dir):
     return load_movielens(data_dir / "movielens" / "ml-latest-small")
 
 
+@pytest.mark.needs_data
 def test_real_ml_latest_small(small):
     assert small.format == "csv" and small.variant == "ml-latest-small"
     assert len(small.ratings) == 100_004
@@ -37,6 +38,7 @@ def test_real_ml_latest_small(small):
     assert "Animation" in toy["genres"].split("|")
 
 
+@pytest.mark.needs_data
 def test_real_ml_100k(data_dir):
     data = load_movielens(data_dir / "movielens" / "ml-100k")
     assert data.format == "100k"
@@ -48,6 +50,7 @@ def test_real_ml_100k(data_dir):
     assert toy["genres"] == "Animation|Children's|Comedy"
 
 
+@pytest.mark.needs_data
 def test_real_ml_1m_movies_dat(data_dir):
     movies = load_movielens_movies(data_dir / "movielens" / "ml-1m-movies.dat")
     assert len(movies) == 3_883
@@ -189,6 +192,7 @@ def test_split_is_8_1_1_deterministic_and_disjoint():
     assert sorted(ids) == sorted(s.user_id for s in sessions)
 
 
+@pytest.mark.needs_data
 def test_movielens_splits_on_real_data(data_dir):
     splits = movielens_splits(data_dir / "movielens" / "ml-100k", seed=0)
     sizes = {k: len(v) for k, v in splits.items()}

@@ -19,6 +19,7 @@ def redial_all(data_dir):
     return load_conversation_data("redial", data_dir, "all")
 
 
+@pytest.mark.needs_data
 def test_redial_splits_partition_the_dialogues(redial_all, data_dir):
     stats = redial_all.split_stats
     assert stats["all"].dialogues == 1550 and stats["all"].duplicates == 50
@@ -49,6 +50,7 @@ def test_split_depends_only_on_dialogue_id_not_file_order(tmp_path, data_dir):
     assert other_seed != original
 
 
+@pytest.mark.needs_data
 def test_inspired_pools_dev_tsv_and_train_csv_without_double_counting(data_dir):
     data = load_conversation_data("inspired", data_dir, "train")
     assert set(data.sources) == {
@@ -94,6 +96,7 @@ def test_registry_errors(tmp_path, data_dir):
         load_conversation_samples("custom", tmp_path)
 
 
+@pytest.mark.needs_data
 def test_cli_data_stats_table_and_json(tmp_path, data_dir):
     out = tmp_path / "stats.json"
     result = CliRunner().invoke(

@@ -274,6 +274,7 @@ def test_match_many_equals_match() -> None:
         matcher.match_many(queries, years=[1])
 
 
+@pytest.mark.needs_data
 def test_real_movielens_titles_link_across_releases(data_dir) -> None:
     """ML-1M titles (latin-1 .dat) against ml-latest-small: same movies, some renamed since."""
     small = pd.read_csv(data_dir / "movielens" / "ml-latest-small" / "movies.csv")
