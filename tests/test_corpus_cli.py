@@ -39,6 +39,7 @@ def test_bad_inputs_exit_with_one_clear_line(tmp_path):
     assert missing.exit_code == 2 and "not a corpus directory" in missing.output
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow  # loads the sentence-transformers model in-process
 def test_search_command(small_corpus):
     result = runner.invoke(

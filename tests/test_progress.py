@@ -118,6 +118,7 @@ def evaluate_to_files(small_corpus, data_dir, tmp_path_factory):
     return proc.returncode, (tmp / "stdout").read_bytes(), (tmp / "stderr").read_bytes()
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow
 def test_progress_in_a_log_is_a_few_lines_without_carriage_returns(evaluate_to_files):
     code, _, err = evaluate_to_files
@@ -131,6 +132,7 @@ def test_progress_in_a_log_is_a_few_lines_without_carriage_returns(evaluate_to_f
     assert any(line.startswith("retrieve top-10: 200/200 sample (100%)") for line in lines), text
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow
 def test_result_table_keeps_every_system_name_at_80_columns(evaluate_to_files):
     code, out, err = evaluate_to_files

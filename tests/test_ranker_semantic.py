@@ -40,6 +40,7 @@ def test_similarity_order_and_retriever_blend():
     assert pure.order(None, rows)[0].tolist() == [0, 1, 2]  # empty conversation: keep the order
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow
 def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
     """True movie + 24 random linked movies: reading the conversation must rank it higher."""

@@ -96,6 +96,7 @@ def _trainer(config: TrainConfig, corpus, ranker):
     return RLTrainer(config, run, corpus=corpus, ranker=ranker, progress=False)
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow
 def test_a_dpo_steps_rl_term_alone_moves_the_retriever(
     small_corpus, pretrained_run, data_dir, corpus, ranker, tmp_path
@@ -161,6 +162,7 @@ def test_the_reward_does_not_depend_on_the_draw_order(
     assert rewards[0, 0] != rewards[0, 1], "the ranker ignores order here; the test cannot judge"
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow
 def test_shuffled_rewards_are_logged_and_permute_grpo_rewards(
     small_corpus, pretrained_run, data_dir, corpus, ranker, tmp_path
