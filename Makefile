@@ -45,6 +45,8 @@ venv: $(BIN)/rar $(LLAMA_STAMP)
 test: venv
 	RAR_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Without the data dir the suite runs on fixture files it writes (tests/fixtures) and skips the
+# needs_data tests; RAR_REQUIRE_DATA=1 (CI) makes a missing data dir an error. See docs/testing.md.
 test-fast: venv
 	RAR_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
