@@ -18,6 +18,7 @@ KS = (5, 10)
 HEADLINE = [f"{m}@{k}" for k in KS for m in ("ndcg", "recall")]
 
 
+@pytest.mark.needs_data
 @pytest.mark.slow
 def test_rar_evaluate_and_rl_validation_give_identical_figures(
     small_corpus, pretrained_run, data_dir, tmp_path
