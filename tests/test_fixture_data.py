@@ -12,7 +12,6 @@ from fixtures.datadir import N_INSPIRED_DEV, N_REDIAL, ml100k_films, redial_id
 from typer.testing import CliRunner
 
 from corpus_builder.build import build_corpus
-from corpus_builder.corpus import Corpus
 from corpus_builder.records import BadInputError, SkipLog
 from corpus_builder.sources import (
     imdb_ggplot2movies,
@@ -27,6 +26,7 @@ from corpus_builder.sources import (
 from corpus_builder.sources.base import find_inputs
 from corpus_builder.testing import mini_config
 from rar.cli import app
+from rar.corpus import Corpus
 from rar.data.custom import load_custom
 from rar.data.inspired import load_inspired_jsonl, load_inspired_tsv
 from rar.data.movielens import load_movielens, load_movielens_movies, movielens_splits
@@ -219,9 +219,9 @@ def test_corpus_build_on_the_fixture_dir_links_every_redial_movie(fx, tmp_path):
     assert links["keys"] == len(RICH) + len(REDIAL_ONLY) and links["key_link_rate"] == 1.0
     assert manifest["skips"]["total"] == 1  # the u.item placeholder
     toy = corpus.movie(corpus.index_of(corpus.link_table("movielens-ml-100k")["1"]))
-    assert (toy["title"], toy["year"], toy["corpus_id"]) == ("Toy Story", 1995, "tt0114709")
+    assert (toy.title, toy.year, toy.corpus_id) == ("Toy Story", 1995, "tt0114709")
     # a film from ReDial, ML-100K and ML-latest-small under three title forms is one movie
     shining = corpus.link_table("redial")[redial_id(RICH[9])]
-    assert corpus.movie(corpus.index_of(shining))["title"] == RICH[9].title
+    assert corpus.movie(corpus.index_of(shining)).title == RICH[9].title
     ml_key = str(ml100k_films().index(RICH[9]) + 1)  # "Shining, The (1980)" in u.item
     assert corpus.link_table("movielens-ml-100k")[ml_key] == shining == "tt0081505"
