@@ -14,8 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -261,45 +260,3 @@ def select_retriever_weight(
         )
     best = max(table, key=lambda w: (table[w], -w))
     return best, table
-
-
-def retrieve_top_k(retriever: Any, corpus: Corpus, linked: Sequence[LinkedSample], k: int) -> list:
-    """Top-k corpus ids per sample (history excluded) of a retriever, a baseline, or the
-    run directory of a trained retriever."""
-    from rar.pipeline import retrieve
-    from rar.retrievers import load_pretrained_run
-
-    if isinstance(retriever, (str, Path)):
-        retriever = load_pretrained_run(retriever, corpus)
-    return retrieve(retriever, linked, corpus, k)
-
-
-def fit_from_data(
-    dataset: str,
-    data_dir: Any,
-    corpus: Corpus,
-    settings: FitSettings | None = None,
-    run_dir: str | None = None,
-    k: int = 25,
-    embedder: SemanticRanker | None = None,
-) -> TrainedModel:
-    """Fit on `dataset`'s training split (ridge strength chosen on its validation split) and, with a
-    retriever run, choose `retriever_weight` on that run's validation top-k."""
-    from rar.data.registry import load_conversation_samples
-
-    settings = settings or FitSettings()
-    train = load_conversation_samples(dataset, Path(data_dir), "train", settings.split_seed)
-    val = load_conversation_samples(dataset, Path(data_dir), "val", settings.split_seed)
-    model = fit_trained_ranker(train, corpus, settings, val_samples=val, embedder=embedder)
-    model.meta["dataset"] = dataset
-    if run_dir is not None:
-        val_linked, _ = link_samples(val, corpus)
-        candidates = retrieve_top_k(run_dir, corpus, val_linked, k)
-        best, table = select_retriever_weight(
-            model, corpus, val_linked, candidates, split_seed=settings.split_seed
-        )
-        model.retriever_weight = best
-        model.meta["retriever_run"] = str(run_dir)
-        model.metrics["val_ndcg@10_by_retriever_weight"] = {str(w): v for w, v in table.items()}
-        model.metrics["val_samples"] = len(val_linked)
-    return model
