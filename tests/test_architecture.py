@@ -75,10 +75,6 @@ LONG_KNOWN: set[str] = {
     # the prompt ranker shares base.py with the protocol; it moves out once the "engines" work
     # (concurrency, llama.cpp) has merged
     "rar/rankers/base.py",
-    # downloads: the sources table and the fetch/verify code, to be cut apart
-    "rar/data/download.py",
-    # MovieLens: reading ratings vs cutting sessions, to be cut apart
-    "rar/data/movielens.py",
 }
 MAX_LINES = 400
 

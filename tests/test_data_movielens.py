@@ -8,12 +8,10 @@ import pandas as pd
 import pytest
 
 from rar.data.errors import DataFormatError
-from rar.data.movielens import (
+from rar.data.movielens import detect_format, load_movielens, load_movielens_movies
+from rar.data.movielens_sessions import (
     GAP_SECONDS,
     Session,
-    detect_format,
-    load_movielens,
-    load_movielens_movies,
     movielens_splits,
     movielens_stats,
     sessionize,

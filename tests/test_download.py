@@ -18,15 +18,12 @@ from typer.testing import CliRunner
 from rar.commands.download_cmd import download as download_command
 from rar.data.download import (
     MANIFEST_NAME,
-    SOURCES,
     ChecksumError,
-    DatasetSource,
     Downloader,
-    RemoteFile,
     download_datasets,
     mirror_url,
-    resolve_datasets,
 )
+from rar.data.download_sources import SOURCES, DatasetSource, RemoteFile, resolve_datasets
 
 
 class RangeServer:

@@ -29,7 +29,8 @@ from rar.cli import app
 from rar.corpus import Corpus
 from rar.data.custom import load_custom
 from rar.data.inspired import load_inspired_jsonl, load_inspired_tsv
-from rar.data.movielens import load_movielens, load_movielens_movies, movielens_splits
+from rar.data.movielens import load_movielens, load_movielens_movies
+from rar.data.movielens_sessions import movielens_splits
 from rar.data.redial import load_redial
 from rar.data.registry import load_conversation_data, load_conversation_samples
 from rar.data.splits import split_of

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rar.data.movielens import Session
+from rar.data.movielens_sessions import Session
 from rar.retrievers import RetrieverConfig, build_retriever, load_retriever
 from rar.retrievers.pretrain import PretrainData, evaluate, evaluate_popularity, train_retriever
 from rar.retrievers.pretrain_config import (

@@ -35,7 +35,8 @@ def download(
     with checksums, resumable transfers and a manifest (rar-download-manifest.json)."""
     from rich.table import Table
 
-    from rar.data.download import SOURCES, download_datasets
+    from rar.data.download import download_datasets
+    from rar.data.download_sources import SOURCES
 
     with user_errors():
         if list_only:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rar.data.datasets import MOVIELENS, STATS_DATASETS
-from rar.data.movielens import detect_format, load_movielens, movielens_stats
+from rar.data.movielens import detect_format, load_movielens
+from rar.data.movielens_sessions import movielens_stats
 from rar.data.registry import load_conversation_data
 from rar.data.splits import ALL, SPLITS
 from rar.errors import InputError

@@ -75,7 +75,8 @@ def build_pretrain_data(
     max_eval: int | None = None,
 ) -> PretrainData:
     """Split MovieLens into sessions and link every item to a corpus row (drops counted)."""
-    from rar.data.movielens import load_movielens, sessionize, split_sessions
+    from rar.data.movielens import load_movielens
+    from rar.data.movielens_sessions import sessionize, split_sessions
 
     variant = movielens_path.name
     links = corpus.link_table(f"movielens-{variant}")
