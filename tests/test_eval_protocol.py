@@ -43,6 +43,7 @@ def redial_linked(redial_corpus, data_dir):
     return linked
 
 
+@pytest.mark.needs_data
 def test_per_item_has_one_row_per_target_of_a_real_redial_file(redial_linked):
     per_turn = expand_rows(redial_linked, "per_turn")
     per_item = expand_rows(redial_linked, "per_item")
@@ -258,6 +259,7 @@ def test_an_llm_label_it_did_not_output_is_a_miss_and_the_appended_share_is_repo
     assert appended_note(data).endswith("llm 80.0%")
 
 
+@pytest.mark.needs_data
 def test_rl_validation_and_test_rows_follow_eval_protocol(redial_corpus):
     """`eval_protocol` expands validation and test (after their subsampling), never training."""
     from rar.config import load_config
@@ -284,6 +286,7 @@ def test_rl_validation_and_test_rows_follow_eval_protocol(redial_corpus):
 
 
 # ---- end to end ---------------------------------------------------------------------------
+@pytest.mark.needs_data
 def test_rar_evaluate_protocol_flag_end_to_end(redial_corpus, data_dir, tmp_path):
     from rar.cli import app
 
