@@ -167,6 +167,7 @@ def run_quickstart(
         SystemSpec(
             "LRURec + ranker (no post-training)", retrievers["retriever"], ranker, str(pre_dir)
         ),
+        SystemSpec("SFT (retriever only)", retrievers["sft"], None, str(run_dirs["sft"])),
         SystemSpec("SFT + ranker", retrievers["sft"], ranker, str(run_dirs["sft"])),
         SystemSpec("RAR (DPO) + ranker", retrievers["dpo"], ranker, str(run_dirs["dpo"])),
     ]

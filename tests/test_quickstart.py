@@ -53,6 +53,7 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
         "ItemKNN",
         "LRURec (retriever only)",
         "LRURec + ranker (no post-training)",
+        "SFT (retriever only)",
         "SFT + ranker",
         "RAR (DPO) + ranker",
     ]
