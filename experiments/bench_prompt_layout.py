@@ -117,6 +117,12 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--fields",
+        nargs="+",
+        default=None,
+        help="Candidate metadata fields (default: the prompt's; e.g. title year genres).",
+    )
+    parser.add_argument(
         "--extra-bufts",
         action="store_true",
         help="Keep llama.cpp's AMX/repacked weight buffers (they segfault on the build machines).",
@@ -151,7 +157,7 @@ def main() -> None:
                     base_url=f"http://127.0.0.1:{port}/v1",
                     max_tokens=args.max_tokens,
                     context_window=args.n_ctx,
-                    prompt={"layout": layout},
+                    prompt={"layout": layout, **({"fields": args.fields} if args.fields else {})},
                     extra_body={"cache_prompt": True},  # llama-server's flag; ignored here
                     cache={"enabled": False},
                     limits={"max_in_flight": 1, "timeout_s": 900, "max_retries": 0},

@@ -202,8 +202,9 @@ class Run:
         return [json.loads(line) for line in self.metrics_jsonl.read_text().splitlines() if line]
 
     def truncate_history(self, after_step: int) -> None:
-        """Drop logged rows past a checkpoint's step, so a resumed run does not log them twice."""
-        rows = [r for r in self.history() if r.get("step", 0) <= after_step]
+        """Drop logged rows past a checkpoint's step, so a resumed run does not log them twice.
+        Event rows (e.g. a step the ranker's server interrupted) stay: they happened."""
+        rows = [r for r in self.history() if r.get("step", 0) <= after_step or "event" in r]
         atomic_write_text(
             self.metrics_jsonl, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
         )

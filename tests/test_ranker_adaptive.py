@@ -5,7 +5,11 @@ by default), a server answering 503 to everything, and a port with nothing liste
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import typer
@@ -18,6 +22,7 @@ from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rankers.concurrency import RankerUnavailable
 
+SERVERS = Path(__file__).resolve().parent / "servers"
 SERVICE_S = 0.3  # one answer of the one-slot server (a real CPU engine: ~8 s)
 
 
@@ -84,21 +89,38 @@ def test_adaptive_limit_survives_a_tight_timeout_where_fixed_16_fails(corpus, tm
         assert all("timeout" in r.error for r in results if r.error)
 
 
+FAST_BREAKER = {"breaker_open_after_s": 2.0, "probe_base_s": 0.05, "probe_max_s": 0.2}
+
+
 def test_breaker_stops_the_run_when_nothing_listens(corpus, tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    ranker = build_ranker(
-        config(url, tmp_path, backoff_base_s=0.01, backoff_max_s=0.02, breaker_failures=5),
-        corpus,
-    )
+    ranker = build_ranker(config(url, tmp_path, breaker_failures=5, **FAST_BREAKER), corpus)
     start = time.monotonic()
     with pytest.raises(RankerUnavailable) as info:
         ranker.rank(requests_for(corpus, 30))
-    assert time.monotonic() - start < 20
+    elapsed = time.monotonic() - start
+    assert 2.0 <= elapsed < 20  # after the failures persisted breaker_open_after_s, not before
     message = str(info.value)
     assert (
         url in message and "connection" in message and "rerun to resume from the cache" in message
     )
-    assert ranker.stats()["calls"] < 30  # stopped early, not 30 x 5 attempts
+    assert "consecutive failed calls over 2 s" in message
+    st = ranker.stats()
+    # probes, one per probe interval, not 30 requests x 5 attempts
+    assert st["calls"] <= 2 + 2.0 / 0.05 and st["retries"] == 0
+
+
+@pytest.mark.slow  # a minute: the default breaker_open_after_s
+def test_dead_server_stops_the_run_with_default_settings_within_a_minute_or_so(corpus, tmp_path):
+    """Untouched defaults: a port with nothing listening stops the run once the failures
+    have lasted breaker_open_after_s (60 s), with the probes spaced at most 5 s apart."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    ranker = build_ranker(config(url, tmp_path), corpus)
+    start = time.monotonic()
+    with pytest.raises(RankerUnavailable, match="consecutive failed calls over 6[0-9] s"):
+        ranker.rank(requests_for(corpus, 30))
+    assert 60 <= time.monotonic() - start < 75
+    assert ranker.stats()["calls"] <= 2 + 60 / 5 + 6  # in flight + probes
 
 
 def test_breaker_stops_the_run_when_the_server_answers_503(corpus, tmp_path):
@@ -108,15 +130,82 @@ def test_breaker_stops_the_run_when_the_server_answers_503(corpus, tmp_path):
             config(
                 server.openai_base_url,
                 tmp_path,
-                backoff_base_s=0.01,
-                backoff_max_s=0.02,
                 breaker_failures=6,
+                **FAST_BREAKER,
             ),
             corpus,
         )
         with pytest.raises(RankerUnavailable, match="HTTP 503"):
             ranker.rank(requests_for(corpus, 30))
-        assert server.n_hits <= 6 + 2  # the threshold, plus what was already in flight
+        assert server.n_hits <= 2 + 2.0 / 0.05  # what was in flight, then one per probe
+
+
+def _serve_in_subprocess(port: int, *args: str) -> subprocess.Popen:
+    """The loopback server in its own process on `port`, so SIGKILL drops every connection
+    (a crashed or killed engine), as the real engine does."""
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVERS / "llm_server.py"), "--port", str(port), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and int(proc.stdout.readline()) == port
+    return proc
+
+
+def test_restart_of_a_few_seconds_is_ridden_out_with_default_settings(corpus, tmp_path):
+    """SIGKILL the one-slot server while requests are in flight, start it again 3 s later on
+    the same port, answering 503 ("loading") for its first second: every request completes,
+    nothing fails, and the refused calls are counted as outage retries, not as retries that
+    spend a request's own attempts or the retry budget."""
+    port = free_port()
+    server = _serve_in_subprocess(port, "--latency", "0.1", "--slots", "1")
+    url = f"http://127.0.0.1:{port}/v1"
+    ranker = build_ranker(config(url, tmp_path), corpus)
+    restarted: list[subprocess.Popen] = []
+
+    def restart() -> None:
+        server.kill()
+        server.wait()
+        time.sleep(3.0)
+        restarted.append(
+            _serve_in_subprocess(port, "--latency", "0.1", "--slots", "1", "--loading-s", "1")
+        )
+
+    timer = threading.Timer(1.0, restart)  # about 10 answers in
+    timer.start()
+    try:
+        start = time.monotonic()
+        results = ranker.rank(requests_for(corpus, 60))
+        elapsed = time.monotonic() - start
+    finally:
+        timer.join()
+        for proc in [server, *restarted]:
+            proc.kill()
+            proc.wait()
+    assert [r.error for r in results] == [None] * 60
+    st = ranker.stats()
+    assert st["failures"] == 0 and st["outage_retries"] >= 1, st
+    assert st["retries_denied"] == 0
+    assert elapsed >= 4.0  # the run really waited for the restart
+
+
+def test_server_that_stays_down_after_a_kill_stops_the_run_with_one_clear_error(corpus, tmp_path):
+    port = free_port()
+    server = _serve_in_subprocess(port, "--latency", "0.1", "--slots", "1")
+    url = f"http://127.0.0.1:{port}/v1"
+    ranker = build_ranker(config(url, tmp_path, **FAST_BREAKER), corpus)
+    timer = threading.Timer(1.0, server.kill)
+    timer.start()
+    try:
+        with pytest.raises(RankerUnavailable, match="rerun to resume from the cache"):
+            ranker.rank(requests_for(corpus, 200))
+    finally:
+        timer.join()
+        server.wait()
+    st = ranker.stats()
+    assert st["answered"] >= 1 and st["answered"] < 200
+    assert st["outage_retries"] >= 1
 
 
 def test_retry_budget_caps_the_retries_to_a_failing_server(corpus, tmp_path):

@@ -85,14 +85,37 @@ def test_retry_budget_caps_retries_over_a_sliding_window():
 
 
 def test_breaker_trips_after_consecutive_failures_and_a_success_resets_it():
-    br = CircuitBreaker(threshold=3)
-    assert not br.on_unavailable("e1") and not br.on_unavailable("e2")
+    br = CircuitBreaker(threshold=3, open_after_s=0.0)
+    assert not br.on_unavailable("e1", now=0.0) and not br.on_unavailable("e2", now=0.0)
     br.on_success()
-    assert not br.on_unavailable("e3") and not br.on_unavailable("e4")
-    assert br.on_unavailable("connection refused") and br.last_error == "connection refused"
-    assert br.consecutive == 0  # reset for a later run
+    assert not br.on_unavailable("e3", now=1.0) and not br.on_unavailable("e4", now=1.0)
+    assert br.on_unavailable("connection refused", now=1.0)
+    assert br.last_error == "connection refused"
+    assert br.trip_reset() == (3, 0.0) and br.consecutive == 0  # reset for a later run
     never = CircuitBreaker(threshold=0)
-    assert not any(never.on_unavailable("x") for _ in range(100))
+    assert not any(never.on_unavailable("x", now=float(t)) for t in range(100))
+
+
+def test_breaker_needs_failures_that_persist_for_open_after_s():
+    """A burst of errors (a restart refusing connections) does not trip it; a streak that
+    lasts open_after_s with at least threshold failures does, and a success in between resets
+    the clock."""
+    br = CircuitBreaker(threshold=10, open_after_s=60.0)
+    assert not any(br.on_unavailable("refused", now=0.1 * i) for i in range(50))  # 5 s burst
+    br.on_success()  # the restarted server answered
+    assert br.elapsed(now=100.0) == 0.0 and not br.failing
+    trips = [br.on_unavailable("refused", now=100.0 + 5 * i) for i in range(14)]
+    assert trips.index(True) == 12  # t = 160: 60 s after the streak began, 13 failures
+    slow = CircuitBreaker(threshold=10, open_after_s=60.0)  # 60 s but only 3 failures
+    assert not any(slow.on_unavailable("refused", now=t) for t in (0.0, 30.0, 61.0))
+
+
+def test_breaker_probe_delays_back_off_to_a_ceiling():
+    br = CircuitBreaker(probe_base_s=0.5, probe_max_s=5.0)
+    assert [br.probe_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    br.on_unavailable("x", now=0.0)
+    br.on_success()
+    assert br.probe_delay() == 0.5  # a new streak starts from the base again
 
 
 def test_throughput_meter_rates_over_the_window():

@@ -61,6 +61,7 @@ class RankerStats:
     calls: int = 0  # backend calls actually made (network requests / model runs), incl. retries
     retries: int = 0
     retries_denied: int = 0  # retries the retry budget refused (the request failed instead)
+    outage_retries: int = 0  # calls refused while the server was down, tried again after a probe
     cache_hits: int = 0
     cache_misses: int = 0
     failures: int = 0
@@ -220,6 +221,12 @@ class CallError(Exception):
         return self.kind in ("timeout", "connection") or self.status in (429, 503)
 
     @property
+    def outage(self) -> bool:
+        """The server is not there or not ready (connection refused/reset, 502/503/504, e.g.
+        a restart or a model still loading): wait for it instead of spending retries."""
+        return self.kind == "connection" or self.status in (502, 503, 504)
+
+    @property
     def unavailable(self) -> bool:
         """The server may be down (connection refused, 5xx, timeouts): counts for the breaker."""
         return self.kind in ("timeout", "connection") or (self.status or 0) >= 500
@@ -252,7 +259,10 @@ class PromptRanker(Ranker):
         self.retry_budget = RetryBudget(
             lim.retry_budget_ratio, lim.retry_budget_min, lim.retry_budget_window_s
         )
-        self.breaker = CircuitBreaker(lim.breaker_failures)
+        self.breaker = CircuitBreaker(
+            lim.breaker_failures, lim.breaker_open_after_s, lim.probe_base_s, lim.probe_max_s
+        )
+        self._probe_locks: dict[int, asyncio.Lock] = {}  # per event loop: one probe at a time
         self._meter = ThroughputMeter()
         self._secret: str | None = (
             None  # set by backends holding an API key; scrubbed from messages
@@ -384,6 +394,8 @@ class PromptRanker(Ranker):
         send: waiting for our own gate or rate limiter never eats into it."""
         await self.gate.acquire()
         try:
+            if self.breaker.failing and self.breaker.enabled:
+                await self._wait_for_server()  # the server is down: queue behind the probe
             if self._rpm is not None:
                 await self._rpm.acquire(1)
             if self._tpm is not None:
@@ -415,9 +427,23 @@ class PromptRanker(Ranker):
         if not err.unavailable:
             self.breaker.on_success()  # the server answered (e.g. HTTP 400): it is up
         elif self.breaker.on_unavailable(self._scrub(str(err))):
-            raise RankerUnavailable(
-                self.server_url(), self.breaker.threshold, self._scrub(str(err))
-            )
+            failures, seconds = self.breaker.trip_reset()
+            raise RankerUnavailable(self.server_url(), failures, self._scrub(str(err)), seconds)
+
+    def _probe_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._probe_locks.get(id(loop))
+        if lock is None:
+            self._probe_locks = {id(loop): (lock := asyncio.Lock())}  # old loops are gone
+        return lock
+
+    async def _wait_for_server(self) -> None:
+        """The server refused or is not ready: wait for the next probe slot. One request
+        waits per probe interval (doubling up to `limits.probe_max_s`); the others queue
+        behind it and go at once when a call succeeds, closing the failure streak."""
+        async with self._probe_lock():
+            if self.breaker.failing:
+                await asyncio.sleep(self.breaker.probe_delay())
 
     async def _call_with_retries(
         self, prompt: str, cands: list[Candidate]
@@ -434,6 +460,13 @@ class PromptRanker(Ranker):
                 return await self._send(prompt, cands, estimate), attempt
             except CallError as exc:
                 err = exc
+            if err.retryable and err.outage and self.breaker.enabled:
+                # a restart or a dead server: no retry of our own (nor retry budget); wait
+                # for a probe slot until the server answers or the breaker trips
+                self._stats.outage_retries += 1
+                attempt -= 1
+                log.info("ranker server unavailable (%s); waiting for it", self._scrub(str(err)))
+                continue
             if not err.retryable or attempt > self.retry.max_retries:
                 err.attempts = attempt  # type: ignore[attr-defined]
                 raise err

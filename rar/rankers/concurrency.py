@@ -12,7 +12,9 @@ retries queue again. So the client starts low and finds the capacity itself:
 - :class:`RetryBudget` caps retries at a share of first attempts over a sliding window, so a
   slow or dead server never gets a retry storm.
 - :class:`CircuitBreaker` counts consecutive "server unavailable" failures with no success
-  in between; past a threshold the run stops with :class:`RankerUnavailable`.
+  in between; once they persist (at least `threshold` failures and `open_after_s` seconds)
+  the run stops with :class:`RankerUnavailable`. Until then requests wait for backoff probes,
+  so a server restart of a few seconds is ridden out.
 
 The three classes are pure (time is passed in), so they are tested deterministically;
 :class:`AdaptiveGate` is the asyncio side that admits requests up to the current limit.
@@ -33,13 +35,15 @@ class RankerUnavailable(RarError, RuntimeError):
 
     exit_code = 3
 
-    def __init__(self, url: str, failures: int, last_error: str):
+    def __init__(self, url: str, failures: int, last_error: str, seconds: float | None = None):
         self.url = url
         self.failures = failures
         self.last_error = last_error
+        self.seconds = seconds
+        over = f" over {seconds:.0f} s" if seconds is not None else ""
         super().__init__(
-            f"ranker server {url} is unavailable: {failures} consecutive failed calls with no "
-            f"success (last error: {last_error}); start the server and rerun to resume from "
+            f"ranker server {url} is unavailable: {failures} consecutive failed calls{over} with "
+            f"no success (last error: {last_error}); start the server and rerun to resume from "
             "the cache"
         )
 
@@ -136,25 +140,79 @@ class RetryBudget:
 
 @dataclass
 class CircuitBreaker:
-    """Trips after `threshold` consecutive unavailability failures with no success (0 = never)."""
+    """Opens when the server has been failing for a while, not after a burst of errors.
+
+    A failure streak starts at the first "unavailable" failure (connection error, 5xx,
+    timeout) after a success. The breaker trips only when the streak is both at least
+    `threshold` failures long and at least `open_after_s` seconds old, so a server restart of a
+    few seconds (connection refused, then 503 while the model loads) is ridden out, while a
+    dead server stops the run about `open_after_s` after it went away. `threshold` 0 = never.
+
+    While a streak lasts, requests do not retry on their own schedule: they wait for a probe
+    slot (:meth:`probe_delay`: `probe_base_s`, doubling up to `probe_max_s`), so a down server
+    sees about one request per probe interval instead of a retry storm, and the first success
+    closes the streak for every waiting request.
+    """
 
     threshold: int = 10
+    open_after_s: float = 60.0
+    probe_base_s: float = 0.5
+    probe_max_s: float = 5.0
 
     def __post_init__(self) -> None:
         self.consecutive = 0
+        self.first_failure_at: float | None = None
         self.last_error = ""
+        self.probes = 0  # probe delays handed out in this streak
+        self.streak_s = 0.0  # the streak's length at its last failure
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold > 0
+
+    @property
+    def failing(self) -> bool:
+        """A failure streak is open (no success since the last unavailability failure)."""
+        return self.consecutive > 0
 
     def on_success(self) -> None:
         self.consecutive = 0
+        self.first_failure_at = None
+        self.probes = 0
+        self.streak_s = 0.0
 
-    def on_unavailable(self, error: str) -> bool:
+    def on_unavailable(self, error: str, now: float | None = None) -> bool:
         """Count one failure; True when the breaker trips (then it resets for a later run)."""
+        now = time.monotonic() if now is None else now
+        if self.first_failure_at is None:
+            self.first_failure_at = now
         self.consecutive += 1
         self.last_error = error
-        if self.threshold and self.consecutive >= self.threshold:
-            self.consecutive = 0
-            return True
-        return False
+        self.streak_s = self.elapsed(now)
+        return (
+            self.enabled
+            and self.consecutive >= self.threshold
+            and (self.streak_s >= self.open_after_s)
+        )
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds since the streak's first failure (0 without a streak)."""
+        if self.first_failure_at is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        return max(0.0, now - self.first_failure_at)
+
+    def trip_reset(self) -> tuple[int, float]:
+        """(failures, seconds) of the streak that tripped; resets for a later run."""
+        out = (self.consecutive, self.streak_s)
+        self.on_success()
+        return out
+
+    def probe_delay(self) -> float:
+        """Seconds the next probe waits: `probe_base_s` doubling per probe, up to `probe_max_s`."""
+        delay = min(self.probe_max_s, self.probe_base_s * (2 ** min(self.probes, 30)))
+        self.probes += 1
+        return delay
 
 
 class AdaptiveGate:

@@ -142,8 +142,21 @@ class LimitsConfig(ConfigModel):
     breaker_failures: int = Field(
         10,
         ge=0,
-        description="Stop the run after this many consecutive connection errors, 5xx or "
-        "timeouts with no success (0 = never stop).",
+        description="Stop the run once at least this many consecutive connection errors, 5xx "
+        "or timeouts with no success persisted for breaker_open_after_s (0 = never stop; "
+        "connection errors and 502/503/504 then use the ordinary retries).",
+    )
+    breaker_open_after_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a failure streak must last before the breaker stops the run: a "
+        "server restart shorter than this is ridden out (requests wait for probes).",
+    )
+    probe_base_s: float = Field(
+        0.5, gt=0, description="While the server is down: first probe delay, doubling per probe."
+    )
+    probe_max_s: float = Field(
+        5.0, gt=0, description="While the server is down: longest delay between probes."
     )
 
 

@@ -62,20 +62,32 @@ class GRPOOutput:
     n_zero_variance: int  # groups whose rewards are all equal (no signal; skipped)
 
 
-def group_advantages(rewards: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+def group_advantages(
+    rewards: torch.Tensor, eps: float = 1e-8, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(r - mean r) / std r within each group (rows of [G, g]); std is the sample std (n - 1).
 
-    Returns (advantages, valid) where valid marks groups with non-zero variance; the
-    advantages of invalid groups are 0.
+    `mask` [G, g] (True = use) leaves sets out: a set whose ranker call failed has no reward,
+    so the mean and std are over the group's other sets and its advantage is 0.
+    Returns (advantages, valid) where valid marks groups with non-zero variance (and at least
+    two sets); the advantages of invalid groups are 0.
     """
     if rewards.shape[-1] < 2:
         raise ValueError("GRPO needs at least 2 sets per group")
-    mean = rewards.mean(dim=-1, keepdim=True)
-    std = rewards.std(dim=-1, keepdim=True)
-    valid = std.squeeze(-1) > eps
-    adv = torch.where(
-        valid[:, None], (rewards - mean) / std.clamp(min=eps), torch.zeros_like(rewards)
-    )
+    if mask is None:
+        mean = rewards.mean(dim=-1, keepdim=True)
+        std = rewards.std(dim=-1, keepdim=True)
+        valid = std.squeeze(-1) > eps
+        use = valid[:, None]
+    else:
+        m = mask.to(rewards.dtype)
+        n = m.sum(dim=-1, keepdim=True)
+        mean = (rewards * m).sum(dim=-1, keepdim=True) / n.clamp(min=1)
+        var = (((rewards - mean) * m) ** 2).sum(dim=-1, keepdim=True) / (n - 1).clamp(min=1)
+        std = var.sqrt()
+        valid = (std.squeeze(-1) > eps) & (n.squeeze(-1) >= 2)
+        use = valid[:, None] & mask
+    adv = torch.where(use, (rewards - mean) / std.clamp(min=eps), torch.zeros_like(rewards))
     return adv, valid
 
 
@@ -84,18 +96,26 @@ def grpo_loss(
     rewards: torch.Tensor,
     beta: float = 0.0,
     ref_logp: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> GRPOOutput:
     """GRPO (paper Eq. 5): -(1/g) sum_i log pi(C_i) A_i over groups with reward variance,
     plus beta * KL to the reference, estimated per sampled set with the unbiased,
     non-negative k3 estimator exp(q - p) - (q - p) - 1 (q = log ref, p = log pi).
 
     logp, rewards, ref_logp: [G, g]. Zero-variance groups give no policy gradient and are
-    counted; the mean is over the remaining groups.
+    counted; the mean is over the remaining groups. `mask` [G, g] (True = use) leaves out
+    sets without a reward (failed ranker calls): each group averages over its used sets.
     """
-    adv, valid = group_advantages(rewards.detach().double())
+    adv, valid = group_advantages(rewards.detach().double(), mask=mask)
     adv = adv.to(logp.dtype)
     n_valid = int(valid.sum())
-    pg = -(logp[valid] * adv[valid]).mean(dim=-1).mean() if n_valid else _zero_like(logp)
+    if not n_valid:
+        pg = _zero_like(logp)
+    elif mask is None:
+        pg = -(logp[valid] * adv[valid]).mean(dim=-1).mean()
+    else:
+        used = mask[valid].to(logp.dtype)
+        pg = -((logp[valid] * adv[valid] * used).sum(dim=-1) / used.sum(dim=-1)).mean()
     if ref_logp is not None:
         delta = ref_logp.detach() - logp
         kl = (torch.exp(delta) - delta - 1.0).mean()

@@ -55,6 +55,14 @@ class RLConfig(ConfigModel):
         "Plackett-Luce draw order; makes the reward depend on the draw, see docs/rl.md).",
     )
     order_seed: int = Field(0, description="Seed of candidate_order=shuffled (mixed with the set).")
+    max_failed_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Stop the run (exit 3) when more than this share of a step's ranked sets "
+        "failed (their ranker call failed after its retries). Failed sets never reach the loss: "
+        "GRPO averages each group over its other sets, DPO/SimPO skip the pair.",
+    )
     shuffle_rewards: bool = Field(
         False,
         description="Control run: permute the ranker's rewards across the samples of a batch "

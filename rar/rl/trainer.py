@@ -29,6 +29,7 @@ from rar.data.linking import LinkedSample, expand_rows, link_samples
 from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients, cosine_with_warmup
 from rar.pipeline import PipelineResult, run_pipeline
+from rar.rankers.concurrency import RankerUnavailable
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.candidate_order import cross_sample_permutation, order_set
@@ -46,7 +47,14 @@ log = logging.getLogger("rar.rl")
 
 # v2: the data order (epoch, position) is stored, by rar.checkpoints
 CHECKPOINT_FORMAT = "rar-rl-trainer-v2"
-RANKER_COUNTERS = ("calls", "retries", "cache_hits", "failures", "requests")
+RANKER_COUNTERS = (
+    "calls",
+    "retries",
+    "outage_retries",  # calls refused while the server was down (a restart), then retried
+    "cache_hits",
+    "failures",
+    "requests",
+)
 
 
 def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
@@ -183,6 +191,9 @@ class RLTrainer:
             ranker = build_ranker(config.ranker, corpus)
         self.ranker = ranker
         self.ranker_totals = RankerTotals(ranker)  # carried across resumes in the checkpoint
+        self._sets_ranked = self._sets_failed = 0  # this step's ranked / failed sets
+        self._failed_errors: list[str] = []
+        self._step_counters: dict[str, float] = {}  # ranker counters when the step began
         self.step = 0
         self.best: dict[str, Any] = {"value": None, "step": None}
         self.bad_evals = 0  # validations since the last improvement (early stopping)
@@ -205,9 +216,10 @@ class RLTrainer:
     # ---- ranker -------------------------------------------------------------------------
     def rank_sets(
         self, batch: Batch, rows: Sequence[int], sets: torch.Tensor, scores: torch.Tensor
-    ) -> tuple[np.ndarray, list[list[int | None]]]:
+    ) -> tuple[np.ndarray, list[list[int | None]], np.ndarray]:
         """Rank sets [len(rows), g, k] for the samples `rows` of the batch; returns rewards
-        [len(rows), g] and the best label rank of each set (None when absent).
+        [len(rows), g], the best label rank of each set (None when absent) and which sets'
+        ranker calls failed [len(rows), g] (reward 0 and no rank: kept out of the loss).
 
         Each set reaches the ranker in `rl.candidate_order` (`scores` [len(rows), N] are the
         policy's scores for those samples), so with `retriever` or `shuffled` the reward depends
@@ -224,12 +236,34 @@ class RLTrainer:
         results = self.ranker.rank(requests)
         g = sets.shape[1]
         rewards = np.zeros((len(rows), g))
+        failed = np.zeros((len(rows), g), dtype=bool)
         ranks: list[list[int | None]] = [[None] * g for _ in rows]
         for n, result in enumerate(results):
             i, j = divmod(n, g)
+            if result.error is not None:
+                failed[i, j] = True
+                self._failed_errors.append(result.error)
+                continue
             targets = batch.samples[rows[i]].target_ids
             rewards[i, j], ranks[i][j] = result_reward(result, targets, self.rl.reward_cutoff)
-        return rewards, ranks
+        self._sets_ranked += failed.size
+        self._sets_failed += int(failed.sum())
+        return rewards, ranks, failed
+
+    def _check_failed_sets(self, out: dict[str, float]) -> None:
+        """Count this step's failed sets in its metrics; stop past `rl.max_failed_share`."""
+        from rar.evaluation.failed_calls import FailedCallsError, describe_failures
+
+        ranked, failed = self._sets_ranked, self._sets_failed
+        out["failed_sets"] = float(failed)
+        out["failed_sets_share"] = failed / ranked if ranked else 0.0
+        if ranked and failed / ranked > self.rl.max_failed_share:
+            line = describe_failures(failed, ranked, f"the ranked sets of step {self.step + 1}")
+            raise FailedCallsError(
+                f"{line} (e.g. {self._failed_errors[0]}); more than rl.max_failed_share = "
+                f"{self.rl.max_failed_share:g}, stopping: the step's reward would be noise — "
+                "check the ranker's server; `rar train --resume` continues from the last checkpoint"
+            )
 
     def _ranker_counters(self) -> dict[str, float]:
         if self.ranker is None:
@@ -251,7 +285,9 @@ class RLTrainer:
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         rl, t_start = self.rl, time.perf_counter()
-        counters_before = self._ranker_counters()
+        counters_before = self._step_counters = self._ranker_counters()
+        self._sets_ranked = self._sets_failed = 0
+        self._failed_errors = []
         self.model.train()
         scores = self.model.scores(batch.history)  # [B, N], history = -inf, dropout on
         nll = nll_loss(scores, batch.targets, batch.target_mask)
@@ -269,7 +305,7 @@ class RLTrainer:
             t_sample += time.perf_counter() - t0
             rows = list(range(len(batch.samples)))
             t0 = time.perf_counter()
-            rewards, ranks = self.rank_sets(batch, rows, sets, detached)
+            rewards, ranks, failed = self.rank_sets(batch, rows, sets, detached)
             t_rank += time.perf_counter() - t0
             out.update(reward_diagnostics(rewards, sets, batch))
             perm = None
@@ -279,11 +315,14 @@ class RLTrainer:
             ref_lp = None
             if rl.method == "grpo":
                 if perm is not None:
-                    rewards = rewards[perm]
+                    rewards, failed = rewards[perm], failed[perm]
                 logp = log_prob(scores, sets, rl.temperature)
                 if rl.use_reference:
                     ref_lp = log_prob(ref_scores, sets, rl.temperature)
-                res = grpo_loss(logp, torch.as_tensor(rewards, dtype=logp.dtype), rl.beta, ref_lp)
+                mask = torch.as_tensor(~failed) if failed.any() else None
+                res = grpo_loss(
+                    logp, torch.as_tensor(rewards, dtype=logp.dtype), rl.beta, ref_lp, mask
+                )
                 rl_loss = res.loss
                 out["zero_variance_frac"] = res.n_zero_variance / max(1, res.n_groups)
                 out["loss_pg"] = float(res.pg_loss.detach())
@@ -294,12 +333,13 @@ class RLTrainer:
                     )
             else:
                 rl_loss, pair_stats, dt_s, dt_r = self._pairwise(
-                    batch, scores, detached, ref_scores, sets, ranks, perm
+                    batch, scores, detached, ref_scores, sets, ranks, perm, failed
                 )
                 t_sample += dt_s
                 t_rank += dt_r
                 out.update(pair_stats)
             out[f"loss_{rl.method}"] = float(rl_loss.detach())
+            self._check_failed_sets(out)
         t0 = time.perf_counter()
         loss = rl.nll_weight * nll + rl.rl_weight * rl_loss
         self.optimizer.zero_grad(set_to_none=True)
@@ -335,17 +375,21 @@ class RLTrainer:
         sets: torch.Tensor,
         ranks: list[list[int | None]],
         perm: np.ndarray | None = None,
+        failed: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, dict[str, float], float, float]:
         """DPO / SimPO with the paper's winner rule and resampling of undecided pairs; with
-        `perm` (the shuffled-reward control) sample b takes the verdict of sample perm[b]."""
+        `perm` (the shuffled-reward control) sample b takes the verdict of sample perm[b].
+        A pair with a failed set (`failed` [B, 2]) has no verdict: it is skipped, not
+        resampled (its call failed after its retries; asking again would hit the same server)."""
         rl = self.rl
         ranks = [list(r) for r in ranks]
-        winners = [dpo_winner(r[0], r[1]) for r in ranks]
+        broken = set() if failed is None else {b for b in range(len(ranks)) if failed[b].any()}
+        winners = [None if b in broken else dpo_winner(r[0], r[1]) for b, r in enumerate(ranks)]
         sets = sets.clone()
         resamples = 0
         t_sample = t_rank = 0.0
         for _ in range(rl.max_resamples):
-            undecided = [b for b, w in enumerate(winners) if w is None]
+            undecided = [b for b, w in enumerate(winners) if w is None and b not in broken]
             if not undecided:
                 break
             resamples += len(undecided)
@@ -353,12 +397,16 @@ class RLTrainer:
             fresh = self.sample(detached[undecided], 2)
             t_sample += time.perf_counter() - t0
             t0 = time.perf_counter()
-            _, new_ranks = self.rank_sets(batch, undecided, fresh, detached[undecided])
+            _, new_ranks, new_failed = self.rank_sets(batch, undecided, fresh, detached[undecided])
             t_rank += time.perf_counter() - t0
             for i, b in enumerate(undecided):
                 sets[b] = fresh[i]
                 ranks[b] = list(new_ranks[i])
-                winners[b] = dpo_winner(new_ranks[i][0], new_ranks[i][1])
+                if new_failed[i].any():
+                    broken.add(b)
+                    winners[b] = None
+                else:
+                    winners[b] = dpo_winner(new_ranks[i][0], new_ranks[i][1])
         decided = [b for b, w in enumerate(winners) if w is not None]
         both = [b for b in decided if ranks[b][0] is not None and ranks[b][1] is not None]
         stats = {
@@ -367,6 +415,7 @@ class RLTrainer:
             # decided pairs whose two sets both hold the label (won on the label's rank)
             "pairs_label_in_both_frac": len(both) / len(decided) if decided else float("nan"),
             "resamples_per_sample": resamples / len(winners),
+            "pairs_failed_frac": len(broken) / len(winners),
         }
         if perm is not None:
             winners = [winners[int(perm[b])] for b in range(len(winners))]
@@ -515,7 +564,11 @@ class RLTrainer:
             )
         try:
             while self.step < self.total_steps and not self.stopped_early:
-                metrics = self.train_step(self.batch_for_step(self.step))
+                try:
+                    metrics = self.train_step(self.batch_for_step(self.step))
+                except RankerUnavailable as exc:
+                    self._log_interrupted_step(exc)
+                    raise
                 self.step += 1
                 window.append(metrics)
                 row: dict[str, float] = {}
@@ -552,6 +605,17 @@ class RLTrainer:
             if bar is not None:
                 bar.close()
         return self.finish()
+
+    def _log_interrupted_step(self, exc: Exception) -> None:
+        """A step the ranker's server stopped (the breaker tripped): its calls, retries and
+        failures go to metrics.jsonl as an `event` row, which a resume keeps (the step itself is
+        logged again, once, when it completes)."""
+        after = self._ranker_counters()
+        row: dict[str, Any] = {"event": "ranker_unavailable", "error": str(exc)}
+        for key in RANKER_COUNTERS:
+            if key in after:
+                row[f"ranker_{key}"] = after[key] - self._step_counters.get(key, 0.0)
+        self.run.log(self.step + 1, **row)
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the best checkpoint on validation (and test); write metrics.json."""
@@ -590,6 +654,11 @@ class RLTrainer:
             atomic_write_text(self.run.path / "test_per_sample.json", json.dumps(per_sample))
         if self.ranker is not None:
             final["ranker"] = self.ranker_totals.report()  # this run's, across resumes
+            events = [r for r in self.run.history() if r.get("event") == "ranker_unavailable"]
+            final["ranker_interruptions"] = len(events)
+            final["ranker_interrupted_failures"] = sum(
+                r.get("ranker_failures", 0) + r.get("ranker_outage_retries", 0) for r in events
+            )
         self.run.finish(_flatten(final))
         return final
 

@@ -69,8 +69,13 @@ class FakeLLMServer:
         latency_s: float = 0.0,
         responder: Callable[[str], str] = reverse_ranking,
         slots: int | None = None,
+        port: int = 0,
+        loading_s: float = 0.0,
     ):
         self.latency_s = latency_s
+        self.requested_port = port  # 0 = any free port; a fixed one survives a restart
+        self.loading_s = loading_s  # answer 503 "loading model" this long after start
+        self.started_at = 0.0
         self.responder = responder
         self.slots = slots
         self._slots = threading.Semaphore(slots) if slots else None
@@ -97,7 +102,8 @@ class FakeLLMServer:
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 server._handle(self)
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", self.requested_port), Handler)
+        self.started_at = time.monotonic()
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -164,6 +170,8 @@ class FakeLLMServer:
                 }
             )
             fault = self.script.popleft() if self.script else None
+            if fault is None and time.monotonic() - self.started_at < self.loading_s:
+                fault = Fault("status", 503)  # like llama-server while its model loads
         gemini = _GEMINI_PATH.match(h.path.split("?", 1)[0])
         if h.path.split("?", 1)[0] == "/v1/chat/completions":
             model = body.get("model", "")
@@ -286,8 +294,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Loopback fake OpenAI/Gemini server.")
     ap.add_argument("--latency", type=float, default=0.0, help="Seconds to wait before each reply.")
     ap.add_argument("--slots", type=int, default=None, help="Requests computed at once (queue).")
+    ap.add_argument("--port", type=int, default=0, help="Port to listen on (0 = any free one).")
+    ap.add_argument("--loading-s", type=float, default=0.0, help="Answer 503 this long at start.")
     args = ap.parse_args()
-    with FakeLLMServer(latency_s=args.latency, slots=args.slots) as server:
+    with FakeLLMServer(
+        latency_s=args.latency, slots=args.slots, port=args.port, loading_s=args.loading_s
+    ) as server:
         print(server.port, flush=True)
         sys.stdin.read()  # the parent closes our stdin (or exits) to stop us
 
