@@ -67,3 +67,45 @@ def test_prompt_past_the_context_window_fails_clearly(data_dir, tmp_path):
     assert res.error is not None and "ranker.llamacpp.n_ctx=256" in res.error
     assert ranker.stats()["calls"] == 1  # not retried: it would fail again
     ranker.close()
+
+
+@pytest.mark.slow
+def test_llamacpp_loglik_matches_the_transformers_backend(data_dir, tmp_path):
+    """The same GGUF through both local backends scores the same titles alike: llama.cpp runs
+    the Q4_1 weights (activations quantised to 8 bits in its dot products), transformers the
+    float32 dequantised copy, so scores agree within a small tolerance and so does the
+    ranking they imply."""
+    corpus = MiniCorpus.from_redial_metadata(data_dir, n=6)
+    prompt = "I loved The Shining and want another scary horror movie. Recommend one."
+    titles = [
+        "The Silence of the Lambs (1991)",
+        "Finding Nemo (2003)",
+        "Halloween (1978)",
+        "Notting Hill (1999)",
+        "The Exorcist (1973)",
+        "Toy Story (1995)",
+    ]
+    both = {}
+    for backend, section in (
+        ("llamacpp", {"mode": "loglik", "n_ctx": 1024, "n_threads": 1}),
+        ("local", {"mode": "loglik", "num_threads": 1}),
+    ):
+        cfg = RankerConfig(
+            backend=backend,
+            cache={"path": str(tmp_path / f"{backend}.sqlite")},
+            **{backend: section},
+        )
+        ranker = build_ranker(cfg, corpus)
+        scores = ranker.score_titles(prompt, titles)
+        both[backend] = scores[0] if backend == "llamacpp" else scores
+        ranker.close()
+    ll, tf = both["llamacpp"], both["local"]
+    assert ll == pytest.approx(tf, abs=0.15), (ll, tf)
+    order = lambda s: sorted(range(len(s)), key=lambda i: -s[i])  # noqa: E731
+    assert order(ll)[:2] == order(tf)[:2]
+    # rank correlation of the two orders (Spearman, no ties)
+    r_ll = {i: r for r, i in enumerate(order(ll))}
+    r_tf = {i: r for r, i in enumerate(order(tf))}
+    n = len(titles)
+    rho = 1 - 6 * sum((r_ll[i] - r_tf[i]) ** 2 for i in range(n)) / (n * (n * n - 1))
+    assert rho >= 0.8, (ll, tf)
