@@ -106,6 +106,102 @@ def candidate_sets(corpus, data_dir: Path, n_conv: int, g: int, k: int, seed: in
     ]
 
 
+def ranker_config(layout: str, args, port: int = 0):
+    from rar.rankers import RankerConfig
+
+    return RankerConfig(
+        backend="openai",
+        model="smollm2",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        max_tokens=args.max_tokens,
+        context_window=args.n_ctx,
+        prompt={"layout": layout, **({"fields": args.fields} if args.fields else {})},
+        extra_body={"cache_prompt": True},  # llama-server's flag; ignored here
+        cache={"enabled": False},
+        limits={"max_in_flight": 1, "timeout_s": 900, "max_retries": 0},
+    )
+
+
+def offline(args, corpus, steps, gguf: str) -> None:
+    """Token figures of the same run without a server (see --offline)."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from rar.rankers import RankRequest, build_ranker
+
+    vocab = Llama(gguf, vocab_only=True, verbose=False)
+
+    def text_of(token_id: int) -> str:
+        return vocab._model.token_get_text(token_id)
+
+    formatter = Jinja2ChatFormatter(
+        template=vocab.metadata["tokenizer.chat_template"],
+        eos_token=text_of(vocab.token_eos()),
+        bos_token=text_of(vocab.token_bos()),
+    )
+
+    def tokens(prompt: str) -> list[int]:
+        result = formatter(messages=[{"role": "user", "content": prompt}])
+        return vocab.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+
+    rankers = {layout: build_ranker(ranker_config(layout, args), corpus) for layout in LAYOUTS}
+    previous: list[int] = []
+    rows: dict[str, list[dict]] = {name: [] for name in LAYOUTS}
+    for n, (sample, sets) in enumerate(steps):
+        for layout in LAYOUTS if n % 2 == 0 else LAYOUTS[::-1]:
+            sent = reused = 0
+            for ids in sets:
+                _, fitted = rankers[layout].build_fitted(
+                    RankRequest(sample.sample_id, sample.context, ids)
+                )
+                toks = tokens(fitted.text)
+                keep, limit = 0, min(len(previous), len(toks) - 1)
+                while keep < limit and previous[keep] == toks[keep]:
+                    keep += 1
+                sent, reused, previous = sent + len(toks), reused + keep, toks
+            rows[layout].append(
+                {
+                    "conversation": sample.sample_id,
+                    "turns": len(sample.context),
+                    "prompt_tokens_sent": sent,
+                    "prompt_tokens_evaluated": sent - reused,
+                }
+            )
+    summary = {}
+    for layout in LAYOUTS:
+        r = rows[layout]
+        summary[layout] = {
+            "prompt_tokens_sent_per_step": round(sum(x["prompt_tokens_sent"] for x in r) / len(r)),
+            "prompt_tokens_evaluated_per_step": round(
+                sum(x["prompt_tokens_evaluated"] for x in r) / len(r)
+            ),
+        }
+    p, c = summary["paper"], summary["prefix_cache"]
+    per_conv = [
+        a["prompt_tokens_evaluated"] / b["prompt_tokens_evaluated"]
+        for a, b in zip(rows["paper"], rows["prefix_cache"], strict=True)
+    ]
+    ratio = p["prompt_tokens_evaluated_per_step"] / c["prompt_tokens_evaluated_per_step"]
+    print(f"offline, {len(steps)} ReDial conversations, g={args.g} sets of k={args.k}, "
+          f"fields {args.fields or 'default'}")  # fmt: skip
+    print("| layout | prompt tokens sent / step | prompt tokens evaluated / step |")
+    print("|---|---:|---:|")
+    for layout in LAYOUTS:
+        s = summary[layout]
+        print(f"| {layout} | {s['prompt_tokens_sent_per_step']} | "
+              f"{s['prompt_tokens_evaluated_per_step']} |")  # fmt: skip
+    print(f"paper / prefix_cache evaluated tokens: {ratio:.2f}x (per conversation "
+          f"{min(per_conv):.2f}-{max(per_conv):.2f}x)")  # fmt: skip
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps(
+                {"rows": rows, "summary": summary, "ratio_evaluated_tokens": ratio}, indent=2
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("RAR_DATA_DIR", "data"))
@@ -128,18 +224,28 @@ def main() -> None:
         help="Keep llama.cpp's AMX/repacked weight buffers (they segfault on the build machines).",
     )
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="No server: tokenize the same prompts with the GGUF's tokenizer and chat template "
+        "and count the prefix llama-cpp-python's server would reuse (the longest common prefix "
+        "with the previous prompt, as `Llama.generate` computes it). Exact token figures, no "
+        "seconds; checked against the server's log on the conversations a server run covers.",
+    )
     args = parser.parse_args()
 
     from servers.redial_corpus import redial_metadata_corpus
 
     from rar.data.types import Sample  # noqa: F401 (documents what candidate_sets returns)
-    from rar.rankers import RankerConfig, RankRequest, build_ranker
+    from rar.rankers import RankRequest, build_ranker
     from rar.rankers.local_ranker import packaged_smollm2
 
     data_dir = Path(args.data_dir)
     gguf = args.gguf or "/".join(packaged_smollm2())
     corpus = redial_metadata_corpus(data_dir, n=100_000)  # every ReDial movie
     steps = candidate_sets(corpus, data_dir, args.conversations, args.g, args.k, seed=0)
+    if args.offline:
+        return offline(args, corpus, steps, gguf)
     tmp = Path(tempfile.mkdtemp(prefix="bench_layout_"))
     log_path = tmp / "server.log"
     port = free_port()
@@ -151,18 +257,7 @@ def main() -> None:
         for n, (sample, sets) in enumerate(steps):
             order = LAYOUTS if n % 2 == 0 else LAYOUTS[::-1]
             for layout in order:
-                cfg = RankerConfig(
-                    backend="openai",
-                    model="smollm2",
-                    base_url=f"http://127.0.0.1:{port}/v1",
-                    max_tokens=args.max_tokens,
-                    context_window=args.n_ctx,
-                    prompt={"layout": layout, **({"fields": args.fields} if args.fields else {})},
-                    extra_body={"cache_prompt": True},  # llama-server's flag; ignored here
-                    cache={"enabled": False},
-                    limits={"max_in_flight": 1, "timeout_s": 900, "max_retries": 0},
-                )
-                ranker = build_ranker(cfg, corpus)
+                ranker = build_ranker(ranker_config(layout, args, port), corpus)
                 reqs = [RankRequest(sample.sample_id, sample.context, ids) for ids in sets]
                 log_start = log_path.stat().st_size
                 start = time.perf_counter()

@@ -81,6 +81,7 @@ def test_adaptive_limit_survives_a_tight_timeout_where_fixed_16_fails(corpus, tm
             adaptive=False,
             max_retries=0,
             breaker_failures=0,
+            timeout_growth=1,  # the old fixed timeout, to show what it loses
         )
         ranker = build_ranker(fixed, corpus)
         results = ranker.rank(requests_for(corpus, 30))
@@ -229,6 +230,20 @@ def test_retry_budget_caps_the_retries_to_a_failing_server(corpus, tmp_path):
         assert server.n_hits == 30 + st["retries"]
         assert st["retries_denied"] > 0 and st["failures"] == 30
         assert any("retry budget spent" in r.error for r in results)
+
+
+def test_timeouts_grow_the_timeout_so_a_slow_server_is_waited_for(corpus, tmp_path):
+    """A server four times slower than timeout_s: the first call times out, its retry (and
+    every later call) gets a doubled timeout, so nothing fails; after fast answers the
+    timeout shrinks back to timeout_s."""
+    with FakeLLMServer(latency_s=1.2, slots=1) as server:
+        ranker = build_ranker(config(server.openai_base_url, tmp_path, timeout_s=0.5), corpus)
+        results = ranker.rank(requests_for(corpus, 3))
+        assert [r.error for r in results] == [None] * 3
+        assert ranker.stats()["retries"] >= 1 and ranker.timeout_s >= 1.2
+        server.latency_s = 0.01
+        ranker.rank(requests_for(corpus, 3)[1:] + [RankRequest("x", [], corpus.ids[40:45])])
+        assert ranker.timeout_s == 0.5
 
 
 def test_cli_shows_a_dead_server_as_one_line(capsys):

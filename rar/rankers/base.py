@@ -262,6 +262,7 @@ class PromptRanker(Ranker):
         self.breaker = CircuitBreaker(
             lim.breaker_failures, lim.breaker_open_after_s, lim.probe_base_s, lim.probe_max_s
         )
+        self.timeout_s = lim.timeout_s  # the current per-call timeout (grows on timeouts)
         self._probe_locks: dict[int, asyncio.Lock] = {}  # per event loop: one probe at a time
         self._meter = ThroughputMeter()
         self._secret: str | None = (
@@ -402,15 +403,21 @@ class PromptRanker(Ranker):
                 await self._tpm.acquire(estimate)
             sent_at = time.monotonic()
             self._stats.calls += 1
+            timeout = self.timeout_s
             try:
-                reply = await asyncio.wait_for(
-                    self._complete_request(prompt, cands), self.config.limits.timeout_s
-                )
+                reply = await asyncio.wait_for(self._complete_request(prompt, cands), timeout)
             except Exception as exc:  # classified; only the breaker's exception escapes
-                err = self._classify(exc)
+                if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+                    err = CallError(f"timeout after {timeout:g}s", retryable=True, kind="timeout")
+                    self._grow_timeout(timeout)
+                else:
+                    err = self._classify(exc)
                 self._on_call_failed(err, sent_at)
                 raise err from None
-            self.controller.on_success(time.monotonic() - sent_at, sent_at)
+            latency = time.monotonic() - sent_at
+            lim = self.config.limits
+            self.timeout_s = max(lim.timeout_s, min(self.timeout_s, 4 * latency))
+            self.controller.on_success(latency, sent_at)
             self.breaker.on_success()
             used = reply.prompt_tokens + reply.completion_tokens
             self._meter.record(used)
@@ -419,6 +426,15 @@ class PromptRanker(Ranker):
             return reply
         finally:
             await self.gate.release()
+
+    def _grow_timeout(self, used: float) -> None:
+        """A call timed out after `used` s: give later calls longer (a slow, not a dead,
+        server answers them; a dead one refuses connections and meets the breaker)."""
+        lim = self.config.limits
+        grown = min(lim.max_timeout_s, max(self.timeout_s, used * lim.timeout_growth))
+        if grown > self.timeout_s:
+            log.warning("ranker call timed out after %gs; timeout raised to %gs", used, grown)
+            self.timeout_s = grown
 
     def _on_call_failed(self, err: CallError, sent_at: float) -> None:
         """Feed a failed call to the controller and the breaker; raise when the server is down."""

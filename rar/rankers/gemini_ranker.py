@@ -60,10 +60,11 @@ class GeminiRanker(PromptRanker):
         from google import genai
         from google.genai import types
 
+        lim = self.config.limits
         http = types.HttpOptions(
             base_url=self.config.base_url,
             api_version="v1beta",
-            timeout=int((self.config.limits.timeout_s + 5) * 1000),
+            timeout=int((max(lim.timeout_s, lim.max_timeout_s) + 5) * 1000),
             retry_options=None,
         )
         self._client = genai.Client(api_key=self._secret, http_options=http)

@@ -59,7 +59,7 @@ class OpenAIRanker(PromptRanker):
             api_key=self._secret,
             base_url=self.config.base_url,
             max_retries=0,
-            timeout=self.config.limits.timeout_s + 5,
+            timeout=max(self.config.limits.timeout_s, self.config.limits.max_timeout_s) + 5,
         )
 
     async def _aclose(self) -> None:

@@ -121,6 +121,17 @@ class LimitsConfig(ConfigModel):
         description="Per-call timeout in seconds, counted from the send (a one-slot CPU server "
         "takes ~8 s per answer, more with queued requests or bigger models).",
     )
+    timeout_growth: float = Field(
+        2.0,
+        ge=1,
+        description="After a timeout, later calls get this many times the current timeout (up to "
+        "max_timeout_s): a server slower than timeout_s (a loaded CPU) is waited for instead of "
+        "abandoned; after a success it shrinks back to max(timeout_s, 4 x that latency). "
+        "1 = fixed.",
+    )
+    max_timeout_s: float = Field(
+        1800.0, gt=0, description="Ceiling of the grown per-call timeout, in seconds."
+    )
     max_retries: int = Field(
         4, ge=0, description="Retries after the first attempt on transient errors."
     )
