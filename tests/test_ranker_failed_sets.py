@@ -98,7 +98,7 @@ def _trainer(small_corpus, pretrained_run, data_dir, runs, ranker, *extra):
             "data.train_size=16",
             "data.val_size=4",
             "data.test_size=4",
-            "batch_size=4",
+            "optim.batch_size=4",
             "threads=1",
             "rl.k=50",
             "optim.warmup_steps=0",
@@ -115,7 +115,7 @@ _CORPORA: dict = {}
 
 
 def corpus_of(path):
-    from corpus_builder.corpus import Corpus
+    from rar.corpus import Corpus
 
     if path not in _CORPORA:
         _CORPORA[path] = Corpus.load(path)

@@ -75,7 +75,7 @@ def test_llamacpp_loglik_matches_the_transformers_backend(data_dir, tmp_path):
     the Q4_1 weights (activations quantised to 8 bits in its dot products), transformers the
     float32 dequantised copy, so scores agree within a small tolerance and so does the
     ranking they imply."""
-    corpus = MiniCorpus.from_redial_metadata(data_dir, n=6)
+    corpus = redial_metadata_corpus(data_dir, n=6)
     prompt = "I loved The Shining and want another scary horror movie. Recommend one."
     titles = [
         "The Silence of the Lambs (1991)",
