@@ -199,7 +199,7 @@ def test_dpo_survives_server_kill_and_restart(
     restart = threading.Timer(3.0, llama_server.start)
     restart.start()
     try:
-        code = proc.wait(timeout=480)
+        code = proc.wait(timeout=1500)  # a loaded 2-core machine: minutes per step
     finally:
         restart.join()
         if proc.poll() is None:
