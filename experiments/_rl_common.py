@@ -150,7 +150,7 @@ def pretrained_baseline(cfg, corpus, ranker) -> dict[str, Any]:
     """The pretrained retriever on the runs' test samples: its own order, and + ranker."""
     from rar.pipeline import run_pipeline
     from rar.retrievers import load_pretrained_run
-    from rar.rl.trainer import load_splits
+    from rar.rl.inputs import load_splits
 
     splits, _ = load_splits(cfg, corpus)
     model = load_pretrained_run(cfg.pretrained_run, corpus)

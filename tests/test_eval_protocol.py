@@ -263,8 +263,8 @@ def test_an_llm_label_it_did_not_output_is_a_miss_and_the_appended_share_is_repo
 def test_rl_validation_and_test_rows_follow_eval_protocol(redial_corpus):
     """`eval_protocol` expands validation and test (after their subsampling), never training."""
     from rar.config import load_config
+    from rar.rl.inputs import load_splits
     from rar.rl.train_config import TrainConfig
-    from rar.rl.trainer import load_splits
 
     assert TrainConfig.model_fields["eval_protocol"].default == "per_turn"
     got = {}

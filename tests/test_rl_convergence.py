@@ -187,16 +187,16 @@ def test_shuffled_rewards_are_logged_and_permute_grpo_rewards(
         ranked.append(rewards.copy())
         return rewards, ranks, failed
 
-    import rar.rl.trainer as trainer_module
+    import rar.rl.objectives as objectives_module
 
-    real_grpo = trainer_module.grpo_loss
+    real_grpo = objectives_module.grpo_loss
 
     def recording_grpo(logp, rewards, *args):
         used.append(rewards.numpy().copy())
         return real_grpo(logp, rewards, *args)
 
     trainer.rank_sets = recording_rank_sets
-    trainer_module.grpo_loss = recording_grpo
+    objectives_module.grpo_loss = recording_grpo
     try:
         for step in range(4):
             out = trainer.train_step(trainer.batch_for_step(step))
@@ -204,7 +204,7 @@ def test_shuffled_rewards_are_logged_and_permute_grpo_rewards(
             if ranked[-1].sum() > 0:
                 break
     finally:
-        trainer_module.grpo_loss = real_grpo
+        objectives_module.grpo_loss = real_grpo
     assert out["shuffle_rewards"] == 1.0
     assert ranked[-1].sum() > 0, "no reward in 4 batches; the test cannot judge"
     perm = cross_sample_permutation(len(ranked[-1]), [config.seed, trainer.step - 1, 1])

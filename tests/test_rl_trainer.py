@@ -19,8 +19,8 @@ from rar.data.linking import LinkedSample
 from rar.data.types import Mention, Sample
 from rar.optim import cosine_with_warmup
 from rar.rl.batches import make_batch
+from rar.rl.inputs import subsample
 from rar.rl.train_config import TrainConfig
-from rar.rl.trainer import subsample
 
 ROOT = Path(__file__).resolve().parents[1]
 

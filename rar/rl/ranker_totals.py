@@ -17,6 +17,30 @@ RATES: tuple[str, ...] = tuple(
 )
 
 
+# what each logged step row reports as `ranker_<name>`: its increase over the step
+STEP_COUNTERS: tuple[str, ...] = (
+    "calls",
+    "retries",
+    "outage_retries",  # calls refused while the server was down (a restart), then retried
+    "cache_hits",
+    "failures",
+    "requests",
+)
+
+
+def step_counters(ranker: Any) -> dict[str, float]:
+    """The ranker's :data:`STEP_COUNTERS` now (empty without a ranker, as in SFT)."""
+    if ranker is None:
+        return {}
+    stats = ranker.stats()
+    return {k: float(stats.get(k, 0)) for k in STEP_COUNTERS}
+
+
+def step_increase(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """`ranker_<name>`: how much each counter grew between two :func:`step_counters`."""
+    return {f"ranker_{k}": after[k] - before.get(k, 0.0) for k in STEP_COUNTERS if k in after}
+
+
 def counters_of(stats: dict[str, Any]) -> dict[str, float]:
     """The additive counters of a `ranker.stats()` dict (labels and rates left out)."""
     return {k: stats[k] for k in COUNTERS if isinstance(stats.get(k), (int, float))}

@@ -12,7 +12,6 @@ atomically, so a killed run continues exactly where its last checkpoint left off
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
@@ -23,20 +22,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rar.atomic_files import atomic_write_text
 from rar.checkpoints import DataOrder, TrainingCheckpoint, seed_everything
-from rar.data.linking import LinkedSample, expand_rows, link_samples
+from rar.data.linking import LinkedSample
 from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients, cosine_with_warmup
-from rar.pipeline import PipelineResult, run_pipeline
+from rar.pipeline import PipelineResult
 from rar.rankers.concurrency import RankerUnavailable
 from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
 from rar.rl.candidate_order import cross_sample_permutation, order_set
-from rar.rl.losses import dpo_loss, grpo_loss, nll_loss, simpo_loss
-from rar.rl.policy import log_prob, sample_ranked_sets, top1_kl
-from rar.rl.ranker_totals import RankerTotals
-from rar.rl.rewards import dpo_winner, result_reward
+from rar.rl.inputs import load_splits, with_dropout
+from rar.rl.losses import nll_loss
+from rar.rl.objectives import OBJECTIVES, RLStep
+from rar.rl.policy import sample_ranked_sets, top1_kl
+from rar.rl.ranker_totals import RankerTotals, step_counters, step_increase
+from rar.rl.report import evaluate_samples, flatten, mean_rows, write_per_sample
+from rar.rl.rewards import result_reward
+from rar.rl.selection import ModelSelection
 from rar.rl.train_config import TrainConfig
 from rar.tracking import Run, check_run_target
 
@@ -47,70 +49,6 @@ log = logging.getLogger("rar.rl")
 
 # v2: the data order (epoch, position) is stored, by rar.checkpoints
 CHECKPOINT_FORMAT = "rar-rl-trainer-v2"
-RANKER_COUNTERS = (
-    "calls",
-    "retries",
-    "outage_retries",  # calls refused while the server was down (a restart), then retried
-    "cache_hits",
-    "failures",
-    "requests",
-)
-
-
-def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
-    """A seeded subset of `size` items in their original order (all when size is None/larger)."""
-    items = list(items)
-    if size is None or size >= len(items):
-        return items
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=size, replace=False))
-    return [items[i] for i in keep]
-
-
-def with_dropout(
-    model: torch.nn.Module, dropout: float, item_vectors: torch.Tensor
-) -> torch.nn.Module:
-    """The same weights in a retriever rebuilt with another dropout rate (paper: 0.1-0.2 for RL)."""
-    from rar.retrievers import build_retriever
-
-    config = model.config.model_copy(update={"dropout": float(dropout)})
-    rebuilt = build_retriever(config, item_vectors)
-    rebuilt.load_state_dict(model.state_dict())
-    return rebuilt
-
-
-def load_splits(
-    config: TrainConfig, corpus: Corpus
-) -> tuple[dict[str, list[LinkedSample]], dict[str, Any]]:
-    """Linked train/val(/test) samples of `config.data`, subsampled with the fixed data seed;
-    also the linking statistics (samples dropped because no target is in the corpus)."""
-    from rar.data.registry import load_conversation_samples
-    from rar.paths import resolve_data_dir
-
-    d = config.data
-    data_dir = resolve_data_dir(d.data_dir)
-    sizes = {"train": d.train_size, "val": d.val_size, "test": d.test_size}
-    wanted = ["train", "val"] + (["test"] if d.evaluate_test else [])
-    out: dict[str, list[LinkedSample]] = {}
-    link_stats: dict[str, Any] = {}
-    for split in wanted:
-        raw = load_conversation_samples(d.dataset, data_dir, split)
-        linked, stats = link_samples(raw, corpus)
-        link_stats[split] = stats.as_dict()
-        out[split] = subsample(linked, sizes[split], d.subsample_seed)
-        if split != "train":  # validation and test rows follow the evaluation protocol
-            out[split] = expand_rows(out[split], config.eval_protocol)
-            link_stats[split]["protocol"] = config.eval_protocol
-        link_stats[split]["rows"] = len(out[split])
-        log.info(
-            "%s/%s: %d samples, %d linked (%d dropped: no target in the corpus), %d used",
-            d.dataset,
-            split,
-            len(raw),
-            len(linked),
-            stats.dropped_no_linked_target,
-            len(out[split]),
-        )
-    return out, link_stats
 
 
 class RLTrainer:
@@ -195,9 +133,7 @@ class RLTrainer:
         self._failed_errors: list[str] = []
         self._step_counters: dict[str, float] = {}  # ranker counters when the step began
         self.step = 0
-        self.best: dict[str, Any] = {"value": None, "step": None}
-        self.bad_evals = 0  # validations since the last improvement (early stopping)
-        self.stopped_early = False
+        self.selection = ModelSelection(config.select_metric, config.patience)
 
     # ---- data ---------------------------------------------------------------------------
     def _load_splits(self) -> dict[str, list[LinkedSample]]:
@@ -265,12 +201,6 @@ class RLTrainer:
                 "check the ranker's server; `rar train --resume` continues from the last checkpoint"
             )
 
-    def _ranker_counters(self) -> dict[str, float]:
-        if self.ranker is None:
-            return {}
-        stats = self.ranker.stats()
-        return {k: float(stats.get(k, 0)) for k in RANKER_COUNTERS}
-
     # ---- one step -----------------------------------------------------------------------
     def sample(self, scores: torch.Tensor, g: int) -> torch.Tensor:
         return sample_ranked_sets(
@@ -285,7 +215,7 @@ class RLTrainer:
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         rl, t_start = self.rl, time.perf_counter()
-        counters_before = self._step_counters = self._ranker_counters()
+        counters_before = self._step_counters = step_counters(self.ranker)
         self._sets_ranked = self._sets_failed = 0
         self._failed_errors = []
         self.model.train()
@@ -312,32 +242,23 @@ class RLTrainer:
             if rl.shuffle_rewards:  # the control: rewards no longer belong to their sample
                 perm = cross_sample_permutation(len(rows), [self.config.seed, self.step, 1])
                 out["shuffle_rewards"] = 1.0
-            ref_lp = None
-            if rl.method == "grpo":
-                if perm is not None:
-                    rewards, failed = rewards[perm], failed[perm]
-                logp = log_prob(scores, sets, rl.temperature)
-                if rl.use_reference:
-                    ref_lp = log_prob(ref_scores, sets, rl.temperature)
-                mask = torch.as_tensor(~failed) if failed.any() else None
-                res = grpo_loss(
-                    logp, torch.as_tensor(rewards, dtype=logp.dtype), rl.beta, ref_lp, mask
-                )
-                rl_loss = res.loss
-                out["zero_variance_frac"] = res.n_zero_variance / max(1, res.n_groups)
-                out["loss_pg"] = float(res.pg_loss.detach())
-                out["kl_ref"] = float(res.kl.detach())
-                with torch.no_grad():
-                    out["kl_sets_to_initial"] = float(
-                        (logp.detach() - log_prob(ref_scores, sets, rl.temperature)).mean()
-                    )
-            else:
-                rl_loss, pair_stats, dt_s, dt_r = self._pairwise(
-                    batch, scores, detached, ref_scores, sets, ranks, perm, failed
-                )
-                t_sample += dt_s
-                t_rank += dt_r
-                out.update(pair_stats)
+            step = RLStep(
+                rl,
+                batch,
+                scores,
+                ref_scores,
+                sets,
+                rewards,
+                ranks,
+                failed,
+                perm,
+                self.sample,
+                self.rank_sets,
+            )
+            rl_loss, stats = OBJECTIVES[rl.method](step)
+            t_sample += step.seconds["sample"]
+            t_rank += step.seconds["rank"]
+            out.update(stats)
             out[f"loss_{rl.method}"] = float(rl_loss.detach())
             self._check_failed_sets(out)
         t0 = time.perf_counter()
@@ -360,144 +281,32 @@ class RLTrainer:
             time_update=t_update,
             time_forward_other=total - t_sample - t_rank - t_update,
         )
-        after = self._ranker_counters()
-        for key in RANKER_COUNTERS:
-            if key in after:
-                out[f"ranker_{key}"] = after[key] - counters_before.get(key, 0.0)
+        out.update(step_increase(counters_before, step_counters(self.ranker)))
         return out
-
-    def _pairwise(
-        self,
-        batch: Batch,
-        scores: torch.Tensor,
-        detached: torch.Tensor,
-        ref_scores: torch.Tensor,
-        sets: torch.Tensor,
-        ranks: list[list[int | None]],
-        perm: np.ndarray | None = None,
-        failed: np.ndarray | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float], float, float]:
-        """DPO / SimPO with the paper's winner rule and resampling of undecided pairs; with
-        `perm` (the shuffled-reward control) sample b takes the verdict of sample perm[b].
-        A pair with a failed set (`failed` [B, 2]) has no verdict: it is skipped, not
-        resampled (its call failed after its retries; asking again would hit the same server)."""
-        rl = self.rl
-        ranks = [list(r) for r in ranks]
-        broken = set() if failed is None else {b for b in range(len(ranks)) if failed[b].any()}
-        winners = [None if b in broken else dpo_winner(r[0], r[1]) for b, r in enumerate(ranks)]
-        sets = sets.clone()
-        resamples = 0
-        t_sample = t_rank = 0.0
-        for _ in range(rl.max_resamples):
-            undecided = [b for b, w in enumerate(winners) if w is None and b not in broken]
-            if not undecided:
-                break
-            resamples += len(undecided)
-            t0 = time.perf_counter()
-            fresh = self.sample(detached[undecided], 2)
-            t_sample += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            _, new_ranks, new_failed = self.rank_sets(batch, undecided, fresh, detached[undecided])
-            t_rank += time.perf_counter() - t0
-            for i, b in enumerate(undecided):
-                sets[b] = fresh[i]
-                ranks[b] = list(new_ranks[i])
-                if new_failed[i].any():
-                    broken.add(b)
-                    winners[b] = None
-                else:
-                    winners[b] = dpo_winner(new_ranks[i][0], new_ranks[i][1])
-        decided = [b for b, w in enumerate(winners) if w is not None]
-        both = [b for b in decided if ranks[b][0] is not None and ranks[b][1] is not None]
-        stats = {
-            "pairs_decided_frac": len(decided) / len(winners),
-            "pairs_skipped_frac": 1.0 - len(decided) / len(winners),
-            # decided pairs whose two sets both hold the label (won on the label's rank)
-            "pairs_label_in_both_frac": len(both) / len(decided) if decided else float("nan"),
-            "resamples_per_sample": resamples / len(winners),
-            "pairs_failed_frac": len(broken) / len(winners),
-        }
-        if perm is not None:
-            winners = [winners[int(perm[b])] for b in range(len(winners))]
-            decided = [b for b, w in enumerate(winners) if w is not None]
-        if not decided:
-            return (
-                torch.zeros((), dtype=scores.dtype),
-                stats | {"win_rate": float("nan")},
-                t_sample,
-                t_rank,
-            )
-        idx = torch.tensor(decided, dtype=torch.long)
-        w = torch.tensor([winners[b] for b in decided], dtype=torch.long)
-        pairs = torch.stack([sets[idx, w], sets[idx, 1 - w]], dim=1)  # [P, 2, k] (winner first)
-        logp = log_prob(scores[idx], pairs, rl.temperature)
-        with torch.no_grad():
-            ref_lp = log_prob(ref_scores[idx], pairs, rl.temperature)
-        if rl.method == "dpo":
-            if rl.use_reference:
-                loss = dpo_loss(logp[:, 0], logp[:, 1], rl.beta, ref_lp[:, 0], ref_lp[:, 1])
-            else:
-                loss = dpo_loss(logp[:, 0], logp[:, 1], rl.beta)
-        else:
-            loss = simpo_loss(logp[:, 0], logp[:, 1], rl.beta, rl.gamma)
-        stats["win_rate"] = float((logp[:, 0] > logp[:, 1]).float().mean())
-        stats["logp_margin"] = float((logp[:, 0] - logp[:, 1]).detach().mean())
-        stats["kl_sets_to_initial"] = float((logp.detach() - ref_lp).mean())
-        return loss, stats, t_sample, t_rank
 
     # ---- validation and checkpoints -----------------------------------------------------
     def evaluate(
         self, samples: Sequence[LinkedSample], split: str = "validation"
     ) -> PipelineResult:
-        """Pipeline metrics on `samples`; failed ranker calls are misses, warned about, and an
-        error (FailedCallsError) when every call failed: selecting on them would be noise."""
-        from rar.evaluation.failed_calls import FailedCallsError, describe_failures
-
-        result = run_pipeline(
-            samples, self.corpus, self.model, self.ranker, k=self.rl.k, ks=self.config.eval_ks
+        """Pipeline metrics of the current policy (see :func:`rar.rl.report.evaluate_samples`)."""
+        what = f"{split} at step {self.step}"
+        return evaluate_samples(
+            samples, self.corpus, self.model, self.ranker, self.rl.k, self.config.eval_ks, what
         )
-        if result.ranker_failures:
-            line = describe_failures(
-                result.ranker_failures, len(samples), f"{split} at step {self.step}"
-            )
-            if result.ranker_failures >= len(samples):
-                raise FailedCallsError(
-                    f"{line} (e.g. {result.first_error}); stopping: metrics with no ranked output "
-                    "would select a checkpoint at random — check the ranker's server, base_url "
-                    "and API key"
-                )
-            log.warning("%s; those samples are scored as misses", line)
-        return result
 
     def validate(self) -> dict[str, float]:
+        """Validate through the pipeline; a new best is saved as best.pt."""
         result = self.evaluate(self.val_samples)
-        metric = self.config.select_metric
-        if metric not in result.metrics:
-            raise InputError(
-                f"select_metric '{metric}' is not reported; choose one of {sorted(result.metrics)}"
-            )
-        value = result.metrics[metric]
-        improved = self.best["value"] is None or value > self.best["value"]
-        if improved:
+        if self.selection.update(result.metrics, self.step):
             from rar.retrievers import save_retriever
 
-            self.best = {"value": value, "step": self.step, "metrics": dict(result.metrics)}
-            self.bad_evals = 0
+            metric = self.selection.metric
             save_retriever(
                 self.model,
                 self.run.checkpoints / "best.pt",
-                extra={"step": self.step, metric: value},
+                extra={"step": self.step, metric: result.metrics[metric]},
             )
-        else:
-            self.bad_evals += 1
-        patience = self.config.patience
-        if patience is not None and self.bad_evals >= patience:
-            self.stopped_early = True
-        return {f"val/{k}": v for k, v in result.metrics.items()} | {
-            "val/best": self.best["value"],
-            "val/best_step": self.best["step"],
-            "val/evals_without_improvement": self.bad_evals,
-        }
+        return {f"val/{k}": v for k, v in result.metrics.items()} | self.selection.row()
 
     @property
     def last_checkpoint(self) -> Path:
@@ -525,9 +334,8 @@ class RLTrainer:
             DataOrder.at_step(self.config.seed, self.step, self.steps_per_epoch),
             data=self._data_identity()
             | {"steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps},
-            best=dict(self.best),
             ranker_counters=self.ranker_totals.totals(),
-            early_stopping={"bad_evals": self.bad_evals, "stopped_early": self.stopped_early},
+            **self.selection.state(),
         )
 
     def load_checkpoint(self) -> None:
@@ -535,11 +343,8 @@ class RLTrainer:
         resumed = self._checkpoint().load(data=self._data_identity())
         state = resumed.state
         self.step = resumed.step
-        self.best = dict(state["best"])
         self.ranker_totals.resume_from(state.get("ranker_counters"))
-        early = state.get("early_stopping", {})
-        self.bad_evals = int(early.get("bad_evals", 0))
-        self.stopped_early = bool(early.get("stopped_early", False))
+        self.selection.restore(state)
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict[str, Any]:
@@ -563,7 +368,7 @@ class RLTrainer:
                 self.total_steps, f"train {cfg.rl.method}", "step", initial=self.step
             )
         try:
-            while self.step < self.total_steps and not self.stopped_early:
+            while self.step < self.total_steps and not self.selection.stopped_early:
                 try:
                     metrics = self.train_step(self.batch_for_step(self.step))
                 except RankerUnavailable as exc:
@@ -573,7 +378,7 @@ class RLTrainer:
                 window.append(metrics)
                 row: dict[str, float] = {}
                 if self.step % cfg.tracking.log_every == 0 or self.step == self.total_steps:
-                    row.update(_mean_rows(window))
+                    row.update(mean_rows(window))
                     row["epoch"] = self.step / self.steps_per_epoch
                     window = []
                 if self.val_samples and (
@@ -582,18 +387,18 @@ class RLTrainer:
                     row.update(self.validate())
                 if row:
                     self.run.log(self.step, **row)
-                if self.stopped_early:
+                if self.selection.stopped_early:
                     log.info(
                         "early stop at step %d: %d validations without a better %s (best: step %s)",
                         self.step,
-                        self.bad_evals,
+                        self.selection.bad_evals,
                         cfg.select_metric,
-                        self.best["step"],
+                        self.selection.best["step"],
                     )
                 if (
                     self.step % cfg.checkpoint_every == 0
                     or self.step == self.total_steps
-                    or self.stopped_early
+                    or self.selection.stopped_early
                 ):
                     self.save_checkpoint()
                 if bar is not None:
@@ -610,11 +415,8 @@ class RLTrainer:
         """A step the ranker's server stopped (the breaker tripped): its calls, retries and
         failures go to metrics.jsonl as an `event` row, which a resume keeps (the step itself is
         logged again, once, when it completes)."""
-        after = self._ranker_counters()
         row: dict[str, Any] = {"event": "ranker_unavailable", "error": str(exc)}
-        for key in RANKER_COUNTERS:
-            if key in after:
-                row[f"ranker_{key}"] = after[key] - self._step_counters.get(key, 0.0)
+        row.update(step_increase(self._step_counters, step_counters(self.ranker)))
         self.run.log(self.step + 1, **row)
 
     def finish(self) -> dict[str, Any]:
@@ -630,8 +432,8 @@ class RLTrainer:
             "dataset": self.config.data.dataset,
             "steps": self.step,
             "budget_steps": self.total_steps,
-            "best_step": self.best["step"],
-            "stopped_early": self.stopped_early,
+            "best_step": self.selection.best["step"],
+            "stopped_early": self.selection.stopped_early,
             "candidate_order": self.rl.candidate_order,
             "shuffle_rewards": self.rl.shuffle_rewards,
             "n_train": len(self.train_samples),
@@ -641,17 +443,14 @@ class RLTrainer:
         }
         if self.val_samples:
             # the best checkpoint's validation figures were measured when it was selected
-            best_val = self.best.get("metrics") or self.evaluate(self.val_samples).metrics
+            best_val = self.selection.best.get("metrics") or self.evaluate(self.val_samples).metrics
             final.update({f"val/{k}": v for k, v in best_val.items()})
         test = self.splits.get("test") or []
         if test:
             result = self.evaluate(test, "test")
             final.update({f"test/{k}": v for k, v in result.metrics.items()})
             final["n_test"] = len(test)
-            per_sample = {"sample_ids": result.sample_ids} | {
-                k: v.tolist() for k, v in result.per_sample.items()
-            }
-            atomic_write_text(self.run.path / "test_per_sample.json", json.dumps(per_sample))
+            write_per_sample(result, self.run.path)
         if self.ranker is not None:
             final["ranker"] = self.ranker_totals.report()  # this run's, across resumes
             events = [r for r in self.run.history() if r.get("event") == "ranker_unavailable"]
@@ -659,7 +458,7 @@ class RLTrainer:
             final["ranker_interrupted_failures"] = sum(
                 r.get("ranker_failures", 0) + r.get("ranker_outage_retries", 0) for r in events
             )
-        self.run.finish(_flatten(final))
+        self.run.finish(flatten(final))
         return final
 
 
@@ -676,31 +475,6 @@ def reward_diagnostics(rewards: np.ndarray, sets: torch.Tensor, batch: Batch) ->
         "reward_max_mean": float(rewards.max(axis=1).mean()),
         "label_in_set_rate": float(in_set.float().mean()),
     }
-
-
-def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = {k for r in rows for k in r}
-    out: dict[str, float] = {}
-    for key in sorted(keys):
-        values = [
-            r[key] for r in rows if key in r and r[key] is not None and not math.isnan(r[key])
-        ]
-        if values:
-            out[key] = float(np.mean(values))
-    return out
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-        elif isinstance(value, list):
-            out[name] = json.dumps(value)
-        else:
-            out[name] = value
-    return out
 
 
 def train(

@@ -1,0 +1,75 @@
+"""What a `rar train` run loads before it trains: the linked conversation splits and the
+pretrained policy with its RL dropout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from rar.data.linking import LinkedSample, expand_rows, link_samples
+from rar.rl.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+
+log = logging.getLogger("rar.rl")
+
+
+def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
+    """A seeded subset of `size` items in their original order (all when size is None/larger)."""
+    items = list(items)
+    if size is None or size >= len(items):
+        return items
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=size, replace=False))
+    return [items[i] for i in keep]
+
+
+def with_dropout(
+    model: torch.nn.Module, dropout: float, item_vectors: torch.Tensor
+) -> torch.nn.Module:
+    """The same weights in a retriever rebuilt with another dropout rate (paper: 0.1-0.2 for RL)."""
+    from rar.retrievers import build_retriever
+
+    config = model.config.model_copy(update={"dropout": float(dropout)})
+    rebuilt = build_retriever(config, item_vectors)
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt
+
+
+def load_splits(
+    config: TrainConfig, corpus: Corpus
+) -> tuple[dict[str, list[LinkedSample]], dict[str, Any]]:
+    """Linked train/val(/test) samples of `config.data`, subsampled with the fixed data seed;
+    also the linking statistics (samples dropped because no target is in the corpus)."""
+    from rar.data.registry import load_conversation_samples
+    from rar.paths import resolve_data_dir
+
+    d = config.data
+    data_dir = resolve_data_dir(d.data_dir)
+    sizes = {"train": d.train_size, "val": d.val_size, "test": d.test_size}
+    wanted = ["train", "val"] + (["test"] if d.evaluate_test else [])
+    out: dict[str, list[LinkedSample]] = {}
+    link_stats: dict[str, Any] = {}
+    for split in wanted:
+        raw = load_conversation_samples(d.dataset, data_dir, split)
+        linked, stats = link_samples(raw, corpus)
+        link_stats[split] = stats.as_dict()
+        out[split] = subsample(linked, sizes[split], d.subsample_seed)
+        if split != "train":  # validation and test rows follow the evaluation protocol
+            out[split] = expand_rows(out[split], config.eval_protocol)
+            link_stats[split]["protocol"] = config.eval_protocol
+        link_stats[split]["rows"] = len(out[split])
+        log.info(
+            "%s/%s: %d samples, %d linked (%d dropped: no target in the corpus), %d used",
+            d.dataset,
+            split,
+            len(raw),
+            len(linked),
+            stats.dropped_no_linked_target,
+            len(out[split]),
+        )
+    return out, link_stats

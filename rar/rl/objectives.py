@@ -1,0 +1,169 @@
+"""The RL objectives of post-training behind one interface: `OBJECTIVES[method](step)`.
+
+Each objective turns one step's sampled candidate sets and the ranker's verdicts into the RL
+term of the loss (the trainer adds `nll_weight` * NLL). The loss formulas themselves are the
+pure functions of :mod:`rar.rl.losses`; here is what each objective feeds them: DPO / SimPO
+pick a winner per pair by the paper's rule (resampling undecided pairs), GRPO normalises the
+rewards within each sample's group.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rar.rl.batches import Batch
+from rar.rl.losses import dpo_loss, grpo_loss, simpo_loss
+from rar.rl.policy import log_prob
+from rar.rl.rewards import dpo_winner
+from rar.rl.rl_config import RLConfig
+
+Ranks = list[list[int | None]]
+# (sample rows of the batch, sets [rows, g, k], policy scores [rows, N])
+#   -> (rewards, ranks, which sets' ranker calls failed)
+RankFn = Callable[
+    [Batch, list[int], torch.Tensor, torch.Tensor], tuple[np.ndarray, Ranks, np.ndarray]
+]
+SampleFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class RLStep:
+    """What an objective sees of one step: the policy's scores (with grad), the frozen initial
+    policy's, the sets sampled and their verdicts, and how to sample and rank more."""
+
+    rl: RLConfig
+    batch: Batch
+    scores: torch.Tensor  # [B, N], with grad
+    ref_scores: torch.Tensor  # [B, N], the initial policy's
+    sets: torch.Tensor  # [B, g, k]
+    rewards: np.ndarray  # [B, g]
+    ranks: Ranks  # best label rank of each set (None when absent)
+    failed: np.ndarray  # [B, g] sets whose ranker call failed: kept out of the loss
+    perm: np.ndarray | None  # the shuffled-reward control: sample b takes perm[b]'s verdict
+    sample: SampleFn
+    rank: RankFn
+    seconds: dict[str, float] = field(default_factory=lambda: {"sample": 0.0, "rank": 0.0})
+
+    @property
+    def detached(self) -> torch.Tensor:
+        return self.scores.detach()
+
+
+Objective = Callable[[RLStep], tuple[torch.Tensor, dict[str, float]]]
+
+
+def _decided_pairs(step: RLStep) -> tuple[torch.Tensor, list[int], list[int], dict[str, float]]:
+    """The paper's winner rule on each sample's two sets, resampling undecided pairs up to
+    `rl.max_resamples` times; returns (sets, decided samples, their winners, statistics).
+    A pair with a failed set has no verdict: it is skipped, not resampled (its call failed
+    after its retries; asking again would hit the same server)."""
+    rl = step.rl
+    ranks = [list(r) for r in step.ranks]
+    broken = {b for b in range(len(ranks)) if step.failed[b].any()}
+    winners = [None if b in broken else dpo_winner(r[0], r[1]) for b, r in enumerate(ranks)]
+    sets = step.sets.clone()
+    resamples = 0
+    for _ in range(rl.max_resamples):
+        undecided = [b for b, w in enumerate(winners) if w is None and b not in broken]
+        if not undecided:
+            break
+        resamples += len(undecided)
+        t0 = time.perf_counter()
+        fresh = step.sample(step.detached[undecided], 2)
+        step.seconds["sample"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, new_ranks, new_failed = step.rank(step.batch, undecided, fresh, step.detached[undecided])
+        step.seconds["rank"] += time.perf_counter() - t0
+        for i, b in enumerate(undecided):
+            sets[b] = fresh[i]
+            ranks[b] = list(new_ranks[i])
+            if new_failed[i].any():
+                broken.add(b)
+                winners[b] = None
+            else:
+                winners[b] = dpo_winner(new_ranks[i][0], new_ranks[i][1])
+    decided = [b for b, w in enumerate(winners) if w is not None]
+    both = [b for b in decided if ranks[b][0] is not None and ranks[b][1] is not None]
+    stats = {
+        "pairs_decided_frac": len(decided) / len(winners),
+        "pairs_skipped_frac": 1.0 - len(decided) / len(winners),
+        # decided pairs whose two sets both hold the label (won on the label's rank)
+        "pairs_label_in_both_frac": len(both) / len(decided) if decided else float("nan"),
+        "resamples_per_sample": resamples / len(winners),
+        "pairs_failed_frac": len(broken) / len(winners),
+    }
+    if step.perm is not None:
+        winners = [winners[int(step.perm[b])] for b in range(len(winners))]
+        decided = [b for b, w in enumerate(winners) if w is not None]
+    return sets, decided, [winners[b] for b in decided], stats
+
+
+def _pairwise(
+    step: RLStep, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """A preference objective over (winner, loser) log-likelihoods: `loss(logp, ref_logp)` of
+    the [P, 2] winner-first pairs."""
+    rl = step.rl
+    sets, decided, winners, stats = _decided_pairs(step)
+    if not decided:
+        return torch.zeros((), dtype=step.scores.dtype), stats | {"win_rate": float("nan")}
+    idx = torch.tensor(decided, dtype=torch.long)
+    w = torch.tensor(winners, dtype=torch.long)
+    pairs = torch.stack([sets[idx, w], sets[idx, 1 - w]], dim=1)  # [P, 2, k] (winner first)
+    logp = log_prob(step.scores[idx], pairs, rl.temperature)
+    with torch.no_grad():
+        ref_lp = log_prob(step.ref_scores[idx], pairs, rl.temperature)
+    value = loss(logp, ref_lp)
+    stats["win_rate"] = float((logp[:, 0] > logp[:, 1]).float().mean())
+    stats["logp_margin"] = float((logp[:, 0] - logp[:, 1]).detach().mean())
+    stats["kl_sets_to_initial"] = float((logp.detach() - ref_lp).mean())
+    return value, stats
+
+
+def dpo(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
+    """Online DPO (paper Eq. 4), divided by the initial policy only with `rl.use_reference`."""
+    rl = step.rl
+
+    def loss(logp: torch.Tensor, ref_lp: torch.Tensor) -> torch.Tensor:
+        if rl.use_reference:
+            return dpo_loss(logp[:, 0], logp[:, 1], rl.beta, ref_lp[:, 0], ref_lp[:, 1])
+        return dpo_loss(logp[:, 0], logp[:, 1], rl.beta)
+
+    return _pairwise(step, loss)
+
+
+def simpo(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
+    """SimPO (paper Eq. 7): DPO without a reference, with a target margin `rl.gamma`."""
+    rl = step.rl
+    return _pairwise(step, lambda logp, _: simpo_loss(logp[:, 0], logp[:, 1], rl.beta, rl.gamma))
+
+
+def grpo(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
+    """GRPO: policy gradient with group-normalised rewards (+ beta * KL with a reference)."""
+    rl = step.rl
+    rewards, failed = step.rewards, step.failed
+    if step.perm is not None:
+        rewards, failed = rewards[step.perm], failed[step.perm]
+    logp = log_prob(step.scores, step.sets, rl.temperature)
+    ref_lp = log_prob(step.ref_scores, step.sets, rl.temperature) if rl.use_reference else None
+    mask = torch.as_tensor(~failed) if failed.any() else None  # failed sets leave their group
+    res = grpo_loss(logp, torch.as_tensor(rewards, dtype=logp.dtype), rl.beta, ref_lp, mask)
+    stats = {
+        "zero_variance_frac": res.n_zero_variance / max(1, res.n_groups),
+        "loss_pg": float(res.pg_loss.detach()),
+        "kl_ref": float(res.kl.detach()),
+    }
+    with torch.no_grad():
+        stats["kl_sets_to_initial"] = float(
+            (logp.detach() - log_prob(step.ref_scores, step.sets, rl.temperature)).mean()
+        )
+    return res.loss, stats
+
+
+# sft has no RL term (NLL only), so it samples and ranks nothing
+OBJECTIVES: dict[str, Objective] = {"dpo": dpo, "simpo": simpo, "grpo": grpo}

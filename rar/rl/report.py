@@ -1,0 +1,84 @@
+"""Test reporting of `rar train`: the logged step means, the per-sample test figures and the
+flat metrics.json a finished run leaves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rar.atomic_files import atomic_write_text
+from rar.pipeline import PipelineResult, run_pipeline
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+    from rar.data.linking import LinkedSample
+
+log = logging.getLogger("rar.rl")
+
+
+def evaluate_samples(
+    samples: Sequence[LinkedSample],
+    corpus: Corpus,
+    model: Any,
+    ranker: Any,
+    k: int,
+    ks: Sequence[int],
+    what: str,
+) -> PipelineResult:
+    """Pipeline metrics on `samples` (validation or test); failed ranker calls are misses,
+    warned about, and an error (FailedCallsError) when every call failed: selecting on them
+    would be noise. `what` names the pass in messages (e.g. "validation at step 50")."""
+    from rar.evaluation.failed_calls import FailedCallsError, describe_failures
+
+    result = run_pipeline(samples, corpus, model, ranker, k=k, ks=ks)
+    if result.ranker_failures:
+        line = describe_failures(result.ranker_failures, len(samples), what)
+        if result.ranker_failures >= len(samples):
+            raise FailedCallsError(
+                f"{line} (e.g. {result.first_error}); stopping: metrics with no ranked output "
+                "would select a checkpoint at random — check the ranker's server, base_url "
+                "and API key"
+            )
+        log.warning("%s; those samples are scored as misses", line)
+    return result
+
+
+def write_per_sample(result: PipelineResult, run_dir: Path) -> Path:
+    """test_per_sample.json: each test sample's metrics (for paired tests across runs)."""
+    per_sample = {"sample_ids": result.sample_ids} | {
+        k: v.tolist() for k, v in result.per_sample.items()
+    }
+    return atomic_write_text(run_dir / "test_per_sample.json", json.dumps(per_sample))
+
+
+def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per-key means of the step rows since the last log line (missing and NaN skipped)."""
+    keys = {k for r in rows for k in r}
+    out: dict[str, float] = {}
+    for key in sorted(keys):
+        values = [
+            r[key] for r in rows if key in r and r[key] is not None and not math.isnan(r[key])
+        ]
+        if values:
+            out[key] = float(np.mean(values))
+    return out
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested final metrics as one level of dotted keys (lists as JSON), for metrics.json."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = value
+    return out
