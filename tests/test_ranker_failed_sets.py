@@ -131,20 +131,20 @@ def test_grpo_counts_failed_sets_and_keeps_them_out_of_the_loss(
         small_corpus, pretrained_run, data_dir, tmp_path, flaky, "rl.method=grpo",
         "rl.group_size=4",
     )  # fmt: skip
-    import rar.rl.trainer as trainer_module
+    import rar.rl.objectives as objectives_module
 
     masks = []
-    real = trainer_module.grpo_loss
+    real = objectives_module.grpo_loss
 
     def recording(logp, rewards, beta, ref, mask=None):
         masks.append(None if mask is None else mask.clone())
         return real(logp, rewards, beta, ref, mask)
 
-    trainer_module.grpo_loss = recording
+    objectives_module.grpo_loss = recording
     try:
         out = trainer.train_step(trainer.batch_for_step(0))
     finally:
-        trainer_module.grpo_loss = real
+        objectives_module.grpo_loss = real
     assert out["failed_sets"] == 4 and out["failed_sets_share"] == pytest.approx(0.25)
     [mask] = masks
     assert mask is not None and (~mask).sum() == 4 and not mask[:, 3].any()
