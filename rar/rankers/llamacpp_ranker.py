@@ -83,6 +83,7 @@ class LlamaCppRanker(PromptRanker):
             n_threads=lc.n_threads,
             n_threads_batch=lc.n_threads,
             n_batch=lc.n_batch,
+            flash_attn=lc.flash_attn,
             seed=lc.seed,
             verbose=False,
         )
