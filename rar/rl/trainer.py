@@ -28,16 +28,15 @@ from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients, cosine_with_warmup
 from rar.pipeline import PipelineResult
 from rar.rankers.concurrency import RankerUnavailable
-from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch, make_batch
-from rar.rl.candidate_order import cross_sample_permutation, order_set
+from rar.rl.candidate_order import cross_sample_permutation
+from rar.rl.feedback import FailedSets, rank_sets, reward_diagnostics
 from rar.rl.inputs import load_splits, with_dropout
 from rar.rl.losses import nll_loss
 from rar.rl.objectives import OBJECTIVES, RLStep
 from rar.rl.policy import sample_ranked_sets, top1_kl
 from rar.rl.ranker_totals import RankerTotals, step_counters, step_increase
 from rar.rl.report import evaluate_samples, flatten, mean_rows, write_per_sample
-from rar.rl.rewards import result_reward
 from rar.rl.selection import ModelSelection
 from rar.rl.train_config import TrainConfig
 from rar.tracking import Run, check_run_target
@@ -129,8 +128,7 @@ class RLTrainer:
             ranker = build_ranker(config.ranker, corpus)
         self.ranker = ranker
         self.ranker_totals = RankerTotals(ranker)  # carried across resumes in the checkpoint
-        self._sets_ranked = self._sets_failed = 0  # this step's ranked / failed sets
-        self._failed_errors: list[str] = []
+        self._failed = FailedSets()  # this step's ranked / failed sets
         self._step_counters: dict[str, float] = {}  # ranker counters when the step began
         self.step = 0
         self.selection = ModelSelection(config.select_metric, config.patience)
@@ -153,53 +151,11 @@ class RLTrainer:
     def rank_sets(
         self, batch: Batch, rows: Sequence[int], sets: torch.Tensor, scores: torch.Tensor
     ) -> tuple[np.ndarray, list[list[int | None]], np.ndarray]:
-        """Rank sets [len(rows), g, k] for the samples `rows` of the batch; returns rewards
-        [len(rows), g], the best label rank of each set (None when absent) and which sets'
-        ranker calls failed [len(rows), g] (reward 0 and no rank: kept out of the loss).
-
-        Each set reaches the ranker in `rl.candidate_order` (`scores` [len(rows), N] are the
-        policy's scores for those samples), so with `retriever` or `shuffled` the reward depends
-        only on which movies a set holds, never on the order they were drawn in."""
-        requests: list[RankRequest] = []
-        order = self.rl.candidate_order
-        for i, b in enumerate(rows):
-            sample = batch.samples[b].sample
-            row_scores = scores[i].numpy() if order == "retriever" else None
-            for cand in sets[i].tolist():
-                shown = order_set(cand, order, row_scores, sample.sample_id, self.rl.order_seed)
-                ids = [self.corpus_ids[c] for c in shown]
-                requests.append(RankRequest(sample.sample_id, sample.context, ids))
-        results = self.ranker.rank(requests)
-        g = sets.shape[1]
-        rewards = np.zeros((len(rows), g))
-        failed = np.zeros((len(rows), g), dtype=bool)
-        ranks: list[list[int | None]] = [[None] * g for _ in rows]
-        for n, result in enumerate(results):
-            i, j = divmod(n, g)
-            if result.error is not None:
-                failed[i, j] = True
-                self._failed_errors.append(result.error)
-                continue
-            targets = batch.samples[rows[i]].target_ids
-            rewards[i, j], ranks[i][j] = result_reward(result, targets, self.rl.reward_cutoff)
-        self._sets_ranked += failed.size
-        self._sets_failed += int(failed.sum())
-        return rewards, ranks, failed
-
-    def _check_failed_sets(self, out: dict[str, float]) -> None:
-        """Count this step's failed sets in its metrics; stop past `rl.max_failed_share`."""
-        from rar.evaluation.failed_calls import FailedCallsError, describe_failures
-
-        ranked, failed = self._sets_ranked, self._sets_failed
-        out["failed_sets"] = float(failed)
-        out["failed_sets_share"] = failed / ranked if ranked else 0.0
-        if ranked and failed / ranked > self.rl.max_failed_share:
-            line = describe_failures(failed, ranked, f"the ranked sets of step {self.step + 1}")
-            raise FailedCallsError(
-                f"{line} (e.g. {self._failed_errors[0]}); more than rl.max_failed_share = "
-                f"{self.rl.max_failed_share:g}, stopping: the step's reward would be noise — "
-                "check the ranker's server; `rar train --resume` continues from the last checkpoint"
-            )
+        """The ranker's verdicts on sets [len(rows), g, k] (:func:`rar.rl.feedback.rank_sets`),
+        counted in this step's :class:`FailedSets`."""
+        return rank_sets(
+            self.ranker, self.corpus_ids, self.rl, batch, rows, sets, scores, self._failed
+        )
 
     # ---- one step -----------------------------------------------------------------------
     def sample(self, scores: torch.Tensor, g: int) -> torch.Tensor:
@@ -216,8 +172,7 @@ class RLTrainer:
     def train_step(self, batch: Batch) -> dict[str, float]:
         rl, t_start = self.rl, time.perf_counter()
         counters_before = self._step_counters = step_counters(self.ranker)
-        self._sets_ranked = self._sets_failed = 0
-        self._failed_errors = []
+        self._failed = FailedSets()
         self.model.train()
         scores = self.model.scores(batch.history)  # [B, N], history = -inf, dropout on
         nll = nll_loss(scores, batch.targets, batch.target_mask)
@@ -260,7 +215,7 @@ class RLTrainer:
             t_rank += step.seconds["rank"]
             out.update(stats)
             out[f"loss_{rl.method}"] = float(rl_loss.detach())
-            self._check_failed_sets(out)
+            self._failed.check(out, self.rl.max_failed_share, self.step + 1)
         t0 = time.perf_counter()
         loss = rl.nll_weight * nll + rl.rl_weight * rl_loss
         self.optimizer.zero_grad(set_to_none=True)
@@ -460,21 +415,6 @@ class RLTrainer:
             )
         self.run.finish(flatten(final))
         return final
-
-
-def reward_diagnostics(rewards: np.ndarray, sets: torch.Tensor, batch: Batch) -> dict[str, float]:
-    """What explains an RL step: reward level and variance (overall and within a sample's
-    sets, which is what DPO/GRPO learn from) and how often a sampled set holds a label."""
-    targets = batch.targets[:, None, None, :]  # [B, 1, 1, T]
-    in_set = ((sets[..., None] == targets) & batch.target_mask[:, None, None, :]).any(-1).any(-1)
-    return {
-        "reward_mean": float(rewards.mean()),
-        "reward_std": float(rewards.std()),
-        "reward_var": float(rewards.var()),
-        "reward_var_within": float(rewards.var(axis=1).mean()),
-        "reward_max_mean": float(rewards.max(axis=1).mean()),
-        "label_in_set_rate": float(in_set.float().mean()),
-    }
 
 
 def train(
