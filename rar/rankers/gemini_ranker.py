@@ -8,9 +8,9 @@ import importlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.limits import parse_retry_after
 from rar.rankers.openai_ranker import read_api_key
+from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rar.errors import MissingPathError
-from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.local_ranker import packaged_smollm2
 from rar.rankers.prompt import Candidate
+from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from rar.atomic_files import atomic_directory
 from rar.errors import MissingPathError
-from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.prompt import Candidate
+from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.tokens import TokenCounter, transformers_counter
 

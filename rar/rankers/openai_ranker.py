@@ -9,8 +9,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from rar.errors import InputError
-from rar.rankers.base import CallError, Completion, PromptRanker
 from rar.rankers.limits import parse_retry_after
+from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 
 if TYPE_CHECKING:

@@ -1,0 +1,561 @@
+"""The prompt ranker: every LLM backend's shared half. It builds the Figure 5 prompt within the
+token budget, sends it through the response cache with rate limits, adaptive concurrency,
+growing timeouts, a retry budget and the circuit breaker, parses the reply into a ranking, and
+offers the LLM-only mode. A backend (`openai_ranker.py`, `gemini_ranker.py`, `local_ranker.py`,
+`llamacpp_ranker.py`) implements `_complete` and raises `CallError`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rar.data.types import Turn
+from rar.rankers.base import Ranker, run_sync
+from rar.rankers.budget import FittedPrompt, PromptTooLongError, fit_prompt
+from rar.rankers.cache import CachedReply, ResponseCache, cache_key
+from rar.rankers.concurrency import (
+    AdaptiveGate,
+    AIMDController,
+    CircuitBreaker,
+    RankerUnavailable,
+    RetryBudget,
+    ThroughputMeter,
+)
+from rar.rankers.limits import AsyncRateLimiter, RetryPolicy
+from rar.rankers.llm_only import (
+    CorpusTitles,
+    LLMOnlyResult,
+    check_free_generation,
+    llm_only_prompt,
+)
+from rar.rankers.parser import parse_ranking
+from rar.rankers.prompt import (
+    Candidate,
+    build_prompt,
+    format_candidate,
+    load_candidates,
+    prompt_order,
+)
+from rar.rankers.ranker_config import PromptConfig, RankerConfig
+from rar.rankers.tokens import TokenCounter, build_counter
+from rar.rankers.types import RankRequest, RankResult
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+
+log = logging.getLogger("rar.rankers")
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class CallError(Exception):
+    """A backend call failed; `retryable` says whether trying again may help.
+
+    `kind` says what failed ("timeout", "connection", "http", "malformed", "other") and
+    `status` the HTTP status, so the concurrency controller and the circuit breaker can tell
+    an overloaded or dead server from a bad request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        kind: str = "other",
+        status: int | None = None,
+    ):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.kind = kind
+        self.status = status
+
+    @property
+    def overload(self) -> bool:
+        """The server is saturated: send less (timeouts, 429, 503, connection errors)."""
+        return self.kind in ("timeout", "connection") or self.status in (429, 503)
+
+    @property
+    def outage(self) -> bool:
+        """The server is not there or not ready (connection refused/reset, 502/503/504, e.g.
+        a restart or a model still loading): wait for it instead of spending retries."""
+        return self.kind == "connection" or self.status in (502, 503, 504)
+
+    @property
+    def unavailable(self) -> bool:
+        """The server may be down (connection refused, 5xx, timeouts): counts for the breaker."""
+        return self.kind in ("timeout", "connection") or (self.status or 0) >= 500
+
+
+class PromptRanker(Ranker):
+    """A ranker that sends the Figure 5 prompt to a text model and parses the reply."""
+
+    def __init__(self, config: RankerConfig, corpus: Corpus):
+        super().__init__(config, corpus)
+        self.cache = ResponseCache(config.cache.path) if config.cache.enabled else None
+        lim = config.limits
+        self.retry = RetryPolicy(
+            lim.max_retries,
+            lim.backoff_base_s,
+            lim.backoff_max_s,
+            lim.jitter,
+            lim.max_retry_after_s,
+        )
+        self._rng = random.Random(0)
+        self._rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None  # shared by every batch
+        self._tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
+        # the learned capacity, the retry budget and the breaker persist across batches
+        ceiling = self.max_in_flight()
+        if lim.adaptive:
+            self.controller = AIMDController(ceiling=ceiling, initial=lim.initial_in_flight)
+        else:  # fixed: floor = ceiling, so it never grows or shrinks
+            self.controller = AIMDController(ceiling=ceiling, initial=ceiling, floor=ceiling)
+        self.gate = AdaptiveGate(self.controller)
+        self.retry_budget = RetryBudget(
+            lim.retry_budget_ratio, lim.retry_budget_min, lim.retry_budget_window_s
+        )
+        self.breaker = CircuitBreaker(
+            lim.breaker_failures, lim.breaker_open_after_s, lim.probe_base_s, lim.probe_max_s
+        )
+        self.timeout_s = lim.timeout_s  # the current per-call timeout (grows on timeouts)
+        self._probe_locks: dict[int, asyncio.Lock] = {}  # per event loop: one probe at a time
+        self._meter = ThroughputMeter()
+        self._secret: str | None = (
+            None  # set by backends holding an API key; scrubbed from messages
+        )
+        self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
+        self._lines: dict[tuple[int, str], str] = {}  # (trim level, corpus id) -> prompt line
+        self._counter: TokenCounter | None = None
+        self._titles: CorpusTitles | None = None  # every corpus title (LLM-only mode)
+
+    # --- backend hooks -------------------------------------------------------------------
+    @abstractmethod
+    async def _complete(self, prompt: str) -> Completion:
+        """One call to the model; raise on failure."""
+
+    async def _complete_request(self, prompt: str, candidates: list[Candidate]) -> Completion:
+        """One call for a request; backends that need the candidates themselves override this."""
+        return await self._complete(prompt)
+
+    def _classify(self, exc: BaseException) -> CallError:
+        """Map a backend exception to retryable or not (timeouts and connection errors retry)."""
+        if isinstance(exc, CallError):
+            return exc
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            return CallError(
+                f"timeout after {self.config.limits.timeout_s}s", retryable=True, kind="timeout"
+            )
+        if isinstance(exc, ConnectionError):
+            return CallError(f"{type(exc).__name__}: {exc}", retryable=True, kind="connection")
+        return CallError(f"{type(exc).__name__}: {exc}", retryable=False)
+
+    def generation_params(self) -> dict[str, Any]:
+        """Everything besides model and prompt that changes the reply (part of the cache key)."""
+        c = self.config
+        return {"temperature": c.temperature, "max_tokens": c.max_tokens}
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    async def _prepare(self) -> None:
+        """Work before the first real call that must not count against its timeout (model load)."""
+
+    async def _open(self) -> None:
+        """Create per-event-loop clients (SDK HTTP clients must not outlive their loop)."""
+
+    async def _aclose(self) -> None:
+        """Close what :meth:`_open` created."""
+
+    def max_in_flight(self) -> int:
+        """The ceiling on concurrent calls (in-process backends override it with 1)."""
+        return self.config.limits.max_in_flight
+
+    def server_url(self) -> str:
+        """Where calls go (named when the circuit breaker stops a run)."""
+        return self.config.base_url or f"the {self.backend} API"
+
+    def concurrency(self) -> int:
+        """Calls allowed in flight now (the adaptive limit, or the fixed ceiling)."""
+        return self.controller.allowed
+
+    # --- driving -------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        if self._secret and self._secret in text:
+            text = text.replace(self._secret, "***")
+        return text
+
+    def token_counter(self) -> TokenCounter:
+        """How prompt tokens are counted (`prompt.tokenizer`; backends with a tokenizer override)."""
+        if self._counter is None:
+            p = self.config.prompt
+            self._counter = build_counter(p.tokenizer, p.chat_overhead_tokens)
+        return self._counter
+
+    def context_window(self) -> int | None:
+        """The model's context window: configured, else what the tokenizer or backend knows."""
+        return self.config.context_window or self.token_counter().context_window
+
+    def build(self, request: RankRequest) -> tuple[list[Candidate], str]:
+        """Candidates (retriever order) and the prompt (candidates in configured prompt order)."""
+        cands, fitted = self.build_fitted(request)
+        return cands, fitted.text
+
+    def build_fitted(self, request: RankRequest) -> tuple[list[Candidate], FittedPrompt]:
+        """Like :meth:`build`, with the prompt trimmed to the token budget and window, and
+        counted; raises PromptTooLongError past the window."""
+        missing = [
+            cid for cid in dict.fromkeys(request.candidate_ids) if cid not in self._candidates
+        ]
+        if missing:
+            for cand in load_candidates(self.corpus, missing):
+                self._candidates[cand.corpus_id] = cand
+        cands = [self._candidates[cid] for cid in request.candidate_ids]
+        order = prompt_order(request.sample_id, len(cands), self.config.prompt)
+        ordered = [cands[i] for i in order]
+
+        def render(level: int, cfg: PromptConfig) -> str:
+            lines = []
+            for cand in ordered:
+                key = (level, cand.corpus_id)
+                if key not in self._lines:
+                    self._lines[key] = format_candidate(cand, cfg)
+                lines.append(self._lines[key])
+            return build_prompt(request.context, ordered, cfg, lines)
+
+        counter = self.token_counter()
+        try:
+            fitted = fit_prompt(
+                render,
+                counter.count,
+                self.config.prompt,
+                self.context_window(),
+                self.config.max_tokens,
+            )
+        except PromptTooLongError:
+            self._stats.prompts_too_long += 1
+            raise
+        self._stats.prompts_built += 1
+        self._stats.prompt_tokens_counted += fitted.tokens
+        self._stats.prompts_trimmed += fitted.level > 0
+        self._stats.prompts_over_budget += fitted.over_budget
+        return cands, fitted
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        p = self.config.price
+        return (prompt_tokens * p.prompt_per_1m + completion_tokens * p.completion_per_1m) / 1e6
+
+    async def _send(self, prompt: str, cands: list[Candidate], estimate: float) -> Completion:
+        """One call under the concurrency gate and rate limits. The timeout counts from the
+        send: waiting for our own gate or rate limiter never eats into it."""
+        await self.gate.acquire()
+        try:
+            if self.breaker.failing and self.breaker.enabled:
+                await self._wait_for_server()  # the server is down: queue behind the probe
+            if self._rpm is not None:
+                await self._rpm.acquire(1)
+            if self._tpm is not None:
+                await self._tpm.acquire(estimate)
+            sent_at = time.monotonic()
+            self._stats.calls += 1
+            timeout = self.timeout_s
+            try:
+                reply = await asyncio.wait_for(self._complete_request(prompt, cands), timeout)
+            except Exception as exc:  # classified; only the breaker's exception escapes
+                if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+                    err = CallError(f"timeout after {timeout:g}s", retryable=True, kind="timeout")
+                    self._grow_timeout(timeout)
+                else:
+                    err = self._classify(exc)
+                self._on_call_failed(err, sent_at)
+                raise err from None
+            latency = time.monotonic() - sent_at
+            lim = self.config.limits
+            self.timeout_s = max(lim.timeout_s, min(self.timeout_s, 4 * latency))
+            self.controller.on_success(latency, sent_at)
+            self.breaker.on_success()
+            used = reply.prompt_tokens + reply.completion_tokens
+            self._meter.record(used)
+            if self._tpm is not None and used and used < estimate:
+                self._tpm.refund(estimate - used)
+            return reply
+        finally:
+            await self.gate.release()
+
+    def _grow_timeout(self, used: float) -> None:
+        """A call timed out after `used` s: give later calls longer (a slow, not a dead,
+        server answers them; a dead one refuses connections and meets the breaker)."""
+        lim = self.config.limits
+        grown = min(lim.max_timeout_s, max(self.timeout_s, used * lim.timeout_growth))
+        if grown > self.timeout_s:
+            log.warning("ranker call timed out after %gs; timeout raised to %gs", used, grown)
+            self.timeout_s = grown
+
+    def _on_call_failed(self, err: CallError, sent_at: float) -> None:
+        """Feed a failed call to the controller and the breaker; raise when the server is down."""
+        if err.overload:
+            self.controller.on_overload(sent_at)
+        if not err.unavailable:
+            self.breaker.on_success()  # the server answered (e.g. HTTP 400): it is up
+        elif self.breaker.on_unavailable(self._scrub(str(err))):
+            failures, seconds = self.breaker.trip_reset()
+            raise RankerUnavailable(self.server_url(), failures, self._scrub(str(err)), seconds)
+
+    def _probe_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._probe_locks.get(id(loop))
+        if lock is None:
+            self._probe_locks = {id(loop): (lock := asyncio.Lock())}  # old loops are gone
+        return lock
+
+    async def _wait_for_server(self) -> None:
+        """The server refused or is not ready: wait for the next probe slot. One request
+        waits per probe interval (doubling up to `limits.probe_max_s`); the others queue
+        behind it and go at once when a call succeeds, closing the failure streak."""
+        async with self._probe_lock():
+            if self.breaker.failing:
+                await asyncio.sleep(self.breaker.probe_delay())
+
+    async def _call_with_retries(
+        self, prompt: str, cands: list[Candidate]
+    ) -> tuple[Completion, int]:
+        """Call the backend until success, a non-retryable error, or the retry limit or retry
+        budget is spent; returns (reply, attempts)."""
+        estimate = len(prompt) / 4 + (self.config.max_tokens or 512)
+        await self._prepare()
+        self.retry_budget.record_attempt(time.monotonic())
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._send(prompt, cands, estimate), attempt
+            except CallError as exc:
+                err = exc
+            if err.retryable and err.outage and self.breaker.enabled:
+                # a restart or a dead server: no retry of our own (nor retry budget); wait
+                # for a probe slot until the server answers or the breaker trips
+                self._stats.outage_retries += 1
+                attempt -= 1
+                log.info("ranker server unavailable (%s); waiting for it", self._scrub(str(err)))
+                continue
+            if not err.retryable or attempt > self.retry.max_retries:
+                err.attempts = attempt  # type: ignore[attr-defined]
+                raise err
+            if not self.retry_budget.try_retry(time.monotonic()):
+                self._stats.retries_denied += 1
+                denied = CallError(f"{err} (retry budget spent)", retryable=False, kind=err.kind)
+                denied.attempts = attempt  # type: ignore[attr-defined]
+                raise denied
+            self._stats.retries += 1
+            delay = self.retry.delay(attempt, err.retry_after, self._rng)
+            log.info(
+                "ranker call failed (%s); retry %d in %.2fs", self._scrub(str(err)), attempt, delay
+            )
+            await asyncio.sleep(delay)
+
+    async def cached_completion(
+        self, key_text: str, prompt: str, cands: list[Candidate]
+    ) -> tuple[str, dict[str, Any], float, bool]:
+        """One model reply through the cache (keyed by `key_text`), the concurrency gate, rate
+        limits and retries, with token, cost, latency and hit/miss accounting:
+        (reply, usage, latency_s, from_cache). Raises CallError (counted as a failure) when
+        every attempt failed, and RankerUnavailable when the server is down."""
+        key = cache_key(self.backend, self.model_name, key_text, self.generation_params())
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            self._stats.cache_hits += 1
+            return cached.reply, dict(cached.usage), cached.latency_s, True
+        if self.cache is not None:
+            self._stats.cache_misses += 1
+        start = time.perf_counter()
+        try:
+            completion, attempts = await self._call_with_retries(prompt, cands)
+        except CallError:
+            self._stats.failures += 1
+            raise
+        latency = time.perf_counter() - start
+        usage = {
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
+            "attempts": attempts,
+        }
+        self._stats.answered += 1
+        self._stats.prompt_tokens += completion.prompt_tokens
+        self._stats.completion_tokens += completion.completion_tokens
+        self._stats.cost_usd += usage["cost_usd"]
+        self._stats.latency_s += latency
+        if self.cache is not None:
+            self.cache.put(
+                key, self.backend, self.model_name, CachedReply(completion.text, usage, latency)
+            )
+        return completion.text, usage, latency, False
+
+    async def _rank_one(self, request: RankRequest) -> RankResult:
+        score_appended = self.config.parser.score_appended
+        try:
+            cands, fitted = self.build_fitted(request)
+        except (KeyError, ValueError) as exc:
+            self._stats.failures += 1
+            return RankResult(request.sample_id, [], error=f"bad request: {exc}", n_model_ranked=0)
+        start = time.perf_counter()
+        try:
+            reply, usage, latency, from_cache = await self.cached_completion(
+                fitted.text, fitted.text, cands
+            )
+        except CallError as err:
+            message = self._scrub(str(err))
+            log.warning(
+                "ranker call for %s failed after %s attempt(s): %s",
+                request.sample_id,
+                getattr(err, "attempts", "?"),
+                message,
+            )
+            return RankResult(
+                request.sample_id,
+                self._fallback_ids(request),
+                latency_s=time.perf_counter() - start,
+                error=message,
+                usage={"attempts": getattr(err, "attempts", 1)},
+                n_model_ranked=0,
+                score_appended=score_appended,
+            )
+        parsed = parse_ranking(
+            reply,
+            [c.title for c in cands],
+            [c.year for c in cands],
+            threshold=self.config.parser.threshold,
+            append_missing=self.config.parser.append_missing,
+        )
+        st = self._stats
+        st.hallucinations += len(parsed.hallucinations)
+        st.items_parsed += parsed.n_items
+        st.non_title_lines += len(parsed.non_titles)
+        st.candidates += len(cands)
+        st.model_ranked += parsed.n_matched
+        st.appended += parsed.n_appended
+        usage.update(
+            prompt_tokens_counted=fitted.tokens,
+            trim_level=fitted.level,
+            n_items=parsed.n_items,
+            n_matched=parsed.n_matched,
+            n_appended=parsed.n_appended,
+            n_duplicates=parsed.n_duplicates,
+            n_non_titles=len(parsed.non_titles),
+        )
+        return RankResult(
+            sample_id=request.sample_id,
+            ranked_ids=[cands[i].corpus_id for i in parsed.indices],
+            raw_reply=reply,
+            hallucinations=parsed.hallucinations,
+            non_titles=parsed.non_titles,
+            usage=usage,
+            latency_s=latency,
+            cached=from_cache,
+            n_model_ranked=parsed.n_matched,
+            score_appended=score_appended,
+        )
+
+    async def _rank_many(self, requests: Sequence[RankRequest], progress: bool) -> list[RankResult]:
+        return await self.drive(
+            [self._rank_one(r) for r in requests], f"rank ({self.backend})", progress
+        )
+
+    async def drive(self, coroutines: Sequence[Any], desc: str, progress: bool) -> list[Any]:
+        """Run one batch of calls (opening and closing the backend's clients); results in order.
+
+        The progress bar shows the current concurrency limit and the server's measured
+        throughput. When the circuit breaker trips, the remaining calls are cancelled and
+        RankerUnavailable propagates (replies received so far are already cached)."""
+        await self._open()
+        tasks = [asyncio.ensure_future(c) for c in coroutines]
+        self._meter.start()
+        try:
+            if progress and tasks:
+                from rar.progress import progress_bar
+
+                with progress_bar(len(tasks), desc, "sample") as bar:
+                    for fut in asyncio.as_completed(tasks):
+                        await fut
+                        bar.update(1)
+                        bar.set_postfix_str(self.progress_postfix(), refresh=False)
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._aclose()
+
+    # --- LLM-only mode ---------------------------------------------------------------------
+    def recommend(
+        self,
+        requests: Sequence[tuple[str, list[Turn]]],
+        n_items: int = 20,
+        threshold: float = 0.85,
+        progress: bool = False,
+    ) -> list[LLMOnlyResult]:
+        """LLM-only mode: no candidates; the model names `n_items` movies per (sample_id,
+        context), matched to every corpus title (`rar.rankers.llm_only`). One result per
+        request, in order; failed calls carry `error`. The calls share this ranker's cache,
+        rate limiters, concurrency gate, retry budget and accounting with :meth:`rank`."""
+        check_free_generation(self.backend, self.config)
+        if self._titles is None or self._titles.threshold != threshold:
+            self._titles = CorpusTitles(self.corpus, threshold)
+        titles = self._titles
+        results = run_sync(
+            lambda: self.drive(
+                [self._recommend_one(sid, ctx, n_items) for sid, ctx in requests],
+                f"llm-only ({self.backend})",
+                progress,
+            )
+        )
+        st = self._stats
+        st.requests += len(results)
+        for res in results:
+            if res.error is None:
+                titles.parse(res)
+                st.items_parsed += len(res.predicted)
+                st.hallucinations += len(res.hallucinations)
+                st.non_title_lines += len(res.non_titles)
+        return results
+
+    async def _recommend_one(
+        self, sample_id: str, context: list[Turn], n_items: int
+    ) -> LLMOnlyResult:
+        prompt = llm_only_prompt(context, n_items, self.config.prompt)
+        try:
+            reply, usage, _, from_cache = await self.cached_completion(
+                "llm-only\n" + prompt, prompt, []
+            )
+        except CallError as err:
+            return LLMOnlyResult(sample_id, [], error=self._scrub(str(err)))
+        return LLMOnlyResult(sample_id, [], raw_reply=reply, usage=usage, cached=from_cache)
+
+    def progress_postfix(self) -> str:
+        """E.g. "in flight 2/16, 7.5 calls/min, 290 tok/s": the adaptive limit, throughput."""
+        per_min, tok_s = self._meter.rates()
+        return (
+            f"in flight {self.concurrency()}/{self.controller.ceiling}, "
+            f"{per_min:.1f} calls/min, {tok_s:.0f} tok/s"
+        )
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out["model"] = self.model_name
+        out["concurrency"] = self.concurrency()
+        return out
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
