@@ -75,9 +75,6 @@ LONG_KNOWN: set[str] = {
     # issue 12: the objectives, inputs, model selection and test report are out (rar/rl/
     # objectives.py, inputs.py, selection.py, report.py); the online loop itself is still over
     "rar/rl/trainer.py",
-    # PromptRanker alone (out of base.py); its call machinery (send, growing timeouts, retries,
-    # waiting out an outage, the cached call) is the next cut
-    "rar/rankers/prompt_ranker.py",
 }
 MAX_LINES = 400
 

@@ -1,33 +1,23 @@
 """The prompt ranker: every LLM backend's shared half. It builds the Figure 5 prompt within the
-token budget, sends it through the response cache with rate limits, adaptive concurrency,
-growing timeouts, a retry budget and the circuit breaker, parses the reply into a ranking, and
-offers the LLM-only mode. A backend (`openai_ranker.py`, `gemini_ranker.py`, `local_ranker.py`,
-`llamacpp_ranker.py`) implements `_complete` and raises `CallError`."""
+token budget, sends it through the response cache and its `RankerCalls` (rate limits, adaptive
+concurrency, growing timeouts, a retry budget and the circuit breaker: `ranker_calls.py`),
+parses the reply into a ranking, and offers the LLM-only mode. A backend (`openai_ranker.py`,
+`gemini_ranker.py`, `local_ranker.py`, `llamacpp_ranker.py`) implements `_complete` and raises
+`CallError`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rar.data.types import Turn
 from rar.rankers.base import Ranker, run_sync
 from rar.rankers.budget import FittedPrompt, PromptTooLongError, fit_prompt
 from rar.rankers.cache import CachedReply, ResponseCache, cache_key
-from rar.rankers.concurrency import (
-    AdaptiveGate,
-    AIMDController,
-    CircuitBreaker,
-    RankerUnavailable,
-    RetryBudget,
-    ThroughputMeter,
-)
-from rar.rankers.limits import AsyncRateLimiter, RetryPolicy
 from rar.rankers.llm_only import (
     CorpusTitles,
     LLMOnlyResult,
@@ -42,60 +32,18 @@ from rar.rankers.prompt import (
     load_candidates,
     prompt_order,
 )
+from rar.rankers.ranker_calls import CallError, Completion, RankerCalls, classify
 from rar.rankers.ranker_config import PromptConfig, RankerConfig
 from rar.rankers.tokens import TokenCounter, build_counter
 from rar.rankers.types import RankRequest, RankResult
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.limits import AsyncRateLimiter
 
 log = logging.getLogger("rar.rankers")
 
-
-@dataclass
-class Completion:
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class CallError(Exception):
-    """A backend call failed; `retryable` says whether trying again may help.
-
-    `kind` says what failed ("timeout", "connection", "http", "malformed", "other") and
-    `status` the HTTP status, so the concurrency controller and the circuit breaker can tell
-    an overloaded or dead server from a bad request.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        retryable: bool,
-        retry_after: float | None = None,
-        kind: str = "other",
-        status: int | None = None,
-    ):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.kind = kind
-        self.status = status
-
-    @property
-    def overload(self) -> bool:
-        """The server is saturated: send less (timeouts, 429, 503, connection errors)."""
-        return self.kind in ("timeout", "connection") or self.status in (429, 503)
-
-    @property
-    def outage(self) -> bool:
-        """The server is not there or not ready (connection refused/reset, 502/503/504, e.g.
-        a restart or a model still loading): wait for it instead of spending retries."""
-        return self.kind == "connection" or self.status in (502, 503, 504)
-
-    @property
-    def unavailable(self) -> bool:
-        """The server may be down (connection refused, 5xx, timeouts): counts for the breaker."""
-        return self.kind in ("timeout", "connection") or (self.status or 0) >= 500
+__all__ = ["CallError", "Completion", "PromptRanker"]  # backends import all three from here
 
 
 class PromptRanker(Ranker):
@@ -104,36 +52,16 @@ class PromptRanker(Ranker):
     def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self.cache = ResponseCache(config.cache.path) if config.cache.enabled else None
-        lim = config.limits
-        self.retry = RetryPolicy(
-            lim.max_retries,
-            lim.backoff_base_s,
-            lim.backoff_max_s,
-            lim.jitter,
-            lim.max_retry_after_s,
+        # limiters, learned capacity, retry budget, breaker, timeout: across every batch
+        self.calls = RankerCalls(
+            config.limits,
+            self.max_in_flight(),
+            self._stats,
+            self._classify,
+            self._scrub,
+            self.server_url,
         )
-        self._rng = random.Random(0)
-        self._rpm = AsyncRateLimiter(lim.rpm) if lim.rpm else None  # shared by every batch
-        self._tpm = AsyncRateLimiter(lim.tpm) if lim.tpm else None
-        # the learned capacity, the retry budget and the breaker persist across batches
-        ceiling = self.max_in_flight()
-        if lim.adaptive:
-            self.controller = AIMDController(ceiling=ceiling, initial=lim.initial_in_flight)
-        else:  # fixed: floor = ceiling, so it never grows or shrinks
-            self.controller = AIMDController(ceiling=ceiling, initial=ceiling, floor=ceiling)
-        self.gate = AdaptiveGate(self.controller)
-        self.retry_budget = RetryBudget(
-            lim.retry_budget_ratio, lim.retry_budget_min, lim.retry_budget_window_s
-        )
-        self.breaker = CircuitBreaker(
-            lim.breaker_failures, lim.breaker_open_after_s, lim.probe_base_s, lim.probe_max_s
-        )
-        self.timeout_s = lim.timeout_s  # the current per-call timeout (grows on timeouts)
-        self._probe_locks: dict[int, asyncio.Lock] = {}  # per event loop: one probe at a time
-        self._meter = ThroughputMeter()
-        self._secret: str | None = (
-            None  # set by backends holding an API key; scrubbed from messages
-        )
+        self._secret: str | None = None  # a backend's API key, scrubbed from messages
         self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
         self._lines: dict[tuple[int, str], str] = {}  # (trim level, corpus id) -> prompt line
         self._counter: TokenCounter | None = None
@@ -150,15 +78,7 @@ class PromptRanker(Ranker):
 
     def _classify(self, exc: BaseException) -> CallError:
         """Map a backend exception to retryable or not (timeouts and connection errors retry)."""
-        if isinstance(exc, CallError):
-            return exc
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-            return CallError(
-                f"timeout after {self.config.limits.timeout_s}s", retryable=True, kind="timeout"
-            )
-        if isinstance(exc, ConnectionError):
-            return CallError(f"{type(exc).__name__}: {exc}", retryable=True, kind="connection")
-        return CallError(f"{type(exc).__name__}: {exc}", retryable=False)
+        return classify(exc, self.config.limits.timeout_s)
 
     def generation_params(self) -> dict[str, Any]:
         """Everything besides model and prompt that changes the reply (part of the cache key)."""
@@ -188,7 +108,16 @@ class PromptRanker(Ranker):
 
     def concurrency(self) -> int:
         """Calls allowed in flight now (the adaptive limit, or the fixed ceiling)."""
-        return self.controller.allowed
+        return self.calls.controller.allowed
+
+    @property
+    def timeout_s(self) -> float:
+        """The current per-call timeout (grows on timeouts, back to `limits.timeout_s`)."""
+        return self.calls.timeout_s
+
+    @property
+    def _rpm(self) -> AsyncRateLimiter | None:  # the shared request-rate limiter (tests read it)
+        return self.calls.rpm
 
     # --- driving -------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
@@ -256,114 +185,6 @@ class PromptRanker(Ranker):
         p = self.config.price
         return (prompt_tokens * p.prompt_per_1m + completion_tokens * p.completion_per_1m) / 1e6
 
-    async def _send(self, prompt: str, cands: list[Candidate], estimate: float) -> Completion:
-        """One call under the concurrency gate and rate limits. The timeout counts from the
-        send: waiting for our own gate or rate limiter never eats into it."""
-        await self.gate.acquire()
-        try:
-            if self.breaker.failing and self.breaker.enabled:
-                await self._wait_for_server()  # the server is down: queue behind the probe
-            if self._rpm is not None:
-                await self._rpm.acquire(1)
-            if self._tpm is not None:
-                await self._tpm.acquire(estimate)
-            sent_at = time.monotonic()
-            self._stats.calls += 1
-            timeout = self.timeout_s
-            try:
-                reply = await asyncio.wait_for(self._complete_request(prompt, cands), timeout)
-            except Exception as exc:  # classified; only the breaker's exception escapes
-                if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-                    err = CallError(f"timeout after {timeout:g}s", retryable=True, kind="timeout")
-                    self._grow_timeout(timeout)
-                else:
-                    err = self._classify(exc)
-                self._on_call_failed(err, sent_at)
-                raise err from None
-            latency = time.monotonic() - sent_at
-            lim = self.config.limits
-            self.timeout_s = max(lim.timeout_s, min(self.timeout_s, 4 * latency))
-            self.controller.on_success(latency, sent_at)
-            self.breaker.on_success()
-            used = reply.prompt_tokens + reply.completion_tokens
-            self._meter.record(used)
-            if self._tpm is not None and used and used < estimate:
-                self._tpm.refund(estimate - used)
-            return reply
-        finally:
-            await self.gate.release()
-
-    def _grow_timeout(self, used: float) -> None:
-        """A call timed out after `used` s: give later calls longer (a slow, not a dead,
-        server answers them; a dead one refuses connections and meets the breaker)."""
-        lim = self.config.limits
-        grown = min(lim.max_timeout_s, max(self.timeout_s, used * lim.timeout_growth))
-        if grown > self.timeout_s:
-            log.warning("ranker call timed out after %gs; timeout raised to %gs", used, grown)
-            self.timeout_s = grown
-
-    def _on_call_failed(self, err: CallError, sent_at: float) -> None:
-        """Feed a failed call to the controller and the breaker; raise when the server is down."""
-        if err.overload:
-            self.controller.on_overload(sent_at)
-        if not err.unavailable:
-            self.breaker.on_success()  # the server answered (e.g. HTTP 400): it is up
-        elif self.breaker.on_unavailable(self._scrub(str(err))):
-            failures, seconds = self.breaker.trip_reset()
-            raise RankerUnavailable(self.server_url(), failures, self._scrub(str(err)), seconds)
-
-    def _probe_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._probe_locks.get(id(loop))
-        if lock is None:
-            self._probe_locks = {id(loop): (lock := asyncio.Lock())}  # old loops are gone
-        return lock
-
-    async def _wait_for_server(self) -> None:
-        """The server refused or is not ready: wait for the next probe slot. One request
-        waits per probe interval (doubling up to `limits.probe_max_s`); the others queue
-        behind it and go at once when a call succeeds, closing the failure streak."""
-        async with self._probe_lock():
-            if self.breaker.failing:
-                await asyncio.sleep(self.breaker.probe_delay())
-
-    async def _call_with_retries(
-        self, prompt: str, cands: list[Candidate]
-    ) -> tuple[Completion, int]:
-        """Call the backend until success, a non-retryable error, or the retry limit or retry
-        budget is spent; returns (reply, attempts)."""
-        estimate = len(prompt) / 4 + (self.config.max_tokens or 512)
-        await self._prepare()
-        self.retry_budget.record_attempt(time.monotonic())
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._send(prompt, cands, estimate), attempt
-            except CallError as exc:
-                err = exc
-            if err.retryable and err.outage and self.breaker.enabled:
-                # a restart or a dead server: no retry of our own (nor retry budget); wait
-                # for a probe slot until the server answers or the breaker trips
-                self._stats.outage_retries += 1
-                attempt -= 1
-                log.info("ranker server unavailable (%s); waiting for it", self._scrub(str(err)))
-                continue
-            if not err.retryable or attempt > self.retry.max_retries:
-                err.attempts = attempt  # type: ignore[attr-defined]
-                raise err
-            if not self.retry_budget.try_retry(time.monotonic()):
-                self._stats.retries_denied += 1
-                denied = CallError(f"{err} (retry budget spent)", retryable=False, kind=err.kind)
-                denied.attempts = attempt  # type: ignore[attr-defined]
-                raise denied
-            self._stats.retries += 1
-            delay = self.retry.delay(attempt, err.retry_after, self._rng)
-            log.info(
-                "ranker call failed (%s); retry %d in %.2fs", self._scrub(str(err)), attempt, delay
-            )
-            await asyncio.sleep(delay)
-
     async def cached_completion(
         self, key_text: str, prompt: str, cands: list[Candidate]
     ) -> tuple[str, dict[str, Any], float, bool]:
@@ -379,8 +200,12 @@ class PromptRanker(Ranker):
         if self.cache is not None:
             self._stats.cache_misses += 1
         start = time.perf_counter()
+        estimate = len(prompt) / 4 + (self.config.max_tokens or 512)
         try:
-            completion, attempts = await self._call_with_retries(prompt, cands)
+            await self._prepare()  # e.g. a model load, before the first call's timeout starts
+            completion, attempts = await self.calls.call_with_retries(
+                lambda: self._complete_request(prompt, cands), estimate
+            )
         except CallError:
             self._stats.failures += 1
             raise
@@ -480,7 +305,7 @@ class PromptRanker(Ranker):
         RankerUnavailable propagates (replies received so far are already cached)."""
         await self._open()
         tasks = [asyncio.ensure_future(c) for c in coroutines]
-        self._meter.start()
+        self.calls.meter.start()
         try:
             if progress and tasks:
                 from rar.progress import progress_bar
@@ -544,9 +369,9 @@ class PromptRanker(Ranker):
 
     def progress_postfix(self) -> str:
         """E.g. "in flight 2/16, 7.5 calls/min, 290 tok/s": the adaptive limit, throughput."""
-        per_min, tok_s = self._meter.rates()
+        per_min, tok_s = self.calls.meter.rates()
         return (
-            f"in flight {self.concurrency()}/{self.controller.ceiling}, "
+            f"in flight {self.concurrency()}/{self.calls.controller.ceiling}, "
             f"{per_min:.1f} calls/min, {tok_s:.0f} tok/s"
         )
 
