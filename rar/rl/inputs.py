@@ -1,8 +1,9 @@
 """What a `rar train` run loads before it trains: the linked conversation splits and the
-pretrained policy with its RL dropout."""
+policy it starts from (fresh or pretrained, with its RL dropout and optional ID embedding)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,41 @@ def with_dropout(
     rebuilt = build_retriever(config, item_vectors)
     rebuilt.load_state_dict(model.state_dict())
     return rebuilt
+
+
+def load_policy(config: TrainConfig, corpus: Corpus, vectors: torch.Tensor) -> torch.nn.Module:
+    """The policy a run starts from: a fresh `config.retriever`, or the `pretrained_run`'s,
+    rebuilt with `retriever_dropout` when that is set."""
+    from rar.retrievers import build_retriever, load_pretrained_run
+
+    if config.pretrained_run is None:
+        model = build_retriever(config.retriever, vectors)
+    else:
+        model = load_pretrained_run(config.pretrained_run, corpus)
+    if config.retriever_dropout is not None:
+        model = with_dropout(model, config.retriever_dropout, vectors)
+    return model
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy in eval mode with no gradients (the initial policy: KL logging, optional ref)."""
+    reference = copy.deepcopy(model).eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    return reference
+
+
+def with_seen_ids(
+    model: torch.nn.Module,
+    samples: Sequence[LinkedSample],
+    row_of: dict[str, int],
+    vectors: torch.Tensor,
+) -> torch.nn.Module:
+    """The hybrid item table: an ID embedding for the items seen in `samples` (training)."""
+    from rar.retrievers import with_id_embedding
+
+    seen = {row_of[c] for s in samples for c in s.history_ids + s.target_ids}
+    return with_id_embedding(model, sorted(seen), vectors)
 
 
 def load_splits(

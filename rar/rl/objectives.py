@@ -1,7 +1,8 @@
 """The RL objectives of post-training behind one interface: `OBJECTIVES[method](step)`.
 
 Each objective turns one step's sampled candidate sets and the ranker's verdicts into the RL
-term of the loss (the trainer adds `nll_weight` * NLL). The loss formulas themselves are the
+term of the loss (the trainer adds `nll_weight` * NLL); `rl_term` samples those sets, has them
+ranked and calls the objective. The loss formulas themselves are the
 pure functions of :mod:`rar.rl.losses`; here is what each objective feeds them: DPO / SimPO
 pick a winner per pair by the paper's rule (resampling undecided pairs), GRPO normalises the
 rewards within each sample's group.
@@ -10,13 +11,15 @@ rewards within each sample's group.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from rar.rl.batches import Batch
+from rar.rl.candidate_order import cross_sample_permutation
+from rar.rl.feedback import reward_diagnostics
 from rar.rl.losses import dpo_loss, grpo_loss, simpo_loss
 from rar.rl.policy import log_prob
 from rar.rl.rewards import dpo_winner
@@ -167,3 +170,39 @@ def grpo(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
 
 # sft has no RL term (NLL only), so it samples and ranks nothing
 OBJECTIVES: dict[str, Objective] = {"dpo": dpo, "simpo": simpo, "grpo": grpo}
+
+
+def rl_term(
+    rl: RLConfig,
+    batch: Batch,
+    scores: torch.Tensor,
+    ref_scores: torch.Tensor,
+    sample: SampleFn,
+    rank: RankFn,
+    shuffle_seed: Sequence[int],
+) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+    """One step's RL term: `rl.sets_per_sample` sets per sample drawn from the policy, ranked,
+    and handed to `OBJECTIVES[rl.method]`. Returns (loss, statistics for the step row, seconds
+    spent sampling and ranking). With `rl.shuffle_rewards` (the control) each sample takes
+    another's verdicts, permuted by `shuffle_seed`."""
+    detached = scores.detach()
+    seconds = {"sample": 0.0, "rank": 0.0}
+    t0 = time.perf_counter()
+    sets = sample(detached, rl.sets_per_sample)  # [B, g, k]
+    seconds["sample"] += time.perf_counter() - t0
+    rows = list(range(len(batch.samples)))
+    t0 = time.perf_counter()
+    rewards, ranks, failed = rank(batch, rows, sets, detached)
+    seconds["rank"] += time.perf_counter() - t0
+    out = reward_diagnostics(rewards, sets, batch)
+    perm = None
+    if rl.shuffle_rewards:  # the control: rewards no longer belong to their sample
+        perm = cross_sample_permutation(len(rows), shuffle_seed)
+        out["shuffle_rewards"] = 1.0
+    step = RLStep(rl, batch, scores, ref_scores, sets, rewards, ranks, failed, perm, sample, rank)
+    loss, stats = OBJECTIVES[rl.method](step)
+    seconds["sample"] += step.seconds["sample"]
+    seconds["rank"] += step.seconds["rank"]
+    out.update(stats)
+    out[f"loss_{rl.method}"] = float(loss.detach())
+    return loss, out, seconds

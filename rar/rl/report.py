@@ -1,5 +1,5 @@
 """Test reporting of `rar train`: the logged step means, the per-sample test figures and the
-flat metrics.json a finished run leaves."""
+flat metrics.json a finished run leaves (`finish`: the best checkpoint on validation and test)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from rar.pipeline import PipelineResult, run_pipeline
 if TYPE_CHECKING:
     from rar.corpus import Corpus
     from rar.data.linking import LinkedSample
+    from rar.rl.trainer import RLTrainer
 
 log = logging.getLogger("rar.rl")
 
@@ -82,3 +83,47 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def finish(trainer: RLTrainer) -> dict[str, Any]:
+    """Evaluate the best checkpoint on validation (and test); write metrics.json."""
+    from rar.retrievers import load_retriever
+
+    t = trainer
+    best_path = t.run.checkpoints / "best.pt"
+    if best_path.exists():
+        best = load_retriever(best_path, t.corpus.vectors())
+        t.model.load_state_dict(best.state_dict())
+    final: dict[str, Any] = {
+        "method": t.rl.method,
+        "dataset": t.config.data.dataset,
+        "steps": t.step,
+        "budget_steps": t.total_steps,
+        "best_step": t.selection.best["step"],
+        "stopped_early": t.selection.stopped_early,
+        "candidate_order": t.rl.candidate_order,
+        "shuffle_rewards": t.rl.shuffle_rewards,
+        "n_train": len(t.train_samples),
+        "eval_protocol": t.config.eval_protocol,
+        "n_val": len(t.val_samples),
+        "link_stats": t.link_stats,
+    }
+    if t.val_samples:
+        # the best checkpoint's validation figures were measured when it was selected
+        best_val = t.selection.best.get("metrics") or t.evaluate(t.val_samples).metrics
+        final.update({f"val/{k}": v for k, v in best_val.items()})
+    test = t.splits.get("test") or []
+    if test:
+        result = t.evaluate(test, "test")
+        final.update({f"test/{k}": v for k, v in result.metrics.items()})
+        final["n_test"] = len(test)
+        write_per_sample(result, t.run.path)
+    if t.ranker is not None:
+        final["ranker"] = t.ranker_totals.report()  # this run's, across resumes
+        events = [r for r in t.run.history() if r.get("event") == "ranker_unavailable"]
+        final["ranker_interruptions"] = len(events)
+        final["ranker_interrupted_failures"] = sum(
+            r.get("ranker_failures", 0) + r.get("ranker_outage_retries", 0) for r in events
+        )
+    t.run.finish(flatten(final))
+    return final

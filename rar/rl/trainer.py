@@ -11,7 +11,6 @@ atomically, so a killed run continues exactly where its last checkpoint left off
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -22,21 +21,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rar.checkpoints import DataOrder, TrainingCheckpoint, seed_everything
+from rar.checkpoints import DataOrder, seed_everything
 from rar.data.linking import LinkedSample
 from rar.errors import InputError, MissingPathError
 from rar.optim import adamw, clip_gradients, cosine_with_warmup
 from rar.pipeline import PipelineResult
 from rar.rankers.concurrency import RankerUnavailable
 from rar.rl.batches import Batch, make_batch
-from rar.rl.candidate_order import cross_sample_permutation
-from rar.rl.feedback import FailedSets, rank_sets, reward_diagnostics
-from rar.rl.inputs import load_splits, with_dropout
+from rar.rl.feedback import FailedSets, rank_sets
+from rar.rl.inputs import frozen_copy, load_policy, load_splits, with_seen_ids
 from rar.rl.losses import nll_loss
-from rar.rl.objectives import OBJECTIVES, RLStep
+from rar.rl.objectives import rl_term
 from rar.rl.policy import sample_ranked_sets, top1_kl
 from rar.rl.ranker_totals import RankerTotals, step_counters, step_increase
-from rar.rl.report import evaluate_samples, flatten, mean_rows, write_per_sample
+from rar.rl.report import evaluate_samples, finish, mean_rows
+from rar.rl.rl_checkpoint import load_checkpoint, save_checkpoint
 from rar.rl.selection import ModelSelection
 from rar.rl.train_config import TrainConfig
 from rar.tracking import Run, check_run_target
@@ -45,9 +44,6 @@ if TYPE_CHECKING:
     from rar.corpus import Corpus
 
 log = logging.getLogger("rar.rl")
-
-# v2: the data order (epoch, position) is stored, by rar.checkpoints
-CHECKPOINT_FORMAT = "rar-rl-trainer-v2"
 
 
 class RLTrainer:
@@ -75,23 +71,9 @@ class RLTrainer:
         self.corpus = corpus
         self.corpus_ids: list[str] = list(corpus.ids)
         self.row_of = {cid: i for i, cid in enumerate(self.corpus_ids)}
-        from rar.retrievers import load_pretrained_run
-
         vectors = torch.tensor(np.asarray(corpus.vectors(), dtype=np.float32))
-        if config.pretrained_run is None:
-            from rar.retrievers import build_retriever
-
-            model = build_retriever(config.retriever, vectors)
-        else:
-            model = load_pretrained_run(config.pretrained_run, corpus)
-        if config.retriever_dropout is not None:
-            model = with_dropout(model, config.retriever_dropout, vectors)
-        self.model = model
-        self.reference = copy.deepcopy(
-            model
-        ).eval()  # the initial policy (KL logging, optional ref)
-        for p in self.reference.parameters():
-            p.requires_grad_(False)
+        self.model = load_policy(config, corpus, vectors)
+        self.reference = frozen_copy(self.model)  # the initial policy (KL logging, optional ref)
         self.link_stats: dict[str, Any] = {}
         self.splits = splits if splits is not None else self._load_splits()
         self.train_samples = self.splits["train"]
@@ -99,12 +81,7 @@ class RLTrainer:
             raise InputError(f"no linked training samples for dataset '{config.data.dataset}'")
         self.val_samples = self.splits.get("val", [])
         if config.id_embedding:  # hybrid item table: ID embedding for the items seen in training
-            from rar.retrievers import with_id_embedding
-
-            seen = {
-                self.row_of[c] for s in self.train_samples for c in s.history_ids + s.target_ids
-            }
-            self.model = with_id_embedding(self.model, sorted(seen), vectors)
+            self.model = with_seen_ids(self.model, self.train_samples, self.row_of, vectors)
 
         self.rl = config.rl
         if self.rl.k > len(self.corpus_ids):
@@ -183,38 +160,12 @@ class RLTrainer:
             ref_scores = self.reference.scores(batch.history)
         out["kl_top1_to_initial"] = float(top1_kl(scores.detach(), ref_scores).mean())
         if rl.method != "sft":
-            detached = scores.detach()
-            g = rl.sets_per_sample
-            t0 = time.perf_counter()
-            sets = self.sample(detached, g)  # [B, g, k]
-            t_sample += time.perf_counter() - t0
-            rows = list(range(len(batch.samples)))
-            t0 = time.perf_counter()
-            rewards, ranks, failed = self.rank_sets(batch, rows, sets, detached)
-            t_rank += time.perf_counter() - t0
-            out.update(reward_diagnostics(rewards, sets, batch))
-            perm = None
-            if rl.shuffle_rewards:  # the control: rewards no longer belong to their sample
-                perm = cross_sample_permutation(len(rows), [self.config.seed, self.step, 1])
-                out["shuffle_rewards"] = 1.0
-            step = RLStep(
-                rl,
-                batch,
-                scores,
-                ref_scores,
-                sets,
-                rewards,
-                ranks,
-                failed,
-                perm,
-                self.sample,
-                self.rank_sets,
+            shuffle_seed = [self.config.seed, self.step, 1]
+            rl_loss, rl_stats, seconds = rl_term(
+                rl, batch, scores, ref_scores, self.sample, self.rank_sets, shuffle_seed
             )
-            rl_loss, stats = OBJECTIVES[rl.method](step)
-            t_sample += step.seconds["sample"]
-            t_rank += step.seconds["rank"]
-            out.update(stats)
-            out[f"loss_{rl.method}"] = float(rl_loss.detach())
+            t_sample, t_rank = seconds["sample"], seconds["rank"]
+            out.update(rl_stats)
             self._failed.check(out, self.rl.max_failed_share, self.step + 1)
         t0 = time.perf_counter()
         loss = rl.nll_weight * nll + rl.rl_weight * rl_loss
@@ -267,39 +218,13 @@ class RLTrainer:
     def last_checkpoint(self) -> Path:
         return self.run.last_checkpoint
 
-    def _checkpoint(self) -> TrainingCheckpoint:
-        """The resumable state of this run (its `run` is replaced once the directory exists)."""
-        return TrainingCheckpoint(
-            self.run,
-            CHECKPOINT_FORMAT,
-            "rar train",
-            {"model": self.model, "initial_model": self.reference},
-            self.optimizer,
-            self.scheduler,
-            self.generator,
-        )
-
-    def _data_identity(self) -> dict[str, Any]:
-        return {"train_ids": [s.sample.sample_id for s in self.train_samples]}
-
     def save_checkpoint(self) -> Path:
-        """Write last.pt (atomically, prev.pt kept) with every RNG and the data order."""
-        return self._checkpoint().save(
-            self.step,
-            DataOrder.at_step(self.config.seed, self.step, self.steps_per_epoch),
-            data=self._data_identity()
-            | {"steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps},
-            ranker_counters=self.ranker_totals.totals(),
-            **self.selection.state(),
-        )
+        """Write last.pt (atomically, prev.pt kept): :func:`rar.rl.rl_checkpoint.save_checkpoint`."""
+        return save_checkpoint(self)
 
     def load_checkpoint(self) -> None:
         """Continue from last.pt: weights, optimiser, schedule, RNGs, best model, counters."""
-        resumed = self._checkpoint().load(data=self._data_identity())
-        state = resumed.state
-        self.step = resumed.step
-        self.ranker_totals.resume_from(state.get("ranker_counters"))
-        self.selection.restore(state)
+        load_checkpoint(self)
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict[str, Any]:
@@ -375,46 +300,9 @@ class RLTrainer:
         self.run.log(self.step + 1, **row)
 
     def finish(self) -> dict[str, Any]:
-        """Evaluate the best checkpoint on validation (and test); write metrics.json."""
-        from rar.retrievers import load_retriever
-
-        best_path = self.run.checkpoints / "best.pt"
-        if best_path.exists():
-            best = load_retriever(best_path, self.corpus.vectors())
-            self.model.load_state_dict(best.state_dict())
-        final: dict[str, Any] = {
-            "method": self.rl.method,
-            "dataset": self.config.data.dataset,
-            "steps": self.step,
-            "budget_steps": self.total_steps,
-            "best_step": self.selection.best["step"],
-            "stopped_early": self.selection.stopped_early,
-            "candidate_order": self.rl.candidate_order,
-            "shuffle_rewards": self.rl.shuffle_rewards,
-            "n_train": len(self.train_samples),
-            "eval_protocol": self.config.eval_protocol,
-            "n_val": len(self.val_samples),
-            "link_stats": self.link_stats,
-        }
-        if self.val_samples:
-            # the best checkpoint's validation figures were measured when it was selected
-            best_val = self.selection.best.get("metrics") or self.evaluate(self.val_samples).metrics
-            final.update({f"val/{k}": v for k, v in best_val.items()})
-        test = self.splits.get("test") or []
-        if test:
-            result = self.evaluate(test, "test")
-            final.update({f"test/{k}": v for k, v in result.metrics.items()})
-            final["n_test"] = len(test)
-            write_per_sample(result, self.run.path)
-        if self.ranker is not None:
-            final["ranker"] = self.ranker_totals.report()  # this run's, across resumes
-            events = [r for r in self.run.history() if r.get("event") == "ranker_unavailable"]
-            final["ranker_interruptions"] = len(events)
-            final["ranker_interrupted_failures"] = sum(
-                r.get("ranker_failures", 0) + r.get("ranker_outage_retries", 0) for r in events
-            )
-        self.run.finish(flatten(final))
-        return final
+        """Evaluate the best checkpoint on validation (and test); write metrics.json
+        (:func:`rar.rl.report.finish`)."""
+        return finish(self)
 
 
 def train(
