@@ -10,14 +10,12 @@ Order of evidence, strongest first:
    existing movie with a matching title; unmatched weak records are counted, not kept.
 Two groups never merge when that would join two IMDb ids, two disjoint director lists, or two
 different entries of one exclusive catalogue (a catalogue lists each movie once).
+Each group's fields, year and corpus id are then settled by `corpus_builder/resolve.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -26,8 +24,19 @@ from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
 from corpus_builder.records import MovieRecord
-from rar.corpus.movie import LIST_FIELDS, Movie
-from rar.matching import TitleMatcher, normalize_core, normalize_title, normalized_similarity
+from corpus_builder.resolve import (
+    assign_ids,
+    avoid_title_year_collisions,
+    resolve_movie,
+    stable_id,
+    title_key,
+    title_year_collisions,
+)
+from rar.corpus.movie import Movie
+from rar.matching import TitleMatcher, normalize_core, normalized_similarity
+
+# stable_id and title_year_collisions are imported from here too (corpus_builder/build.py)
+__all__ = ["MergeResult", "MergeStats", "merge_records", "stable_id", "title_year_collisions"]
 
 
 @dataclass
@@ -133,18 +142,8 @@ class _Groups:
         return True
 
 
-# titles repeat across sources; normalising each distinct title once halves merge time
-_normalize = functools.lru_cache(maxsize=1 << 20)(normalize_title)
-
-
 def _compact(key: str) -> str:
     return key.replace(" ", "")
-
-
-def stable_id(title: str, year: int | None) -> str:
-    """Corpus id for a movie without an IMDb id: a hash of its normalised title and year."""
-    digest = hashlib.sha1(f"{_normalize(title)}|{year or ''}".encode()).hexdigest()
-    return f"rar:{digest[:12]}"
 
 
 def merge_records(
@@ -158,7 +157,7 @@ def merge_records(
     """Group records into movies and resolve each movie's fields (see module doc)."""
     stats = MergeStats(records=len(records))
     groups = _Groups(records, stats)
-    keys = [_normalize(r.title) for r in records]
+    keys = [title_key(r.title) for r in records]
     priority = {name: i for i, name in enumerate(source_priority or [])}
 
     # 1. identity: IMDb id (after setting aside ids whose years contradict), then dataset keys.
@@ -315,9 +314,11 @@ def merge_records(
         if i in dropped:
             continue
         members_of[groups.find(i)].append(i)
-    movies = [_resolve([records[i] for i in members], priority) for members in members_of.values()]
-    stats.years_changed_to_avoid_collision = _avoid_title_year_collisions(movies)
-    _assign_ids(movies)
+    movies = [
+        resolve_movie([records[i] for i in members], priority) for members in members_of.values()
+    ]
+    stats.years_changed_to_avoid_collision = avoid_title_year_collisions(movies)
+    assign_ids(movies)
     order = sorted(range(len(movies)), key=lambda m: movies[m]["corpus_id"])
     position = np.empty(len(order), dtype=np.int64)
     position[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
@@ -349,7 +350,7 @@ def _check_imdb_years(
     for i, record in enumerate(records):
         if record.imdb_id and record.year is not None:
             by_imdb[record.imdb_id].append(i)
-            claims[(_normalize(record.title), record.year)].add(record.imdb_id)
+            claims[(title_key(record.title), record.year)].add(record.imdb_id)
     out = list(records)
     for imdb in sorted(by_imdb):
         members = by_imdb[imdb]
@@ -362,7 +363,7 @@ def _check_imdb_years(
             y = records[i].year
             count, best = votes.get(y, (0, 10**9))
             votes[y] = (count + 1, min(best, priority.get(records[i].source, len(priority))))
-            others = claims[(_normalize(records[i].title), y)] - {imdb}
+            others = claims[(title_key(records[i].title), y)] - {imdb}
             taken[y] = taken.get(y, False) or bool(others)
         reference = min(votes, key=lambda y: (-votes[y][0], taken[y], votes[y][1], y))
         detached = [i for i in members if abs(records[i].year - reference) > year_tolerance]
@@ -379,152 +380,3 @@ def _check_imdb_years(
             }
         )
     return out
-
-
-def title_year_collisions(movies: list[Movie], max_examples: int = 50) -> dict:
-    """(normalised title, year) pairs held by two or more distinct IMDb ids: a build check.
-
-    Ranker output names movies by "Title (Year)", so such movies are indistinguishable there.
-    """
-    ids: dict[tuple[str, int], set[str]] = defaultdict(set)
-    shown: dict[tuple[str, int], str] = {}
-    for movie in movies:
-        if movie.imdb_id and movie.year is not None:
-            key = (_normalize(movie.title), movie.year)
-            ids[key].add(movie.imdb_id)
-            shown.setdefault(key, movie.title)
-    collisions = sorted((key, sorted(v)) for key, v in ids.items() if len(v) > 1)
-    return {
-        "count": len(collisions),
-        "movies": sum(len(v) for _key, v in collisions),
-        "examples": [
-            {"title": shown[key], "year": key[1], "imdb_ids": v}
-            for key, v in collisions[:max_examples]
-        ],
-    }
-
-
-def _rank(record: MovieRecord, priority: dict[str, int]) -> tuple[int, int, str]:
-    return (1 if record.weak else 0, priority.get(record.source, len(priority)), record.source_id)
-
-
-def _resolve(records: list[MovieRecord], priority: dict[str, int]) -> dict:
-    """One movie from its records: most informative value per field, with the winning source."""
-    ranked = sorted(records, key=lambda r: _rank(r, priority))
-    provenance: dict[str, object] = {}
-    movie: dict[str, object] = {}
-
-    def first(name: str):
-        for record in ranked:
-            if record.filled(name):
-                provenance[name] = record.source
-                return getattr(record, name)
-        return None
-
-    movie["title"] = first("title")
-    imdb_id = next((r.imdb_id for r in ranked if r.imdb_id), None)
-    # the year comes from a record carrying the movie's IMDb id when one gives a year, so a
-    # title-matched record of another source cannot give the id another film's year
-    with_id = [r for r in ranked if imdb_id and r.imdb_id == imdb_id and r.year is not None]
-    if with_id:
-        movie["year"] = with_id[0].year
-        provenance["year"] = with_id[0].source
-    else:
-        movie["year"] = first("year")
-    # other years the id's own records give, best first: the fallbacks of a title+year collision
-    movie["_id_years"] = [(r.year, r.source) for r in with_id]
-    # genres: the union, in priority order; provenance lists every contributing source
-    genres: list[str] = []
-    contributors: list[str] = []
-    for record in ranked:
-        added = [g for g in record.genres if g not in genres]
-        if added:
-            genres.extend(added)
-            contributors.append(record.source)
-    movie["genres"] = genres
-    if contributors:
-        provenance["genres"] = contributors
-    # people: the longest list (ties: priority)
-    for name in LIST_FIELDS[1:]:
-        best = max(ranked, key=lambda r: len(getattr(r, name)), default=None)
-        value = list(getattr(best, name)) if best is not None else []
-        movie[name] = value
-        if value:
-            provenance[name] = best.source
-    # plot: the longest text
-    plots = [r for r in ranked if r.plot]
-    if plots:
-        best = max(plots, key=lambda r: len(r.plot or ""))
-        movie["plot"] = best.plot
-        provenance["plot"] = best.source
-    else:
-        movie["plot"] = None
-    movie["runtime"] = first("runtime")
-    movie["rating"] = first("rating")
-    with_votes = [r for r in ranked if r.votes is not None]
-    if with_votes:
-        best = max(with_votes, key=lambda r: r.votes or 0)
-        movie["votes"] = best.votes
-        provenance["votes"] = best.source
-    else:
-        movie["votes"] = None
-    movie["imdb_id"] = first("imdb_id")
-    source_ids: dict[str, list[str]] = defaultdict(list)
-    for record in records:
-        if record.source_id not in source_ids[record.source]:
-            source_ids[record.source].append(record.source_id)
-    movie["source_ids"] = json.dumps(
-        {s: sorted(v) for s, v in sorted(source_ids.items())}, ensure_ascii=False, sort_keys=True
-    )
-    movie["provenance"] = json.dumps(provenance, sort_keys=True)
-    movie["_key"] = min(f"{r.source}:{r.source_id}" for r in records)
-    return movie
-
-
-def _avoid_title_year_collisions(movies: list[dict]) -> int:
-    """Where two IMDb ids share a (title, year), move one to another year its own id's records give.
-
-    Only years from records carrying the movie's id are used, and only free ones, so every
-    year stays consistent with the id; collisions nothing can resolve remain (and are counted).
-    Returns how many years were changed.
-    """
-    holders: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for movie in movies:
-        if movie["imdb_id"] and movie["year"] is not None:
-            holders[(_normalize(str(movie["title"])), movie["year"])].add(movie["imdb_id"])
-    changed = 0
-    for movie in sorted(movies, key=lambda m: m["imdb_id"] or ""):
-        imdb, year = movie["imdb_id"], movie["year"]
-        if not imdb or year is None:
-            continue
-        key = _normalize(str(movie["title"]))
-        if len(holders[(key, year)]) < 2:
-            continue
-        for other_year, source in movie["_id_years"]:
-            if other_year != year and not holders[(key, other_year)]:
-                holders[(key, year)].discard(imdb)
-                holders[(key, other_year)].add(imdb)
-                movie["year"] = other_year
-                provenance = json.loads(movie["provenance"])
-                provenance["year"] = source
-                movie["provenance"] = json.dumps(provenance, sort_keys=True)
-                changed += 1
-                break
-    for movie in movies:
-        del movie["_id_years"]
-    return changed
-
-
-def _assign_ids(movies: list[dict]) -> None:
-    """IMDb id when known, else `rar:<hash>`; hash collisions get `-2`, `-3` in a fixed order."""
-    taken: dict[str, int] = {}
-    ordered = sorted(
-        range(len(movies)), key=lambda m: (movies[m]["imdb_id"] is None, movies[m]["_key"])
-    )
-    for m in ordered:
-        movie = movies[m]
-        base = movie["imdb_id"] or stable_id(str(movie["title"]), movie["year"])
-        count = taken.get(base, 0) + 1
-        taken[base] = count
-        movie["corpus_id"] = base if count == 1 else f"{base}-{count}"
-        del movie["_key"]
