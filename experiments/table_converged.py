@@ -107,13 +107,15 @@ def main(argv: list[str] | None = None) -> int:
                 weight, _ = select_retriever_weight(model, corpus, linked["val"], val_cands)
             weights.append(weight)
             ranker.retriever_weight = weight
+            ranker.cooc_weight = model.cooc_weight
+            weights[-1] = (weight, model.cooc_weight)
             ranked = [scored_ranking(r) for r in rank(ranker, samples, cands)]
             ranked_seeds.append(per_sample(ranked, samples))
         systems[name] = {"seeds": seeds, "note": note}
         if ranked_seeds:
             systems[f"{name} + ranker"] = {
                 "seeds": ranked_seeds,
-                "note": f"trained ranker, retriever weight {weights} (chosen on val)",
+                "note": f"trained ranker, (retriever, co-occurrence) weights {weights} (chosen on val)",
             }
         print(f"  {name}: N@10 {np.mean([s['N@10'].mean() for s in seeds]):.4f}", flush=True)
 

@@ -107,7 +107,9 @@ def rank(
             seen[key] = len(requests)
         where.append(len(requests))
         sample_id = item.turn_id or item.sample.sample_id
-        requests.append(RankRequest(sample_id, item.sample.context, list(cands)))
+        requests.append(
+            RankRequest(sample_id, item.sample.context, list(cands), list(item.history_ids))
+        )
     results: list[Any] = []
     for start in range(0, len(requests), ranker_batch):
         results.extend(ranker.rank(requests[start : start + ranker_batch], progress=progress))

@@ -61,7 +61,7 @@ def fit_ranker(
         console.print(
             f"fitted on {model.meta['train_samples']:,} {dataset} training samples; l2 "
             f"{m['chosen_l2']} of {[t['l2'] for t in m['trials']]} on validation NLL; "
-            f"retriever_weight {model.retriever_weight}"
+            f"retriever_weight {model.retriever_weight}, cooc_weight {model.cooc_weight}"
         )
         console.print(f"wrote {path}  (ranker.backend: trained, ranker.trained.path: {path})")
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rar.rankers.fit")
 
 RETRIEVER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+COOC_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # in units of the co-occurrence score's spread
 
 
 @dataclass
@@ -40,6 +41,8 @@ class FitSettings:
 
     l2: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)  # pull of W towards the identity
     calibration_steps: int = 50  # LBFGS iterations for scale and pop_weight
+    cooc: bool = True  # fit the co-occurrence term (EASE on the training dialogues)
+    cooc_l2: float = 200.0  # its EASE λ (the value validation chose for the EASE baseline)
     split_seed: int = 0  # the seed `rar.data.splits` assigned the dialogues with
 
 
@@ -96,6 +99,29 @@ class _Split:
         idx, rows = _pairs(linked, corpus)
         history = [[corpus.index_of(c) for c in x.history_ids] for x in linked]
         return cls(context_matrix(embedder, linked), idx, rows, history)
+
+
+def cooc_matrix(
+    train: Sequence[LinkedSample], corpus: Corpus, l2: float
+) -> tuple[list[str], np.ndarray]:
+    """EASE's item-item matrix B over the movies of the training dialogues, divided by the
+    standard deviation of the scores it gives those dialogues, so that a cooc_weight of 1
+    means one typical spread whatever λ and the data size."""
+    from rar.baselines.ease import EASE, EASEConfig
+
+    ease = EASE(EASEConfig(l2=l2)).fit(train, corpus)
+    B = np.asarray(ease.weights, dtype=np.float64)
+    col = ease.column_of
+    X = np.zeros((len(ease.fit_dialogues), B.shape[0]))
+    per_dialogue: dict[tuple[str, str], set[int]] = {}
+    for x in train:
+        rows = [corpus.index_of(c) for c in (*x.history_ids, *x.target_ids)]
+        per_dialogue.setdefault((x.sample.dataset, x.sample.dialogue_id), set()).update(rows)
+    for i, rows in enumerate(per_dialogue.values()):
+        X[i, col[sorted(rows)]] = 1.0
+    spread = float((X @ B).std()) or 1.0
+    ids = [corpus.ids[int(r)] for r in ease.seen_rows]
+    return ids, (B / spread).astype(np.float32)
 
 
 def ridge_map(X: np.ndarray, Y: np.ndarray, l2: float) -> np.ndarray:
@@ -205,18 +231,26 @@ def fit_trained_ranker(
             break
     assert best is not None
     _, W, scale, pop_w, l2 = best
+    cooc_ids, cooc = cooc_matrix(train, corpus, settings.cooc_l2) if settings.cooc else ([], None)
     return TrainedModel(
         W=W,
         scale=scale,
         pop_weight=pop_w,
         retriever_weight=0.0,
         popularity=pop,
+        cooc_weight=0.0,  # chosen with retriever_weight on a retriever's validation top-k
+        cooc_ids=cooc_ids,
+        cooc=cooc,
         meta={
             "semantic": config.semantic.model_dump(
                 include={"recency_decay", "seeker_weight", "recommender_weight"}
             ),
             "l2": l2,
-            "fit": {"l2_grid": list(settings.l2), "split_seed": settings.split_seed},
+            "fit": {
+                "l2_grid": list(settings.l2),
+                "split_seed": settings.split_seed,
+                "cooc_l2": settings.cooc_l2 if settings.cooc else None,
+            },
             "train_samples": len(train),
             "train_pairs": int(len(tr.idx)),
             "datasets": sorted({x.sample.dataset for x in train}),
@@ -234,29 +268,39 @@ def select_retriever_weight(
     weights: Sequence[float] = RETRIEVER_WEIGHTS,
     k: int = 10,
     split_seed: int = 0,
+    cooc_weights: Sequence[float] | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The weight of the retriever position with the best validation N@k on re-ranked
-    candidates (ties: the smaller weight). Returns (best weight, N@k per weight)."""
+    candidates (ties: the smaller weight), and with it the co-occurrence weight when the model
+    has a co-occurrence term (`cooc_weights`, default COOC_WEIGHTS; set on `model.cooc_weight`;
+    ties: the smaller). Returns (best retriever weight, N@k per retriever weight at the chosen
+    co-occurrence weight); the whole grid goes to `model.metrics["val_ndcg@10_grid"]`."""
     from rar.metrics import ndcg_at_k
     from rar.rankers.types import RankRequest
 
     check_split([x.sample for x in linked], "val", split_seed)
+    if cooc_weights is None:
+        cooc_weights = COOC_WEIGHTS if model.cooc is not None else (model.cooc_weight,)
     ranker = TrainedRanker(RankerConfig(backend="trained"), corpus, model=model)
     requests = [
-        RankRequest(x.sample.sample_id, x.sample.context, list(c))
+        RankRequest(x.sample.sample_id, x.sample.context, list(c), list(x.history_ids))
         for x, c in zip(linked, candidates, strict=True)
     ]
-    table: dict[float, float] = {}
-    for w in weights:
-        ranker.retriever_weight = float(w)
-        results = ranker.rank_sync(requests)
-        table[float(w)] = float(
-            np.mean(
-                [
-                    ndcg_at_k(r.ranked_ids, x.target_ids, k)
-                    for r, x in zip(results, linked, strict=True)
-                ]
+    grid: dict[tuple[float, float], float] = {}
+    for a in cooc_weights:
+        ranker.cooc_weight = float(a)
+        for w in weights:
+            ranker.retriever_weight = float(w)
+            results = ranker.rank_sync(requests)
+            grid[(float(w), float(a))] = float(
+                np.mean(
+                    [
+                        ndcg_at_k(r.ranked_ids, x.target_ids, k)
+                        for r, x in zip(results, linked, strict=True)
+                    ]
+                )
             )
-        )
-    best = max(table, key=lambda w: (table[w], -w))
-    return best, table
+    best_w, best_a = max(grid, key=lambda wa: (grid[wa], -wa[1], -wa[0]))
+    model.cooc_weight = best_a
+    model.metrics["val_ndcg@10_grid"] = {f"{w}/{a}": v for (w, a), v in grid.items()}
+    return best_w, {w: v for (w, a), v in grid.items() if a == best_a}

@@ -248,6 +248,12 @@ class TrainedConfig(ConfigModel):
     retriever_weight: float | None = Field(
         None, ge=0, description="Weight of -log(position in the given order); None = fitted value."
     )
+    cooc_weight: float | None = Field(
+        None,
+        ge=0,
+        description="Weight of the co-occurrence score of the mentioned movies (EASE, fitted on "
+        "the training dialogues); 0 = conversation text and popularity only; None = fitted value.",
+    )
 
 
 class RankerConfig(ConfigModel):

@@ -100,7 +100,7 @@ class SemanticRanker(Ranker):
         return np.argsort(-sims, kind="stable"), sims
 
     def order_candidates(
-        self, conv: np.ndarray | None, rows: np.ndarray, candidate_ids: list[str]
+        self, conv: np.ndarray | None, rows: np.ndarray, request: RankRequest
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ranking of one request's candidates and their scores (subclasses rescore here)."""
         return self.order(conv, rows)
@@ -123,7 +123,7 @@ class SemanticRanker(Ranker):
                 )
                 continue
             conv = self.conversation_vector(r.context, vecs)
-            order, sims = self.order_candidates(conv, rows, r.candidate_ids)
+            order, sims = self.order_candidates(conv, rows, r)
             results.append(
                 RankResult(
                     sample_id=r.sample_id,

@@ -10,11 +10,16 @@ from rar.data.types import Turn
 
 @dataclass
 class RankRequest:
-    """Rank `candidate_ids` (corpus ids, in retriever order) for the conversation `context`."""
+    """Rank `candidate_ids` (corpus ids, in retriever order) for the conversation `context`.
+
+    `history_ids` are the corpus ids of the movies mentioned so far (oldest first) when the
+    caller has linked them (the pipeline and RL do); a ranker that reads the mention history
+    (the trained ranker's co-occurrence term) links the context's mentions itself when None."""
 
     sample_id: str
     context: list[Turn]
     candidate_ids: list[str]
+    history_ids: list[str] | None = None
 
 
 @dataclass

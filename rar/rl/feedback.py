@@ -62,12 +62,15 @@ def rank_sets(
     requests: list[RankRequest] = []
     order = rl.candidate_order
     for i, b in enumerate(rows):
-        sample = batch.samples[b].sample
+        linked = batch.samples[b]
+        sample = linked.sample
         row_scores = scores[i].numpy() if order == "retriever" else None
         for cand in sets[i].tolist():
             shown = order_set(cand, order, row_scores, sample.sample_id, rl.order_seed)
             ids = [corpus_ids[c] for c in shown]
-            requests.append(RankRequest(sample.sample_id, sample.context, ids))
+            requests.append(
+                RankRequest(sample.sample_id, sample.context, ids, list(linked.history_ids))
+            )
     results = ranker.rank(requests)
     g = sets.shape[1]
     rewards = np.zeros((len(rows), g))
