@@ -25,8 +25,9 @@ def fit_ranker(
     run: Path | None = typer.Option(
         None,
         "--run",
-        help="Trained retriever run: choose ranker.trained.retriever_weight on its validation "
-        "top-k (without it the weight is 0: the order handed over is ignored).",
+        help="Trained retriever run: choose ranker.trained.retriever_weight and cooc_weight on "
+        "its validation top-k (without it both are 0: the order handed over and the "
+        "co-occurrence term are ignored).",
     ),
     k: int = typer.Option(25, "--k", help="Candidates per sample when choosing the weight."),
     l2: list[float] = typer.Option(
