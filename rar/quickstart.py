@@ -1,9 +1,10 @@
 """The quickstart: every stage of RAR end to end on the real data, in minutes on a CPU.
 
-corpus → pretrain LRURec on MovieLens → SFT and DPO post-training on ReDial with the offline
-semantic ranker → evaluate most-popular and ItemKNN (fitted on the train split), retriever-only,
-SFT and RAR on the held-back ReDial test split → hallucination, popularity and paired-comparison
-reports.
+corpus → pretrain LRURec on MovieLens → SFT on ReDial to convergence → fit the trained offline
+ranker on ReDial's training split (its weights chosen on the SFT run's validation top-25) → RAR:
+DPO from the SFT run with that ranker's rewards → evaluate most-popular, ItemKNN and EASE
+(fitted on the train split), the retrievers alone and + ranker on the held-back ReDial test
+split → hallucination, popularity and paired-comparison reports.
 
 Each stage reuses its output when it is already complete (a finished run has metrics.json), so
 an interrupted quickstart picks up where it stopped; `fresh=True` starts again.
@@ -23,7 +24,8 @@ from rar.errors import InputError, MissingPathError
 from rar.tracking import is_finished
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-QUICKSTART_BASELINES = ("most-popular", "itemknn")  # cheap: fitted in seconds
+QUICKSTART_BASELINES = ("most-popular", "itemknn", "ease")  # cheap: fitted in seconds
+STAGES = 7
 
 
 @dataclass
@@ -53,17 +55,20 @@ def run_quickstart(
     say: Callable[[str], None] = print,
     corpus: Path | None = None,
 ) -> QuickstartResult:
-    """Run every stage; `overrides` maps a stage (corpus, pretrain, train, evaluate) to extra
-    `--set` style overrides (the tests use them to shrink budgets). `corpus` names an
-    existing corpus directory to use instead of building one."""
+    """Run every stage; `overrides` maps a stage (corpus, pretrain, sft, rar, evaluate; `train`
+    applies to both sft and rar) to extra `--set` style overrides (the tests use them to shrink
+    budgets). `corpus` names an existing corpus directory to use instead of building one."""
     from corpus_builder.build import build_corpus
     from corpus_builder.corpus_config import CorpusConfig
     from rar.baselines import fit_on_dataset
     from rar.corpus import Corpus
     from rar.evaluation.evaluate_config import EvaluateConfig
     from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+    from rar.evaluation.ranker_fit import fit_from_data
     from rar.evaluation.runner import load_eval_samples, save_baseline_fits
-    from rar.rankers import build_ranker
+    from rar.rankers import RankerConfig
+    from rar.rankers.semantic_ranker import SemanticRanker
+    from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
     from rar.retrievers import load_pretrained_run
     from rar.retrievers.pretrain import pretrain
     from rar.retrievers.pretrain_config import PretrainConfig
@@ -82,11 +87,11 @@ def run_quickstart(
     # 1. corpus
     clock = time.perf_counter()
     if (corpus_dir / "manifest.json").exists():
-        say(f"[1/5] corpus: reusing {corpus_dir}")
+        say(f"[1/{STAGES}] corpus: reusing {corpus_dir}")
     elif corpus is not None:
         raise MissingPathError(f"--corpus {corpus_dir} is not a built corpus (no manifest.json)")
     else:
-        say("[1/5] building the movie corpus (merge, link, embed, index)")
+        say(f"[1/{STAGES}] building the movie corpus (merge, link, embed, index)")
         corpus_config = load_config(
             CorpusConfig, _config_path("corpus_quickstart.yaml"), overrides.get("corpus")
         )
@@ -108,53 +113,101 @@ def run_quickstart(
     )
     pre_dir = runs_dir / pre_config.name
     if is_finished(pre_dir):
-        say(f"[2/5] pretrained retriever: reusing {pre_dir}")
+        say(f"[2/{STAGES}] pretrained retriever: reusing {pre_dir}")
     else:
-        say("[2/5] pretraining LRURec on MovieLens sessions")
+        say(f"[2/{STAGES}] pretraining LRURec on MovieLens sessions")
         pretrain(pre_config, data_dir=data_dir, corpus=movies, overwrite=True, progress=progress)
     seconds["pretrain"] = time.perf_counter() - clock
 
-    # 3. SFT and DPO post-training against the semantic ranker
+    # 3. SFT to convergence; 4. the trained ranker; 5. RAR (DPO from the SFT run)
     run_dirs: dict[str, Path] = {"retriever": pre_dir}
-    for method in ("sft", "dpo"):
+
+    def post_train(stage: int, method: str, config_name: str, sets: list[str], what: str, ranker):
         clock = time.perf_counter()
         train_config = load_config(
             TrainConfig,
-            _config_path("train_quickstart.yaml"),
+            _config_path(config_name),
             [
-                f"name=quickstart-{method}",
-                f"rl.method={method}",
                 f"corpus={corpus_dir}",
-                f"pretrained_run={pre_dir}",
                 f"data.data_dir={data_dir}",
                 f"tracking.runs_dir={runs_dir}",
+                *sets,
                 *overrides.get("train", []),
+                *overrides.get(method, []),
             ],
         )
         run_dir = runs_dir / train_config.name
+        label = "SFT" if method == "sft" else "RAR (DPO)"
         if is_finished(run_dir):
-            say(f"[3/5] {method.upper()}: reusing {run_dir}")
+            say(f"[{stage}/{STAGES}] {label}: reusing {run_dir}")
         else:
-            say(f"[3/5] {method.upper()} post-training with the semantic ranker on ReDial")
-            train(train_config, overwrite=True, corpus=movies, progress=progress)
+            say(f"[{stage}/{STAGES}] {label}: {what}")
+            train(train_config, overwrite=True, corpus=movies, ranker=ranker, progress=progress)
         run_dirs[method] = run_dir
         seconds[method] = time.perf_counter() - clock
+
+    post_train(
+        3,
+        "sft",
+        "train_quickstart.yaml",
+        [f"pretrained_run={pre_dir}"],
+        "post-training on ReDial to convergence (NLL, early stopping)",
+        None,
+    )
+
+    clock = time.perf_counter()
+    ranker_dir = runs_dir / "ranker-redial"
+    # one MiniLM embedder for the ranker's fit, RL and evaluation: each turn is embedded once
+    embedder = SemanticRanker(RankerConfig(backend="semantic"), movies)
+    if (ranker_dir / "config.json").is_file():
+        say(f"[4/{STAGES}] trained ranker: reusing {ranker_dir}")
+        model = TrainedModel.load(ranker_dir)
+    else:
+        say(
+            f"[4/{STAGES}] fitting the offline ranker on ReDial's training split "
+            "(weights chosen on the SFT run's validation top-25)"
+        )
+        model = fit_from_data(
+            "redial", data_dir, movies, run_dir=str(run_dirs["sft"]), k=25, embedder=embedder
+        )
+        model.save(ranker_dir)
+    say(
+        f"      retriever_weight {model.retriever_weight}, cooc_weight {model.cooc_weight}, "
+        f"l2 {model.meta.get('l2')}"
+    )
+    ranker_config = RankerConfig(backend="trained", trained={"path": str(ranker_dir)})
+    ranker = TrainedRanker(ranker_config, movies, model=model)
+    ranker._text_cache = embedder._text_cache
+    seconds["ranker"] = time.perf_counter() - clock
+
+    post_train(
+        5,
+        "rar",
+        "dpo_quickstart.yaml",
+        [f"pretrained_run={run_dirs['sft']}", f"ranker.trained.path={ranker_dir}"],
+        "DPO from the SFT run with the trained ranker's rewards",
+        ranker,
+    )
+    run_dirs["dpo"] = run_dirs.pop("rar")
+    seconds["dpo"] = seconds.pop("rar")
 
     # 4. evaluate on the held-back test split
     clock = time.perf_counter()
     say(
-        "[4/5] evaluating most-popular, ItemKNN, retriever-only, SFT and RAR on the ReDial test split"
+        f"[6/{STAGES}] evaluating most-popular, ItemKNN, EASE, the retrievers alone and "
+        "+ ranker on the ReDial test split"
     )
     eval_config = load_config(
         EvaluateConfig,
         _config_path("evaluate_quickstart.yaml"),
-        overrides.get("evaluate"),
+        [f"ranker.trained.path={ranker_dir}", *overrides.get("evaluate", [])],
     )
+    if eval_config.ranker is None or eval_config.ranker.backend != "trained":
+        raise InputError(
+            "the quickstart evaluates with the trained ranker (ranker.backend: trained)"
+        )
     evaluation_dir = out_dir / "evaluation"
     samples, source = load_eval_samples("redial", data_dir, eval_config.split)
-    ranker = build_ranker(eval_config.ranker, movies) if eval_config.ranker else None
-    if ranker is None:
-        raise InputError("the quickstart evaluation config must name a ranker")
     retrievers = {name: load_pretrained_run(path, movies) for name, path in run_dirs.items()}
     # the floors every system must clear: fitted on ReDial's train split, chosen on val
     baselines = [
@@ -164,11 +217,9 @@ def run_quickstart(
     systems = [
         *(SystemSpec(b.baseline.label, b.baseline, None, b.source()) for b in baselines),
         SystemSpec("LRURec (retriever only)", retrievers["retriever"], None, str(pre_dir)),
-        SystemSpec(
-            "LRURec + ranker (no post-training)", retrievers["retriever"], ranker, str(pre_dir)
-        ),
         SystemSpec("SFT (retriever only)", retrievers["sft"], None, str(run_dirs["sft"])),
         SystemSpec("SFT + ranker", retrievers["sft"], ranker, str(run_dirs["sft"])),
+        SystemSpec("RAR (DPO)", retrievers["dpo"], None, str(run_dirs["dpo"])),
         SystemSpec("RAR (DPO) + ranker", retrievers["dpo"], ranker, str(run_dirs["dpo"])),
     ]
     try:
@@ -195,14 +246,14 @@ def run_quickstart(
 
     # 5. reports
     clock = time.perf_counter()
-    say("[5/5] writing reports (hallucination, popularity, paired comparison)")
+    say(f"[7/{STAGES}] writing reports (hallucination, popularity, paired comparison)")
     from rar.evaluation.reports import standard_reports
 
     written = standard_reports(
         evaluation_dir,
         pairs=[
-            ("LRURec (retriever only)", "LRURec + ranker (no post-training)"),
-            ("LRURec + ranker (no post-training)", "SFT + ranker"),
+            ("ItemKNN", "SFT (retriever only)"),
+            ("SFT (retriever only)", "SFT + ranker"),
             ("SFT + ranker", "RAR (DPO) + ranker"),
         ],
         out_dir=out_dir / "reports",
