@@ -37,7 +37,7 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
         assert stage in result.output
     assert "RAR (DPO) + ranker" in result.output
     assert "Paired bootstrap on N@10" in result.output  # the paired test of RAR vs SFT
-    assert "0.0000, +0.0000]" in result.output or "95% CI" in result.output
+    assert "95% CI" in result.output
     assert "per-turn protocol, " in " ".join(result.output.split())  # the table names it
 
     runs = out / "runs"
