@@ -5,6 +5,9 @@ rebuild after 1% of movies change.
     python experiments/bench_corpus.py                       # everything
     python experiments/bench_corpus.py --sizes 33700 100000  # merge/link only at these sizes
     python experiments/bench_corpus.py --skip-embedding
+    python experiments/bench_corpus.py --quickstart --before-ref e057fa2   # the quickstart corpus,
+        # cold, built by the code at that commit and by this checkout, phase by phase, then compared
+    python experiments/bench_corpus.py --compare /tmp/qsc/ref /tmp/qsc/new  # two corpus directories
 
 Synthetic truth: N distinct movies. Source "imdb" lists every movie (IMDb id, director, year);
 "movielens" 60% of them ("Title, The (Year)" style, an IMDb id for 80%); "redial" 30% (spelling
@@ -350,6 +353,126 @@ def bench_embedding(data_dir: Path, movies: int, work: Path) -> dict:
     }
 
 
+PHASES = ("read", "merge", "link", "filter", "write", "embed", "index")
+
+
+def compare_corpora(a: Path, b: Path, atol: float = 1e-5) -> dict:
+    """Whether two corpus directories hold the same corpus: byte-identical movies.parquet, link
+    tables, manifest.json, embedding hashes and meta; vectors (and the flat index's stored
+    vectors) equal within `atol`. build_log.json (timings) is not compared."""
+    import faiss
+
+    from rar.corpus.schema import (
+        EMBEDDING_META_FILE,
+        EMBEDDINGS_DIR,
+        HASHES_FILE,
+        INDEX_FILE,
+        LINKS_DIR,
+        MANIFEST_FILE,
+        MOVIES_FILE,
+        VECTORS_FILE,
+    )
+
+    a, b = Path(a), Path(b)
+    report: dict = {"identical_files": [], "different_files": []}
+    names = [MOVIES_FILE, MANIFEST_FILE, f"{EMBEDDINGS_DIR}/{HASHES_FILE}",
+             f"{EMBEDDINGS_DIR}/{EMBEDDING_META_FILE}"]  # fmt: skip
+    links = sorted({p.name for d in (a, b) for p in (d / LINKS_DIR).glob("*.parquet")})
+    names += [f"{LINKS_DIR}/{name}" for name in links]
+    for name in names:
+        fa, fb = a / name, b / name
+        same = fa.is_file() and fb.is_file() and fa.read_bytes() == fb.read_bytes()
+        report["identical_files" if same else "different_files"].append(name)
+    va = np.load(a / EMBEDDINGS_DIR / VECTORS_FILE)
+    vb = np.load(b / EMBEDDINGS_DIR / VECTORS_FILE)
+    report["vectors_shape"] = [list(va.shape), list(vb.shape)]
+    if va.shape == vb.shape:
+        diff = np.abs(va - vb)
+        report["vectors_max_abs_diff"] = float(diff.max()) if diff.size else 0.0
+        report["vectors_bit_identical_rows"] = (
+            int((diff.max(axis=1) == 0).sum()) if diff.size else 0
+        )
+    ia, ib = faiss.read_index(str(a / INDEX_FILE)), faiss.read_index(str(b / INDEX_FILE))
+    report["index"] = [type(ia).__name__, ia.ntotal, type(ib).__name__, ib.ntotal]
+    index_diff = None
+    if ia.ntotal == ib.ntotal and ia.ntotal and isinstance(ia, faiss.IndexFlat):
+        ra, rb = ia.reconstruct_n(0, ia.ntotal), ib.reconstruct_n(0, ib.ntotal)
+        index_diff = float(np.abs(ra - rb).max())
+        report["index_vectors_max_abs_diff"] = index_diff
+    report["equal"] = (
+        not report["different_files"]
+        and va.shape == vb.shape
+        and report.get("vectors_max_abs_diff", 0.0) <= atol
+        and report["index"][1] == report["index"][3]
+        and (index_diff is None or index_diff <= atol)
+    )
+    return report
+
+
+def _timed_build(src: Path, data_dir: Path, out: Path) -> dict:
+    """One cold quickstart-corpus build by the code in `src`, in a fresh interpreter (as the
+    quickstart's first stage: configs/corpus_quickstart.yaml, no previous corpus, no cache)."""
+    import os
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    load0 = os.getloadavg()[0]
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rar", "build-corpus", "--config",
+         str(src / "configs" / "corpus_quickstart.yaml"), "--data-dir", str(data_dir),
+         "--out", str(out), "--quiet"],
+        cwd=src, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"build with {src} failed:\n{proc.stderr[-3000:]}")
+    build_log = json.loads((out / "build_log.json").read_text())
+    embedding = build_log.get("embedding", {})
+    return {
+        "source": str(src),
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(
+            usage.ru_utime - usage0.ru_utime + usage.ru_stime - usage0.ru_stime, 1
+        ),
+        "load_before": round(load0, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "phases": {k: build_log["timings"].get(k) for k in PHASES},
+        "model_load_seconds": embedding.get("model_load_seconds"),
+        "embedded": embedding.get("computed"),
+        "movies_per_second": embedding.get("movies_per_second"),
+    }
+
+
+def bench_quickstart(before_ref: str, data_dir: Path, work: Path) -> dict:
+    """The quickstart corpus built cold by `before_ref`'s code and by this checkout, one after
+    the other in one run, phase by phase; then the two corpora compared."""
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    before_src = work / "before-src"
+    before_src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", before_ref],
+                             capture_output=True, check=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(before_src)], input=archive, check=True)
+    runs = {}
+    for name, src in (("before", before_src), ("after", ROOT)):
+        runs[name] = _timed_build(src, data_dir, work / name)
+        print(json.dumps({name: runs[name]}), flush=True)
+    comparison = compare_corpora(work / "before", work / "after")
+    print(f"\n| phase | before ({before_ref}) s | after s |\n|---|---|---|")
+    for phase in PHASES:
+        print(f"| {phase} | {runs['before']['phases'][phase]} | {runs['after']['phases'][phase]} |")
+    for key in ("model_load_seconds", "movies_per_second", "wall_seconds", "cpu_seconds",
+                "load_before", "load_after"):  # fmt: skip
+        print(f"| {key} | {runs['before'][key]} | {runs['after'][key]} |")
+    print(json.dumps({"comparison": comparison}, indent=2), flush=True)
+    return {"before_ref": before_ref, **runs, "comparison": comparison}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -364,9 +487,23 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=Path("/tmp/rar_bench_corpus"))
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
+    parser.add_argument("--quickstart", action="store_true",
+                        help="Only the cold quickstart corpus build, --before-ref vs this checkout.")  # fmt: skip
+    parser.add_argument("--before-ref", default="main", help="git commit of the 'before' build.")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
+                        help="Only compare two corpus directories (exit 1 when they differ).")  # fmt: skip
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.seed)))
+        return
+    if args.compare:
+        report = compare_corpora(*args.compare)
+        print(json.dumps(report, indent=2))
+        raise SystemExit(0 if report["equal"] else 1)
+    if args.quickstart:
+        results = bench_quickstart(args.before_ref, args.data_dir, args.work)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
         return
     results: dict = {"merge_link": []}
     for size in args.sizes:
