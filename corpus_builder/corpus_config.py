@@ -110,7 +110,10 @@ class EmbeddingConfig(ConfigModel):
         description="Shared vector cache directory (reused across corpora); the previous corpus is always reused.",
     )
     num_threads: int | None = Field(
-        None, ge=1, description="torch threads while embedding (None = torch default)."
+        None,
+        ge=1,
+        description="Threads while embedding, split over up to 4 worker threads that each have "
+        "their own model copy (None = torch's thread count).",
     )
 
 
