@@ -9,6 +9,12 @@ fixed amount of work: the prompt plus every title) and in `generate` mode (greed
 
 Usage: python experiments/bench_local_backends.py [--corpus DIR] [--data-dir DIR]
            [--samples 5] [--modes loglik generate] [--threads 2] [--out FILE.json]
+           [--backends local llamacpp] [--gguf FILE] [--flash-attn on|off]
+
+--gguf gives llama.cpp another GGUF of the same weights (e.g. a Q8_0 copy of the packaged Q4_1,
+made with `llama_cpp.llama_model_quantize`); transformers always runs the packaged file. The
+llama.cpp build's CPU features (`llama_print_system_info`) are printed, so a run says whether it
+measured the AVX2 or the AVX-512 build.
 """
 
 from __future__ import annotations
@@ -37,7 +43,15 @@ def probe_requests(corpus_dir: Path, data_dir: Path, n: int):
     return corpus, probe.requests
 
 
-def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, threads: int):
+def time_backend(
+    backend: str,
+    mode: str,
+    corpus,
+    requests,
+    max_tokens: int,
+    threads: int,
+    llamacpp: dict | None = None,
+):
     """Seconds per ranking of each request (model loaded first, outside the timing)."""
     from rar.rankers import RankerConfig, build_ranker
 
@@ -46,6 +60,7 @@ def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, thr
         section["num_threads"] = threads
     else:
         section["n_threads"] = threads
+        section.update(llamacpp or {})
     cfg = RankerConfig(
         backend=backend,
         max_tokens=max_tokens,
@@ -70,6 +85,7 @@ def time_backend(backend: str, mode: str, corpus, requests, max_tokens: int, thr
     ranker.close()
     return {
         "backend": backend,
+        "settings": section,
         "mode": mode,
         "load_s": round(load_s, 2),
         "s_per_ranking": round(statistics.mean(seconds), 3),
@@ -91,7 +107,15 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64, help="Generate mode reply budget.")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both backends.")
     ap.add_argument("--out", type=Path, default=None, help="Also write the figures as JSON.")
+    ap.add_argument("--backends", nargs="+", default=["local", "llamacpp"])
+    ap.add_argument("--gguf", default=None, help="llama.cpp's GGUF (default: the packaged Q4_1).")
+    ap.add_argument("--flash-attn", choices=["on", "off"], default=None, help="llama.cpp only.")
     args = ap.parse_args()
+    llamacpp = {}
+    if args.gguf:
+        llamacpp["model_path"] = args.gguf
+    if args.flash_attn:
+        llamacpp["flash_attn"] = args.flash_attn == "on"
     from rar.paths import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
@@ -105,14 +129,22 @@ def main() -> None:
     corpus, requests = probe_requests(corpus_dir, data_dir, args.samples)
     print(
         f"{len(requests)} ReDial test prompts, 25 candidates each, SmolLM2-135M-Instruct "
-        f"Q4_1 GGUF, {args.threads} threads, load avg {os.getloadavg()[0]:.1f}",
+        f"(transformers: the packaged Q4_1 GGUF as float32; llama.cpp: "
+        f"{args.gguf or 'the packaged Q4_1'}, {llamacpp or 'default settings'}), "
+        f"{args.threads} threads, load avg {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    if "llamacpp" in args.backends:
+        import llama_cpp
+
+        print(f"llama.cpp build: {llama_cpp.llama_print_system_info().decode().strip()}")
     rows = []
     for mode in args.modes:
         pair = {}
-        for backend in ("local", "llamacpp"):
-            row = time_backend(backend, mode, corpus, requests, args.max_tokens, args.threads)
+        for backend in args.backends:
+            row = time_backend(
+                backend, mode, corpus, requests, args.max_tokens, args.threads, llamacpp
+            )
             rows.append(row)
             pair[backend] = row
             print(
@@ -123,6 +155,8 @@ def main() -> None:
                 f"completion tokens; {row['titles_matched_mean']} titles matched)",
                 flush=True,
             )
+        if len(pair) < 2:
+            continue
         ratio = pair["local"]["s_per_ranking"] / pair["llamacpp"]["s_per_ranking"]
         cpu_ratio = pair["local"]["cpu_s_per_ranking"] / pair["llamacpp"]["cpu_s_per_ranking"]
         rows.append(

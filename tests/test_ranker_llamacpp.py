@@ -109,3 +109,35 @@ def test_llamacpp_loglik_matches_the_transformers_backend(data_dir, tmp_path):
     n = len(titles)
     rho = 1 - 6 * sum((r_ll[i] - r_tf[i]) ** 2 for i in range(n)) / (n * (n * n - 1))
     assert rho >= 0.8, (ll, tf)
+
+
+@pytest.mark.slow
+def test_llamacpp_titles_in_one_batch_score_as_one_at_a_time(data_dir):
+    """loglik decodes all titles together, each its own sequence on the prompt's KV cells (in
+    groups of TITLE_SEQS). A title's score does not depend on the other titles in its batch (no
+    attention across sequences), and it matches the title scored alone up to the numerical
+    noise of another kernel path (llama.cpp picks its matmul kernels by batch size: a few
+    hundredths of a nat, as far from transformers' float32 scores as the one-title path)."""
+    from rar.rankers.llamacpp_ranker import TITLE_SEQS
+
+    corpus = redial_metadata_corpus(data_dir, n=3)
+    cfg = RankerConfig(
+        backend="llamacpp",
+        cache={"enabled": False},
+        llamacpp={"mode": "loglik", "n_ctx": 1024, "n_threads": 1},
+    )
+    ranker = build_ranker(cfg, corpus)
+    prompt = "I loved The Shining and want another scary horror movie. Recommend one."
+    a, b, c = (f"The Night of the {w} ({1950 + i})" for i, w in enumerate("abc"))
+    with_b, _ = ranker.score_titles(prompt, [a] + [b] * 15)
+    with_c, _ = ranker.score_titles(prompt, [a] + [c] * 15)
+    assert with_b[0] == pytest.approx(with_c[0], abs=1e-6)  # the neighbours do not leak in
+    # every copy of b alike up to kernel noise (rows at a tile's edge take another kernel)
+    assert max(with_b[1:]) - min(with_b[1:]) < 0.1
+    titles = [f"The Night of the {w} ({1950 + i})" for i, w in enumerate("abcdefghijkl" * 3)]
+    titles += ["Up (2009)", "Alien (1979)"]
+    assert len(titles) > TITLE_SEQS  # two decodes
+    together, _ = ranker.score_titles(prompt, titles)
+    alone = [ranker.score_titles(prompt, [t])[0][0] for t in titles]
+    assert together == pytest.approx(alone, abs=0.1)
+    ranker.close()

@@ -38,6 +38,32 @@ def resolve_gguf(path: str | None) -> Path:
     return gguf
 
 
+# Titles scored in one decode as parallel sequences sharing the prompt's KV cells (seq 0 is the
+# prompt); more titles than this go through several decodes.
+TITLE_SEQS = 32
+
+
+def _allow_title_sequences(llm: Any) -> None:
+    """Give `llm` a context with TITLE_SEQS + 1 sequences in one unified KV cache.
+
+    `Llama` builds a one-sequence context; loglik mode scores every title as its own sequence
+    branching off the prompt, so the context is built again with more sequences. The unified
+    cache keeps the whole n_ctx for the prompt (a split cache gives each sequence a slice)."""
+    import contextlib
+
+    import llama_cpp
+    from llama_cpp import _internals
+
+    params = llm.context_params
+    params.n_seq_max = min(TITLE_SEQS + 1, int(llama_cpp.llama_max_parallel_sequences()))
+    params.kv_unified = True
+    llm._ctx.close()
+    llm._ctx = llm._stack.enter_context(
+        contextlib.closing(_internals.LlamaContext(model=llm._model, params=params, verbose=False))
+    )
+    llm.n_tokens = 0
+
+
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     logits = logits.astype(np.float64)
     top = logits.max()
@@ -77,7 +103,7 @@ class LlamaCppRanker(PromptRanker):
                 "or `pip install 'rar[llama-cpp]'`"
             ) from exc
         lc = self.config.llamacpp
-        self._llm = Llama(
+        llm = Llama(
             model_path=str(self.gguf),
             n_ctx=lc.n_ctx,
             n_threads=lc.n_threads,
@@ -87,6 +113,7 @@ class LlamaCppRanker(PromptRanker):
             seed=lc.seed,
             verbose=False,
         )
+        self._llm = llm
 
     def _check_fits(self, n_prompt: int) -> None:
         n_ctx = self.config.llamacpp.n_ctx
@@ -139,30 +166,63 @@ class LlamaCppRanker(PromptRanker):
         llm = self._llm
         return _log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)))
 
-    def _decode_all_logits(self, tokens: list[int]) -> np.ndarray:
-        """Decode `tokens` after the current position in one batch, with logits for every one.
+    def _score_continuations(self, n_prompt: int, conts: list[list[int]]) -> list[list[float]]:
+        """Log-probabilities of tokens 2.. of each continuation, right after the prompt.
 
-        `Llama.eval` keeps all logits only for contexts built with `logits_all` (an n_ctx x
-        vocabulary array, 800 MB for SmolLM2 at 4k), and one-token evals cost a thread
-        synchronisation per layer each, so the title's tokens go through one decode here."""
+        Each continuation is its own sequence in one batch: `llama_memory_seq_cp` shares the
+        prompt's KV cells with it (no copy, no re-evaluation), its tokens sit at positions
+        n_prompt.. and attend to the prompt and to each other only. One decode of all titles
+        (a few hundred tokens) runs through the matrix-multiply kernels; 25 decodes of 3-8
+        tokens each would run through the slow matrix-vector path and cost as much again as
+        the prompt. The scores are those of decoding each title alone."""
+        import llama_cpp
+
         llm = self._llm
-        n_past = llm.n_tokens
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
-        llm._ctx.decode(llm._batch)
-        rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens) * llm.n_vocab(),))
-        llm.input_ids[n_past : n_past + len(tokens)] = tokens
-        llm.n_tokens = n_past + len(tokens)
-        return rows.reshape(len(tokens), llm.n_vocab()).copy()
+        mem, n_vocab = llm._ctx.memory, llm.n_vocab()
+        n_seq = max(1, int(llm.context_params.n_seq_max) - 1)
+        # the titles' tokens share the context window with the prompt
+        limit = max(1, min(llm.n_batch, self.config.llamacpp.n_ctx - n_prompt - 1))
+        out: list[list[float]] = [[] for _ in conts]
+        todo = [i for i, c in enumerate(conts) if len(c) > 1]
+        while todo:
+            group, size = [], 0
+            while todo and len(group) < n_seq and size + len(conts[todo[0]]) - 1 <= limit:
+                size += len(conts[todo[0]]) - 1
+                group.append(todo.pop(0))
+            if not group:  # a title longer than the batch: alone, in its own decode
+                group = [todo.pop(0)]
+            batch = llm._batch.batch
+            batch.n_tokens = 0
+            for seq, i in enumerate(group, 1):
+                llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+                llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, n_prompt)
+                for j, tok in enumerate(conts[i][:-1]):
+                    k = batch.n_tokens
+                    batch.token[k], batch.pos[k] = tok, n_prompt + j
+                    batch.seq_id[k][0], batch.n_seq_id[k], batch.logits[k] = seq, 1, True
+                    batch.n_tokens += 1
+            llm._ctx.decode(llm._batch)
+            rows = np.ctypeslib.as_array(
+                llm._ctx.get_logits(), shape=(batch.n_tokens * n_vocab,)
+            ).reshape(batch.n_tokens, n_vocab)
+            k = 0
+            for seq, i in enumerate(group, 1):
+                for nxt in conts[i][1:]:
+                    out[i].append(float(_log_softmax(rows[k])[nxt]))
+                    k += 1
+                llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+        return out
 
     def score_titles(self, prompt: str, titles: list[str]) -> tuple[list[float], int]:
         """Mean log-probability of each title as the first list item, and the prompt's tokens.
 
-        The prompt is evaluated once; for each title the context is rewound to the prompt's end
-        (llama.cpp drops the KV cells past `n_tokens`) and only the title's tokens are decoded."""
+        The prompt is evaluated once (sequence 0); the titles' tokens are then decoded together,
+        each title as its own sequence on top of the prompt's KV cells."""
         with self._lock:
             self.load()
             llm = self._llm
+            if llm.context_params.n_seq_max < 2:  # first loglik call: one sequence per title
+                _allow_title_sequences(llm)
             ids = llm.tokenize(self._chat_prefix(prompt).encode(), add_bos=False, special=True)
             self._check_fits(len(ids) + 32)
             # reuse the KV cache of the longest prefix shared with the last prompt (at least the
@@ -175,17 +235,14 @@ class LlamaCppRanker(PromptRanker):
             llm.n_tokens = keep
             llm.eval(ids[keep:])
             first = self._last_logprobs()
+            conts = [
+                llm.tokenize((" " + title).encode(), add_bos=False, special=False)
+                for title in titles
+            ]
+            rest = self._score_continuations(len(ids), conts)
             scores = []
-            for title in titles:
-                cont = llm.tokenize((" " + title).encode(), add_bos=False, special=False)
-                logp = [float(first[cont[0]])]
-                if len(cont) > 1:
-                    llm.n_tokens = len(ids)  # rewind to the end of the prompt
-                    rows = self._decode_all_logits(cont[:-1])  # one decode per title
-                    logp += [
-                        float(_log_softmax(row)[nxt])
-                        for row, nxt in zip(rows, cont[1:], strict=True)
-                    ]
+            for cont, more in zip(conts, rest, strict=True):
+                logp = [float(first[cont[0]]), *more]
                 scores.append(sum(logp) / len(logp))
             llm.n_tokens = len(ids)
         return scores, len(ids)
