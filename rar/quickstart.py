@@ -12,6 +12,7 @@ an interrupted quickstart picks up where it stopped; `fresh=True` starts again.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -190,6 +191,12 @@ def run_quickstart(
     )
     run_dirs["dpo"] = run_dirs.pop("rar")
     seconds["dpo"] = seconds.pop("rar")
+    rar_metrics = json.loads((run_dirs["dpo"] / "metrics.json").read_text(encoding="utf-8"))
+    if rar_metrics.get("best_step") == 0:
+        say(
+            "      no DPO checkpoint beat the SFT model on validation: RAR keeps step 0, the SFT "
+            "model itself (docs/rl.md)"
+        )
 
     # 4. evaluate on the held-back test split
     clock = time.perf_counter()
