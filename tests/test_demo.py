@@ -351,6 +351,18 @@ def test_resolve_run_accepts_the_quickstart_directory(tmp_path):
         resolve_run(tmp_path)
 
 
+def test_a_quickstart_directory_offers_the_ranker_it_fitted(tmp_path):
+    from rar.commands.demo_cmd import quickstart_ranker, ranker_configs
+
+    assert quickstart_ranker(tmp_path / "qs") is None
+    ranker_dir = tmp_path / "qs" / "runs" / "ranker-redial"
+    ranker_dir.mkdir(parents=True)
+    (ranker_dir / "config.json").write_text("{}")
+    assert quickstart_ranker(tmp_path / "qs") == ranker_dir
+    configs = ranker_configs([], quickstart_ranker(tmp_path / "qs"), 30.0)
+    assert configs["trained"].trained.path == str(ranker_dir)
+
+
 def test_ranker_choices_come_from_flags_and_the_environment(monkeypatch, tmp_path):
     from rar.commands.demo_cmd import bind_warning, ranker_configs
     from rar.errors import InputError

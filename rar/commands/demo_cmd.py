@@ -63,6 +63,12 @@ def bind_warning(host: str) -> str | None:
     )
 
 
+def quickstart_ranker(run: Path) -> Path | None:
+    """The trained ranker a quickstart directory fitted (stage 4), if `run` is one."""
+    path = run / "runs" / "ranker-redial"
+    return path if (path / "config.json").is_file() else None
+
+
 def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> dict[str, Any]:
     """Label -> RankerConfig for every ranker offered in the page."""
     import os
@@ -114,7 +120,10 @@ def demo(
         "OPENAI_API_KEY / GEMINI_API_KEY is set. 'retriever only' is always offered.",
     ),
     trained_ranker: Path | None = typer.Option(
-        None, "--trained-ranker", help="Directory written by `rar fit-ranker` (adds 'trained')."
+        None,
+        "--trained-ranker",
+        help="Directory written by `rar fit-ranker` (adds 'trained'; default for a quickstart "
+        "directory: the ranker it fitted, runs/ranker-redial).",
     ),
     corpus: Path | None = typer.Option(
         None, "--corpus", help="Corpus directory (default: the run's)."
@@ -139,6 +148,8 @@ def demo(
         quiet_gradio()
         run_dir = resolve_run(run)
         corpus_dir = resolve_corpus(run_dir, corpus)
+        if trained_ranker is None:  # a quickstart directory offers the ranker it fitted
+            trained_ranker = quickstart_ranker(run)
         configs = ranker_configs(ranker, trained_ranker, timeout)
         warning = bind_warning(host)
         if warning:
