@@ -105,10 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             if weight is None:  # chosen on this retriever's validation top-k
                 val_cands = retrieve_top_k(retriever, corpus, linked["val"], args.k)
                 weight, _ = select_retriever_weight(model, corpus, linked["val"], val_cands)
-            weights.append(weight)
-            ranker.retriever_weight = weight
-            ranker.cooc_weight = model.cooc_weight
-            weights[-1] = (weight, model.cooc_weight)
+            ranker.retriever_weight, ranker.cooc_weight = weight, model.cooc_weight
+            weights.append((weight, model.cooc_weight))
             ranked = [scored_ranking(r) for r in rank(ranker, samples, cands)]
             ranked_seeds.append(per_sample(ranked, samples))
         systems[name] = {"seeds": seeds, "note": note}

@@ -123,32 +123,35 @@ def run_quickstart(
     # 3. SFT to convergence; 4. the trained ranker; 5. RAR (DPO from the SFT run)
     run_dirs: dict[str, Path] = {"retriever": pre_dir}
 
-    def post_train(stage: int, method: str, config_name: str, sets: list[str], what: str, ranker):
+    def post_train(
+        stage: int, label: str, key: str, config: str, sets: list[str], what: str, ranker
+    ):
+        """Train (or reuse) one post-training run; `key` names its override stage."""
         clock = time.perf_counter()
         train_config = load_config(
             TrainConfig,
-            _config_path(config_name),
+            _config_path(config),
             [
                 f"corpus={corpus_dir}",
                 f"data.data_dir={data_dir}",
                 f"tracking.runs_dir={runs_dir}",
                 *sets,
                 *overrides.get("train", []),
-                *overrides.get(method, []),
+                *overrides.get(key, []),
             ],
         )
         run_dir = runs_dir / train_config.name
-        label = "SFT" if method == "sft" else "RAR (DPO)"
         if is_finished(run_dir):
             say(f"[{stage}/{STAGES}] {label}: reusing {run_dir}")
         else:
             say(f"[{stage}/{STAGES}] {label}: {what}")
             train(train_config, overwrite=True, corpus=movies, ranker=ranker, progress=progress)
-        run_dirs[method] = run_dir
-        seconds[method] = time.perf_counter() - clock
+        seconds[key] = time.perf_counter() - clock
+        return run_dir
 
-    post_train(
+    run_dirs["sft"] = post_train(
         3,
+        "SFT",
         "sft",
         "train_quickstart.yaml",
         [f"pretrained_run={pre_dir}"],
@@ -181,16 +184,15 @@ def run_quickstart(
     ranker._text_cache = embedder._text_cache
     seconds["ranker"] = time.perf_counter() - clock
 
-    post_train(
+    run_dirs["dpo"] = post_train(
         5,
+        "RAR (DPO)",
         "rar",
         "dpo_quickstart.yaml",
         [f"pretrained_run={run_dirs['sft']}", f"ranker.trained.path={ranker_dir}"],
         "DPO from the SFT run with the trained ranker's rewards",
         ranker,
     )
-    run_dirs["dpo"] = run_dirs.pop("rar")
-    seconds["dpo"] = seconds.pop("rar")
     rar_metrics = json.loads((run_dirs["dpo"] / "metrics.json").read_text(encoding="utf-8"))
     if rar_metrics.get("best_step") == 0:
         say(

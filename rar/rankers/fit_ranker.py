@@ -110,16 +110,13 @@ def cooc_matrix(
     from rar.baselines.ease import EASE, EASEConfig
 
     ease = EASE(EASEConfig(l2=l2)).fit(train, corpus)
-    B = np.asarray(ease.weights, dtype=np.float64)
-    col = ease.column_of
-    X = np.zeros((len(ease.fit_dialogues), B.shape[0]))
     per_dialogue: dict[tuple[str, str], set[int]] = {}
     for x in train:
         rows = [corpus.index_of(c) for c in (*x.history_ids, *x.target_ids)]
         per_dialogue.setdefault((x.sample.dataset, x.sample.dialogue_id), set()).update(rows)
-    for i, rows in enumerate(per_dialogue.values()):
-        X[i, col[sorted(rows)]] = 1.0
-    spread = float((X @ B).std()) or 1.0
+    dialogues = [np.array(sorted(rows), dtype=np.int64) for rows in per_dialogue.values()]
+    spread = float(ease.score_histories(dialogues)[:, ease.seen_rows].std()) or 1.0
+    B = np.asarray(ease.weights, dtype=np.float64)
     ids = [corpus.ids[int(r)] for r in ease.seen_rows]
     return ids, (B / spread).astype(np.float32)
 

@@ -60,26 +60,22 @@ class TrainedModel:
     meta: dict[str, Any] = field(default_factory=dict)  # semantic weighting, data, seed
     metrics: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.cooc_col = {cid: i for i, cid in enumerate(self.cooc_ids)}
+
     def cooc_scores(self, history_ids: Sequence[str], ids: Sequence[str]) -> np.ndarray:
         """(h B) for each candidate: 0 for a candidate or history movie B does not cover."""
         out = np.zeros(len(ids), dtype=np.float32)
         if self.cooc is None or not history_ids:
             return out
-        col = self._cooc_col()
+        col = self.cooc_col
         hist = [col[h] for h in dict.fromkeys(history_ids) if h in col]
         if not hist:
             return out
-        summed = self.cooc[hist].sum(axis=0)
-        for j, cid in enumerate(ids):
-            c = col.get(cid)
-            if c is not None:
-                out[j] = summed[c]
+        cols = np.array([col.get(cid, -1) for cid in ids], dtype=np.int64)
+        covered = cols >= 0
+        out[covered] = self.cooc[hist][:, cols[covered]].sum(axis=0)
         return out
-
-    def _cooc_col(self) -> dict[str, int]:
-        if getattr(self, "_col", None) is None or len(self._col) != len(self.cooc_ids):
-            self._col = {cid: i for i, cid in enumerate(self.cooc_ids)}
-        return self._col
 
     def scores(
         self,
