@@ -10,6 +10,7 @@ fixed amount of work: the prompt plus every title) and in `generate` mode (greed
 Usage: python experiments/bench_local_backends.py [--corpus DIR] [--data-dir DIR]
            [--samples 5] [--modes loglik generate] [--threads 2] [--out FILE.json]
            [--backends local llamacpp] [--gguf FILE] [--flash-attn on|off]
+           [--weights as_is|f16|bf16|q8_0]
 
 --gguf gives llama.cpp another GGUF of the same weights (e.g. a Q8_0 copy of the packaged Q4_1,
 made with `llama_cpp.llama_model_quantize`); transformers always runs the packaged file. The
@@ -110,12 +111,20 @@ def main() -> None:
     ap.add_argument("--backends", nargs="+", default=["local", "llamacpp"])
     ap.add_argument("--gguf", default=None, help="llama.cpp's GGUF (default: the packaged Q4_1).")
     ap.add_argument("--flash-attn", choices=["on", "off"], default=None, help="llama.cpp only.")
+    ap.add_argument(
+        "--weights",
+        choices=["as_is", "f16", "bf16", "q8_0"],
+        default=None,
+        help="llama.cpp's ranker.llamacpp.weights (a converted copy of the GGUF, made once).",
+    )
     args = ap.parse_args()
     llamacpp = {}
     if args.gguf:
         llamacpp["model_path"] = args.gguf
     if args.flash_attn:
         llamacpp["flash_attn"] = args.flash_attn == "on"
+    if args.weights:
+        llamacpp["weights"] = args.weights
     from rar.paths import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)

@@ -141,3 +141,57 @@ def test_llamacpp_titles_in_one_batch_score_as_one_at_a_time(data_dir):
     alone = [ranker.score_titles(prompt, [t])[0][0] for t in titles]
     assert together == pytest.approx(alone, abs=0.1)
     ranker.close()
+
+
+@pytest.mark.slow
+def test_llamacpp_weights_copy_is_converted_once_and_scores_like_the_file(
+    data_dir, tmp_path, monkeypatch
+):
+    """`llamacpp.weights: f16` runs an F16 copy of the packaged Q4_1 file, converted once into
+    $RAR_CACHE_DIR/gguf and reused; the scores stay close to the Q4_1 file's, and the
+    cache key tells the two formats apart."""
+    import llama_cpp
+
+    from rar.rankers.gguf_weights import converted_path
+    from rar.rankers.llamacpp_ranker import resolve_gguf
+
+    monkeypatch.setenv("RAR_CACHE_DIR", str(tmp_path / "cache"))
+    corpus = redial_metadata_corpus(data_dir, n=6)
+    titles = [corpus.movie(i).display for i in range(6)]
+    prompt = "I loved Heat and The Godfather. Recommend a movie."
+    scores = {}
+    for weights in ("as_is", "f16"):
+        cfg = RankerConfig(
+            backend="llamacpp",
+            cache={"enabled": False},
+            llamacpp={"mode": "loglik", "n_ctx": 1024, "n_threads": 1, "weights": weights},
+        )
+        ranker = build_ranker(cfg, corpus)
+        scores[weights], _ = ranker.score_titles(prompt, titles)
+        ranker.close()
+    copy = converted_path(resolve_gguf(None), "f16")
+    assert copy.is_file() and copy.parent == tmp_path / "cache" / "gguf"
+    assert list(copy.parent.iterdir()) == [copy]  # no partial file left behind
+    model = llama_cpp.Llama(model_path=str(copy), vocab_only=True, verbose=False)
+    assert model.metadata["general.file_type"] == str(llama_cpp.LLAMA_FTYPE_MOSTLY_F16)
+    model.close()
+    # Q4_1 runs with activations rounded to 8 bits, F16 in floating point: a few hundredths of
+    # a nat apart, up to about 0.1 (the bound of the transformers match test is 0.15)
+    assert scores["f16"] == pytest.approx(scores["as_is"], abs=0.15)
+    best = max(range(6), key=scores["as_is"].__getitem__)
+    assert best == max(range(6), key=scores["f16"].__getitem__)
+    assert scores["f16"] != scores["as_is"]  # really another file
+    stamp = copy.stat().st_mtime_ns
+    ranker = build_ranker(cfg, corpus)
+    ranker.load()  # the cached copy, not converted again
+    assert copy.stat().st_mtime_ns == stamp
+    assert ranker.generation_params()["weights"] == "f16"
+    ranker.close()
+
+
+def test_unknown_weights_format_is_refused(data_dir):
+    from rar.rankers.gguf_weights import gguf_with_weights
+    from rar.rankers.llamacpp_ranker import resolve_gguf
+
+    with pytest.raises(ValueError, match="ranker.llamacpp.weights"):
+        gguf_with_weights(resolve_gguf(None), "q2_k")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rar.errors import MissingPathError
+from rar.rankers.gguf_weights import gguf_with_weights
 from rar.rankers.local_ranker import packaged_smollm2
 from rar.rankers.prompt import Candidate
 from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
@@ -88,7 +89,12 @@ class LlamaCppRanker(PromptRanker):
 
     def generation_params(self) -> dict[str, Any]:
         c = self.config
-        return {"temperature": c.temperature, "max_tokens": c.max_tokens, "mode": c.llamacpp.mode}
+        return {
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "mode": c.llamacpp.mode,
+            "weights": c.llamacpp.weights,  # a converted copy scores a little differently
+        }
 
     def max_in_flight(self) -> int:
         return 1  # one model context in this process
@@ -106,7 +112,7 @@ class LlamaCppRanker(PromptRanker):
             ) from exc
         lc = self.config.llamacpp
         llm = Llama(
-            model_path=str(self.gguf),
+            model_path=str(gguf_with_weights(self.gguf, lc.weights)),
             n_ctx=lc.n_ctx,
             n_threads=lc.n_threads,
             n_threads_batch=lc.n_threads,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rar.atomic_files import atomic_directory
 from rar.errors import MissingPathError
+from rar.rankers.gguf_weights import rar_cache_dir
 from rar.rankers.prompt import Candidate
 from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
@@ -119,8 +120,7 @@ class LocalRanker(PromptRanker):
         tag = hashlib.sha256(
             f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()
         ).hexdigest()[:12]
-        root = Path(os.environ.get("RAR_CACHE_DIR") or Path.home() / ".cache" / "rar")
-        return root / "local_models" / f"{gguf.stem}-{tag}"
+        return rar_cache_dir() / "local_models" / f"{gguf.stem}-{tag}"
 
     def load(self) -> None:
         """Load the tokenizer and model once (GGUF weights are dequantised to float32)."""
