@@ -10,10 +10,11 @@ fixed amount of work: the prompt plus every title) and in `generate` mode (greed
 Usage: python experiments/bench_local_backends.py [--corpus DIR] [--data-dir DIR]
            [--samples 5] [--modes loglik generate] [--threads 2] [--out FILE.json]
            [--backends local llamacpp] [--gguf FILE] [--flash-attn on|off]
-           [--weights as_is|f16|bf16|q8_0]
+           [--weights as_is f16 bf16 q8_0]
 
---gguf gives llama.cpp another GGUF of the same weights (e.g. a Q8_0 copy of the packaged Q4_1,
-made with `llama_cpp.llama_model_quantize`); transformers always runs the packaged file. The
+--weights runs llama.cpp on the file as stored and on copies converted once by
+`ranker.llamacpp.weights` (f16, bf16, q8_0), each in the same run beside one transformers row;
+--gguf gives llama.cpp another GGUF file instead; transformers always runs the packaged file. The
 llama.cpp build's CPU features (`llama_print_system_info`) are printed, so a run says whether it
 measured the AVX2 or the AVX-512 build.
 """
@@ -113,9 +114,11 @@ def main() -> None:
     ap.add_argument("--flash-attn", choices=["on", "off"], default=None, help="llama.cpp only.")
     ap.add_argument(
         "--weights",
+        nargs="+",
         choices=["as_is", "f16", "bf16", "q8_0"],
-        default=None,
-        help="llama.cpp's ranker.llamacpp.weights (a converted copy of the GGUF, made once).",
+        default=["as_is"],
+        help="llama.cpp's ranker.llamacpp.weights, each measured in the same run against the "
+        "one transformers row (a converted copy of the GGUF, made once, before the timing).",
     )
     args = ap.parse_args()
     llamacpp = {}
@@ -123,8 +126,6 @@ def main() -> None:
         llamacpp["model_path"] = args.gguf
     if args.flash_attn:
         llamacpp["flash_attn"] = args.flash_attn == "on"
-    if args.weights:
-        llamacpp["weights"] = args.weights
     from rar.paths import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
@@ -139,47 +140,60 @@ def main() -> None:
     print(
         f"{len(requests)} ReDial test prompts, 25 candidates each, SmolLM2-135M-Instruct "
         f"(transformers: the packaged Q4_1 GGUF as float32; llama.cpp: "
-        f"{args.gguf or 'the packaged Q4_1'}, {llamacpp or 'default settings'}), "
-        f"{args.threads} threads, load avg {os.getloadavg()[0]:.1f}",
+        f"{args.gguf or 'the packaged Q4_1'}, weights {' / '.join(args.weights)}, "
+        f"{llamacpp or 'default settings'}), {args.threads} threads, "
+        f"load avg {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    variants = [("local", {})] if "local" in args.backends else []
     if "llamacpp" in args.backends:
         import llama_cpp
 
+        from rar.rankers.gguf_weights import gguf_with_weights
+        from rar.rankers.llamacpp_ranker import resolve_gguf
+
         print(f"llama.cpp build: {llama_cpp.llama_print_system_info().decode().strip()}")
+        for weights in args.weights:
+            gguf_with_weights(resolve_gguf(args.gguf), weights)  # convert outside the timing
+            variants.append(("llamacpp", {**llamacpp, "weights": weights}))
     rows = []
     for mode in args.modes:
-        pair = {}
-        for backend in args.backends:
+        base = None
+        for backend, extra in variants:
             row = time_backend(
-                backend, mode, corpus, requests, args.max_tokens, args.threads, llamacpp
+                backend, mode, corpus, requests, args.max_tokens, args.threads, extra
             )
             rows.append(row)
-            pair[backend] = row
+            name = backend if backend == "local" else f"llamacpp {extra['weights']}"
             print(
-                f"  {mode:8s} {backend:9s}: {row['s_per_ranking']:7.2f} s/ranking, "
+                f"  {mode:8s} {name:15s}: {row['s_per_ranking']:7.2f} s/ranking, "
                 f"{row['cpu_s_per_ranking']:.2f} CPU s/ranking "
                 f"(median {row['median_s']:.2f}; load {row['load_s']:.1f}s; "
                 f"{row['prompt_tokens_mean']} prompt + {row['completion_tokens_mean']} "
                 f"completion tokens; {row['titles_matched_mean']} titles matched)",
                 flush=True,
             )
-        if len(pair) < 2:
-            continue
-        ratio = pair["local"]["s_per_ranking"] / pair["llamacpp"]["s_per_ranking"]
-        cpu_ratio = pair["local"]["cpu_s_per_ranking"] / pair["llamacpp"]["cpu_s_per_ranking"]
-        rows.append(
-            {
-                "mode": mode,
-                "speedup_llamacpp_vs_transformers": round(ratio, 2),
-                "cpu_speedup_llamacpp_vs_transformers": round(cpu_ratio, 2),
-            }
-        )
-        print(
-            f"  {mode:8s} llama.cpp is {ratio:.1f}x faster than transformers in wall time, "
-            f"{cpu_ratio:.1f}x in CPU time (goal >= 3x; CPU time is what a shared machine "
-            "does not distort)"
-        )
+            if backend == "local":
+                base = row
+                continue
+            if base is None:
+                continue
+            ratio = base["s_per_ranking"] / row["s_per_ranking"]
+            cpu_ratio = base["cpu_s_per_ranking"] / row["cpu_s_per_ranking"]
+            rows.append(
+                {
+                    "mode": mode,
+                    "weights": extra["weights"],
+                    "speedup_llamacpp_vs_transformers": round(ratio, 2),
+                    "cpu_speedup_llamacpp_vs_transformers": round(cpu_ratio, 2),
+                }
+            )
+            print(
+                f"  {mode:8s} {name} is {ratio:.2f}x faster than transformers in wall time, "
+                f"{cpu_ratio:.2f}x in CPU time (goal >= 3x; CPU time is what a shared machine "
+                "does not distort)",
+                flush=True,
+            )
     print(f"load avg after: {os.getloadavg()[0]:.1f}")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
