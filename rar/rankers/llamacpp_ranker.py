@@ -1,9 +1,11 @@
 """In-process llama.cpp ranker (`llama-cpp-python`): GGUF models run natively on CPU.
 
 The transformers `local` backend dequantises a GGUF file to float32 and runs it through torch;
-llama.cpp runs the quantised weights with its own CPU kernels: about 1.9x less CPU per
-`loglik` ranking than transformers with the `amx` build on an AMX CPU, slower with the default
-portable `avx2` build (docs/rankers.md, `experiments/bench_local_backends.py`). It shares the
+llama.cpp runs the quantised weights with its own CPU kernels. Against the transformers
+backend, on the same 25-candidate `loglik` prompts and one thread, it is 0.55x as fast with the
+packaged Q4_1 on an AVX2/AVX-512 CPU, 0.9x with `weights: f16` and 1.1x with `bf16` on the
+`avx512` build (docs/rankers.md, `experiments/bench_local_backends.py`): attention, done in
+floating point by both, is half of a 2,000-token prompt. It shares the
 prompt builder, parser, cache and retry accounting of every prompt ranker. Two modes, as for
 `local`: `generate` writes the numbered list; `loglik` ranks each title by its mean token
 log-probability as the first list item, all titles decoded in one batch on top of the
