@@ -28,7 +28,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import get_args
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,6 +46,22 @@ def probe_requests(corpus_dir: Path, data_dir: Path, n: int):
     samples = load_conversation_samples("redial", data_dir, "test")
     probe = build_probe(samples, corpus, "redial", k=25, seed=0, max_samples=n)
     return corpus, probe.requests
+
+
+@contextmanager
+def probed_corpus(corpus_dir: Path | None, data_dir: Path | None, n: int) -> Iterator[tuple]:
+    """(corpus, the first `n` 25-candidate ReDial test requests) on `corpus_dir`, or on the
+    small test corpus built in a temporary directory (removed on exit) when it is None."""
+    from rar.paths import resolve_data_dir
+
+    data_dir = resolve_data_dir(data_dir)
+    if corpus_dir is not None:
+        yield probe_requests(corpus_dir, data_dir, n)
+        return
+    from corpus_builder.testing import build_small_corpus
+
+    with tempfile.TemporaryDirectory() as tmp:
+        yield probe_requests(build_small_corpus(Path(tmp) / "corpus", data_dir), data_dir, n)
 
 
 def time_backend(
@@ -101,6 +120,8 @@ def time_backend(
 
 
 def main() -> None:
+    from rar.rankers.gguf_weights import WeightsFormat
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--corpus", type=Path, default=None, help="Corpus dir (default: small corpus).")
     ap.add_argument("--data-dir", type=Path, default=None, help="Default $RAR_DATA_DIR.")
@@ -115,7 +136,7 @@ def main() -> None:
     ap.add_argument(
         "--weights",
         nargs="+",
-        choices=["as_is", "f16", "bf16", "q8_0"],
+        choices=get_args(WeightsFormat),
         default=["as_is"],
         help="llama.cpp's ranker.llamacpp.weights, each measured in the same run against the "
         "one transformers row (a converted copy of the GGUF, made once, before the timing).",
@@ -126,17 +147,12 @@ def main() -> None:
         llamacpp["model_path"] = args.gguf
     if args.flash_attn:
         llamacpp["flash_attn"] = args.flash_attn == "on"
-    from rar.paths import resolve_data_dir
+    with probed_corpus(args.corpus, args.data_dir, args.samples) as (corpus, requests):
+        run(args, llamacpp, corpus, requests)
 
-    data_dir = resolve_data_dir(args.data_dir)
-    tmp = None
-    corpus_dir = args.corpus
-    if corpus_dir is None:
-        from corpus_builder.testing import build_small_corpus
 
-        tmp = tempfile.TemporaryDirectory()
-        corpus_dir = build_small_corpus(Path(tmp.name) / "corpus", data_dir)
-    corpus, requests = probe_requests(corpus_dir, data_dir, args.samples)
+def run(args: argparse.Namespace, llamacpp: dict, corpus, requests) -> None:
+    """Time every backend variant on `requests` and print the table."""
     print(
         f"{len(requests)} ReDial test prompts, 25 candidates each, SmolLM2-135M-Instruct "
         f"(transformers: the packaged Q4_1 GGUF as float32; llama.cpp: "
@@ -197,8 +213,6 @@ def main() -> None:
     print(f"load avg after: {os.getloadavg()[0]:.1f}")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
-    if tmp is not None:
-        tmp.cleanup()
 
 
 if __name__ == "__main__":

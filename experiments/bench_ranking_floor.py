@@ -29,11 +29,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -189,7 +189,9 @@ def measure_tokens(corpus, requests) -> tuple[Shapes, list[int], list[list[int]]
 
 
 def main() -> None:
-    from bench_local_backends import probe_requests, time_backend
+    from bench_local_backends import probed_corpus
+
+    from rar.rankers.gguf_weights import WeightsFormat
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--corpus", type=Path, default=None, help="Corpus dir (default: small corpus).")
@@ -198,7 +200,7 @@ def main() -> None:
     ap.add_argument(
         "--llamacpp-weights",
         nargs="*",
-        choices=["as_is", "f16", "bf16", "q8_0"],
+        choices=get_args(WeightsFormat),
         default=["f16", "bf16"],
         help="Also time in-process llama.cpp on these `ranker.llamacpp.weights` (none: skip).",
     )
@@ -208,17 +210,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from rar.paths import resolve_data_dir
+    with probed_corpus(args.corpus, args.data_dir, args.samples) as (corpus, requests):
+        report(args, corpus, requests)
 
-    data_dir = resolve_data_dir(args.data_dir)
-    tmp = None
-    corpus_dir = args.corpus
-    if corpus_dir is None:
-        from corpus_builder.testing import build_small_corpus
 
-        tmp = tempfile.TemporaryDirectory()
-        corpus_dir = build_small_corpus(Path(tmp.name) / "corpus", data_dir)
-    corpus, requests = probe_requests(corpus_dir, data_dir, args.samples)
+def report(args: argparse.Namespace, corpus, requests) -> None:
+    """Count the work, time the backends and the kernels, print the floors."""
+    from bench_local_backends import time_backend
+
     shapes, prompts, titles = measure_tokens(corpus, requests)
     flops = [ranking_flops(shapes, n, t) for n, t in zip(prompts, titles, strict=True)]
     work = {part: statistics.mean(f[part] for f in flops) for part in flops[0]}
@@ -304,8 +303,6 @@ def main() -> None:
                 indent=2,
             )
         )
-    if tmp is not None:
-        tmp.cleanup()
 
 
 if __name__ == "__main__":
