@@ -29,8 +29,8 @@ def redial(data_dir):
 
 @pytest.mark.needs_data
 def test_real_redial_deduplicated_with_roles_and_titles(redial):
-    assert len(redial.dialogues) == 1550 and redial.duplicates == 50
-    assert len({d.dialogue_id for d in redial.dialogues}) == 1550
+    assert len(redial.dialogues) == 4101 and redial.duplicates == 50
+    assert len({d.dialogue_id for d in redial.dialogues}) == 4101
     dialogue = next(d for d in redial.dialogues if d.dialogue_id == "16162")
     # initiator (271) is the seeker, respondent (147) the recommender
     assert dialogue.turns[0].role == "recommender" and dialogue.turns[1].role == "seeker"

@@ -22,7 +22,7 @@ def redial_all(data_dir):
 @pytest.mark.needs_data
 def test_redial_splits_partition_the_dialogues(redial_all, data_dir):
     stats = redial_all.split_stats
-    assert stats["all"].dialogues == 1550 and stats["all"].duplicates == 50
+    assert stats["all"].dialogues == 4101 and stats["all"].duplicates == 50
     parts = {s: load_conversation_samples("redial", data_dir, s) for s in ("train", "val", "test")}
     assert sum(len(v) for v in parts.values()) == len(redial_all.samples) == stats["all"].samples
     ids = {s: {x.dialogue_id for x in v} for s, v in parts.items()}
@@ -108,7 +108,7 @@ def test_cli_data_stats_table_and_json(tmp_path, data_dir):
     assert set(stats) == {"redial", "inspired", "movielens-ml-100k", "movielens-ml-latest-small"}
     for name in ("redial", "inspired"):
         assert {"dialogues", "samples", "movies", "dropped"} <= set(stats[name])
-    assert stats["redial"]["dialogues"] == 1550 and stats["redial"]["duplicates"] == 50
+    assert stats["redial"]["dialogues"] == 4101 and stats["redial"]["duplicates"] == 50
     small = stats["movielens-ml-latest-small"]
     assert (small["users"], small["interactions"]) == (671, 100_004)
     assert {"sessions", "movies", "dropped"} <= set(small)
