@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for start in range(0, len(train), 64):
         chunk = train[start : start + 64]
         with torch.no_grad():
-            scores = policy.scores(make_batch(chunk, row_of, 64).history)
+            scores = policy.scores(make_batch(chunk, row_of, 64).inputs)
         sets = sample_ranked_sets(scores, args.k, 2, generator=gen)
         requests, shown = [], []
         for i, x in enumerate(chunk):

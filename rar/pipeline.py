@@ -10,7 +10,7 @@ evaluation table and the paper-table scripts computed their figures through diff
 - :func:`scored_ranking` / :func:`score` -- what is scored (a failed call is a miss, never its
   retriever-order fallback; `parser.score_appended` decides the appended tail) and the metrics;
 - :func:`run_pipeline` -- all three, with the retriever's own order scored beside the ranker's;
-- :class:`CandidateSource` -- the retrieval step for one conversation a user typed.
+- :class:`ConversationRetrieval` -- the retrieval step for one conversation a user typed.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from rar.data.types import Turn
 from rar.metrics import sample_metrics
 from rar.progress import progress_bar
 from rar.rankers.types import RankRequest
-from rar.retrievers.ranking_eval import ranked_rows
+from rar.retrievers.retrieval_batch import CandidateSource, RetrievalBatch
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.retrievers import Retriever
 
 RETRIEVE_BATCH = 256  # histories per retriever forward pass
 RANKER_BATCH = 512  # requests handed to the ranker at a time (bounds memory)
@@ -40,47 +41,55 @@ SCORE_CELLS = 20_000_000  # bound on the [B, N] score matrix (~80 MB of float32)
 
 
 def retrieve_rows(
-    retriever: Any,
+    source: CandidateSource,
     histories: Sequence[Sequence[int]],
     k: int,
     batch_size: int = RETRIEVE_BATCH,
     progress: bool = False,
+    contexts: Sequence[Sequence[Turn]] | None = None,
 ) -> list[list[int]]:
     """Each history's (corpus rows, oldest first) top-k corpus rows, history items excluded,
-    exact over the corpus, from a retriever or a fitted baseline (their `topk`).
+    exact over the corpus, from a retriever or a fitted baseline (`CandidateSource.top_rows`).
+    `contexts` are the conversations so far (read by sources with a text tower).
 
     The batch is capped so the [B, N] score matrix stays near 80 MB whatever the corpus size."""
-    batch = max(1, min(batch_size, SCORE_CELLS // max(1, int(retriever.num_items))))
-    max_len = int(getattr(retriever.config, "max_len", 64))
-    tokens = [[int(r) + 1 for r in h] for h in histories]
-    was_training = retriever.training
-    retriever.eval()
+    if contexts is not None and len(contexts) != len(histories):
+        raise ValueError(f"{len(contexts)} conversations for {len(histories)} histories")
+    batch = max(1, min(batch_size, SCORE_CELLS // max(1, int(source.num_items))))
     bar = progress_bar(len(histories), f"retrieve top-{k}", "sample", enabled=progress)
+    out: list[list[int]] = []
     try:
         with torch.no_grad():
-            return ranked_rows(retriever.topk, tokens, k, batch, max_len, bar.update)
+            for start in range(0, len(histories), batch):
+                chunk = RetrievalBatch.from_rows(
+                    histories[start : start + batch],
+                    None if contexts is None else contexts[start : start + batch],
+                    source.max_history,
+                )
+                rows, _ = source.top_rows(chunk, k)
+                out.extend([r for r in row if r >= 0] for row in rows.tolist())
+                bar.update(len(chunk))
     finally:
         bar.close()
-        retriever.train(was_training)
+    return out
 
 
 def retrieve(
-    retriever: Any,
+    source: CandidateSource,
     linked: Sequence[LinkedSample],
     corpus: Corpus,
     k: int,
     batch_size: int = RETRIEVE_BATCH,
     progress: bool = False,
 ) -> list[list[str]]:
-    """Each linked sample's top-k corpus ids (its history excluded).
-
-    A fitted baseline first refuses samples from the dialogues it was fitted on."""
-    check_unseen = getattr(retriever, "check_unseen", None)
-    if check_unseen is not None:
-        check_unseen(linked)
+    """Each linked sample's top-k corpus ids (its history excluded), from its history and its
+    conversation so far. A fitted baseline first refuses samples from the dialogues it was
+    fitted on."""
+    source.check_unseen(linked)
     histories = [[corpus.index_of(cid) for cid in item.history_ids] for item in linked]
+    contexts = [item.sample.context for item in linked]
     ids = corpus.ids
-    rows = retrieve_rows(retriever, histories, k, batch_size, progress)
+    rows = retrieve_rows(source, histories, k, batch_size, progress, contexts)
     return [[ids[r] for r in row] for row in rows]
 
 
@@ -202,13 +211,13 @@ def run_pipeline(
     return out
 
 
-class CandidateSource:
+class ConversationRetrieval:
     """Top-k candidate corpus ids for one conversation (`rar rank`, interactive chat): a
     pretrained retriever over the movies mentioned so far, else corpus search over the text."""
 
     def __init__(self, corpus: Corpus, run_dir: str | Path | None = None):
         self.corpus = corpus
-        self.retriever = None
+        self.retriever: Retriever | None = None
         if run_dir is not None:
             from rar.retrievers import load_pretrained_run
 
@@ -217,9 +226,12 @@ class CandidateSource:
     def candidates(self, turns: list[Turn], k: int) -> tuple[list[str], str]:
         """(corpus ids, how they were found). Movies already mentioned are excluded."""
         history = mentioned_rows(self.corpus, turns)
-        if self.retriever is not None and history:
-            [rows] = retrieve_rows(self.retriever, [history], k)
+        reads_text = self.retriever is not None and self.retriever.reads_conversation
+        if self.retriever is not None and (history or reads_text):
+            [rows] = retrieve_rows(self.retriever, [history], k, contexts=[turns])
             how = f"retriever over {len(history)} mentioned movie(s)"
+            if reads_text:
+                how += " and the conversation text"
             return [self.corpus.ids[r] for r in rows], how
         hits = self.corpus.search(conversation_query(turns), k + len(history))
         rows = [r for r, _ in hits if r not in set(history)][:k]

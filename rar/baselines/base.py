@@ -1,9 +1,10 @@
 """What every non-neural baseline shares: fitting on linked training samples, a record of what
 it was fitted on, and retriever-style top-k serving over corpus rows.
 
-A baseline is served exactly like a retriever (`topk(tokens, k)` on left-padded tokens, corpus
-row + 1, 0 = pad; items already in the history masked), so `rar.evaluation.evaluator` runs it
-through the same retrieve → optional ranker → metrics path as a trained LRURec. Ties are broken
+A baseline is a `CandidateSource` like every retriever (`top_rows(RetrievalBatch, k)` over
+left-padded tokens, corpus row + 1, 0 = pad; items already in the history masked; the
+conversation text is not read), so `rar.evaluation.evaluator` runs it through the same
+retrieve → optional ranker → metrics path as a trained LRURec. Ties are broken
 by training popularity, then by corpus row, so rankings are deterministic.
 """
 
@@ -21,6 +22,7 @@ from pydantic import Field
 from rar.config import ConfigModel
 from rar.errors import InputError
 from rar.retrievers.ranking_eval import ranked_rows
+from rar.retrievers.retrieval_batch import RetrievalBatch
 
 if TYPE_CHECKING:  # a type only: baselines sit below evaluation in the layering
     from rar.corpus import Corpus
@@ -65,21 +67,15 @@ class Baseline:
 
     def __init__(self, config: BaselineConfig | None = None):
         self.config = config if config is not None else self.config_class()
-        self.training = False  # the evaluator toggles eval()/train() like on an nn.Module
         self.fit_dialogues: frozenset[tuple[str, str]] = frozenset()
         self.fit_sample_ids: frozenset[str] = frozenset()
         self.fit_split = ""
         self.popularity: np.ndarray | None = None  # [N] target counts in the training samples
         self.num_items = 0
 
-    # ---- nn.Module-like no-ops the evaluator calls --------------------------------------
-    def eval(self) -> Baseline:
-        self.training = False
-        return self
-
-    def train(self, mode: bool = True) -> Baseline:
-        self.training = bool(mode)
-        return self
+    @property
+    def max_history(self) -> int:
+        return self.config.max_len
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(
@@ -152,12 +148,16 @@ class Baseline:
         """Left-padded tokens (row + 1, 0 = pad) -> each row's history rows, oldest first."""
         return [row[row > 0][-max_len:] - 1 for row in tokens]
 
+    def top_rows(self, batch: RetrievalBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `CandidateSource` entry point: :meth:`topk` of the batch's histories."""
+        return self.topk(batch.history, k)
+
     @torch.no_grad()
     def topk(self, history: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k corpus rows [B, k] and their scores, history items excluded (the retriever
-        interface). Rows are -1 (score -inf) when fewer than k unmasked items remain."""
+        """Top-k corpus rows [B, k] and their scores, history items excluded. Rows are -1
+        (score -inf) when fewer than k unmasked items remain."""
         popularity = self._require_fitted()
-        tokens = np.asarray(history.cpu().numpy() if torch.is_tensor(history) else history)
+        tokens = np.asarray(history.cpu().numpy())
         if tokens.ndim != 2:
             raise ValueError(f"history must be a [B, L] array, got shape {tokens.shape}")
         if tokens.size and (tokens.min() < 0 or tokens.max() > self.num_items):

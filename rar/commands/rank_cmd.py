@@ -74,11 +74,11 @@ def _setup(corpus_dir: Path, run: Path | None, cfg):
 
     hf_logging.disable_progress_bar()  # the sentence-encoder's "Loading weights" bar is noise here
     from rar.corpus import Corpus
-    from rar.pipeline import CandidateSource
+    from rar.pipeline import ConversationRetrieval
     from rar.rankers import build_ranker
 
     corpus = Corpus.load(corpus_dir)
-    return corpus, CandidateSource(corpus, run), build_ranker(cfg, corpus)
+    return corpus, ConversationRetrieval(corpus, run), build_ranker(cfg, corpus)
 
 
 def rank(

@@ -1,5 +1,5 @@
 """One conversation typed or saved by a user (`rar rank`, interactive chat): the file format,
-and the movies and search text it yields for candidate retrieval (`rar.pipeline.CandidateSource`)."""
+and the movies and search text it yields for candidate retrieval (`rar.pipeline.ConversationRetrieval`)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class DemoEngine:
 
     `rankers` maps a label shown in the page to a RankerConfig (built on first use) or to a
     ready ranker object (tests). `source` gives candidates (default: the run's retriever via
-    :class:`rar.pipeline.CandidateSource`, the one retrieval step of `rar rank` and `rar recommend`).
+    :class:`rar.pipeline.ConversationRetrieval`, the one retrieval step of `rar rank` and `rar recommend`).
     """
 
     def __init__(
@@ -56,11 +56,11 @@ class DemoEngine:
         timeout_s: float = 60.0,
         source: Any = None,
     ):
-        from rar.pipeline import CandidateSource
+        from rar.pipeline import ConversationRetrieval
 
         self.corpus = corpus
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.source = source if source is not None else CandidateSource(corpus, run_dir)
+        self.source = source if source is not None else ConversationRetrieval(corpus, run_dir)
         self.configs: dict[str, Any] = {}
         self._rankers: dict[str, Any] = {}
         for label, value in rankers.items():

@@ -4,19 +4,29 @@ Token convention: corpus row i <-> token i + 1, 0 = padding; histories are left-
 """
 
 from rar.retrievers.base import Retriever, mask_history
-from rar.retrievers.checkpoint import load_pretrained_run, load_retriever, save_retriever
-from rar.retrievers.registry import RETRIEVERS, build_retriever, with_id_embedding
+from rar.retrievers.checkpoint import (
+    attach_turn_encoder,
+    load_pretrained_run,
+    load_retriever,
+    save_retriever,
+)
+from rar.retrievers.registry import RETRIEVERS, build_retriever, with_id_embedding, with_towers
+from rar.retrievers.retrieval_batch import CandidateSource, RetrievalBatch
 from rar.retrievers.retriever_config import RETRIEVER_NAMES, RetrieverConfig
 
 __all__ = [
     "RETRIEVERS",
     "RETRIEVER_NAMES",
+    "CandidateSource",
+    "RetrievalBatch",
     "Retriever",
     "RetrieverConfig",
+    "attach_turn_encoder",
     "build_retriever",
     "load_pretrained_run",
     "load_retriever",
     "mask_history",
     "save_retriever",
     "with_id_embedding",
+    "with_towers",
 ]

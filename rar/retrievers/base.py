@@ -2,15 +2,30 @@
 
 Token convention: corpus row i <-> token i + 1; 0 is padding; histories are left-padded so the
 most recent item is always at the last position.
+
+`config.towers` says what it reads: the history through the sequence model ('item', the
+paper's retriever), the conversation through a :class:`TextTower` ('text'), or both with their
+scores added ('fused'). Every scoring entry point takes a :class:`RetrievalBatch` (a bare token
+tensor is a batch without conversations), so samplers, `log_prob` and every objective work on
+all three unchanged.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from rar.retrievers.item_encoder import ItemEncoder
+from rar.retrievers.retrieval_batch import RetrievalBatch, as_batch
 from rar.retrievers.retriever_config import RetrieverConfig
+from rar.retrievers.text_tower import TextTower
+from rar.retrievers.turn_encoder import TurnEncoder
+
+if TYPE_CHECKING:
+    from rar.data.linking import LinkedSample
 
 
 class Retriever(nn.Module):
@@ -29,10 +44,25 @@ class Retriever(nn.Module):
             config.item_bias,
             config.item_bias_scale,
         )
+        self.text: TextTower | None = None
+        if config.towers != "item":
+            self.text = TextTower(
+                int(item_vectors.shape[1]), config.text_max_turns, config.text_scale
+            )
+        #: frozen turn embedder of the text tower (not a parameter; attached by the loader)
+        self.turn_encoder: TurnEncoder | None = None
 
     @property
     def num_items(self) -> int:
         return self.items.num_items
+
+    @property
+    def max_history(self) -> int:
+        return self.config.max_len
+
+    @property
+    def reads_conversation(self) -> bool:
+        return self.text is not None
 
     # ---- to implement -------------------------------------------------------------------
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -77,20 +107,60 @@ class Retriever(nn.Module):
         <state, item_table[i]> + item_bias[i]. Every scoring path goes through here."""
         return self.items.score(states, rows)
 
-    def logits(self, history: torch.Tensor) -> torch.Tensor:
-        """[B, N] raw scores over the corpus, history items NOT masked (for losses)."""
-        return self.score_states(self.encode(history))
+    def text_scores(self, batch: RetrievalBatch) -> torch.Tensor:
+        """[B, N] the text tower's scores of every corpus item for the batch's conversations."""
+        if self.text is None:
+            raise ValueError("this retriever has no text tower (config.towers = 'item')")
+        if batch.contexts is None:
+            raise ValueError(
+                f"a '{self.config.towers}' retriever reads the conversation: the RetrievalBatch "
+                "needs `contexts`"
+            )
+        if self.turn_encoder is None:
+            raise RuntimeError(
+                "the text tower has no turn encoder: load the retriever with its corpus "
+                "(load_pretrained_run) or call attach_turn_encoder"
+            )
+        turns = self.turn_encoder(batch.contexts, self.text.max_turns)
+        return self.text.scores(turns, self.items.vectors)
 
-    def scores(self, history: torch.Tensor) -> torch.Tensor:
+    def logits(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:
+        """[B, N] raw scores over the corpus, history items NOT masked (for losses)."""
+        batch = as_batch(inputs)
+        if self.config.towers == "text":
+            out = self.text_scores(batch)
+            bias = self.item_bias()
+            return out if bias is None else out + bias.to(out.dtype)
+        out = self.score_states(self.encode(batch.history))
+        return out if self.text is None else out + self.text_scores(batch)
+
+    def scores(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:
         """[B, N] scores over the whole corpus with items already in the history set to -inf."""
-        history = self.check_tokens(history)
-        return mask_history(self.logits(history), history)
+        batch = as_batch(inputs)
+        history = self.check_tokens(batch.history)
+        return mask_history(self.logits(batch), history)
+
+    def top_rows(self, batch: RetrievalBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`topk` in eval mode (no dropout), the mode restored afterwards: the
+        `CandidateSource` entry point."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.topk(batch, k)
+        finally:
+            self.train(was_training)
+
+    def check_unseen(self, samples: Sequence[LinkedSample]) -> None:
+        """Retrievers may score any sample (training data is the caller's concern)."""
 
     @torch.no_grad()
-    def topk(self, history: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def topk(
+        self, inputs: RetrievalBatch | torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-k corpus rows (not tokens) and their scores, history excluded: ([B, k], [B, k])."""
-        history = self.check_tokens(history)
-        scores = self.logits(history)
+        batch = as_batch(inputs)
+        history = self.check_tokens(batch.history)
+        scores = self.logits(batch)
         batch, pos = (history > 0).nonzero(as_tuple=True)
         scores[batch, history[batch, pos] - 1] = float("-inf")  # in place: no second [B, N] copy
         k = min(k, scores.shape[1])

@@ -102,4 +102,14 @@ def load_pretrained_run(run_dir: str | Path, corpus: Corpus) -> Retriever:
         from rar.corpus import Corpus
 
         corpus = Corpus.load(corpus)
-    return load_retriever(best, corpus.vectors())
+    return attach_turn_encoder(load_retriever(best, corpus.vectors()), corpus)
+
+
+def attach_turn_encoder(model: Retriever, corpus: Corpus) -> Retriever:
+    """Give a retriever with a text tower the frozen turn embedder of `corpus` (a no-op for
+    item-only retrievers, so every loader can call it)."""
+    if model.text is not None and model.turn_encoder is None:
+        from rar.retrievers.turn_encoder import corpus_turn_encoder
+
+        model.turn_encoder = corpus_turn_encoder(corpus)
+    return model

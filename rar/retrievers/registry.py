@@ -70,5 +70,27 @@ def with_id_embedding(
     with torch.no_grad():
         rebuilt.items.id_embedding.weight.zero_()
     rebuilt.items.mark_seen(rows)
+    rebuilt.turn_encoder = model.turn_encoder
+    rebuilt.train(model.training)
+    return rebuilt
+
+
+def with_towers(
+    model: Retriever, towers: str, item_vectors: torch.Tensor | np.ndarray
+) -> Retriever:
+    """`model` rebuilt to read `towers` ('item', 'text' or 'fused'), every weight it has kept.
+    A new text tower starts from its initialisation (pooled cosine similarity); dropping the
+    text tower drops its weights. The turn encoder stays attached."""
+    if towers == model.config.towers:
+        return model
+    rebuilt = build_retriever(model.config.model_copy(update={"towers": towers}), item_vectors)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("text.")}
+    missing, unexpected = rebuilt.load_state_dict(state, strict=False)
+    kept_text = model.text is not None and rebuilt.text is not None
+    if kept_text:
+        rebuilt.text.load_state_dict(model.text.state_dict())
+    if unexpected or any(not k.startswith("text.") for k in missing):
+        raise ValueError(f"cannot change towers: missing {missing}, unexpected {unexpected}")
+    rebuilt.turn_encoder = model.turn_encoder
     rebuilt.train(model.training)
     return rebuilt

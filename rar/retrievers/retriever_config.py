@@ -10,6 +10,8 @@ from rar.config import ConfigModel
 
 RetrieverName = Literal["lrurec", "sasrec", "gru4rec", "bert4rec", "fmlprec"]
 RETRIEVER_NAMES: tuple[str, ...] = ("lrurec", "sasrec", "gru4rec", "bert4rec", "fmlprec")
+Towers = Literal["item", "text", "fused"]
+TOWERS: tuple[str, ...] = ("item", "text", "fused")
 
 
 class RetrieverConfig(ConfigModel):
@@ -17,6 +19,21 @@ class RetrieverConfig(ConfigModel):
 
     name: RetrieverName = Field(
         "lrurec", description="Model: lrurec, sasrec, gru4rec, bert4rec or fmlprec."
+    )
+    towers: Towers = Field(
+        "item",
+        description="What the retriever reads: 'item' = the movies named so far (the paper's "
+        "LRURec), 'text' = the conversation turns only (a PECRS-style text tower over the "
+        "corpus text vectors, plus the item bias), 'fused' = both, scores added (recommended "
+        "for conversations: reaches cold movies and reads critiques).",
+    )
+    text_max_turns: int = Field(
+        16, ge=1, description="Text tower: the most recent non-empty turns it reads."
+    )
+    text_scale: float = Field(
+        10.0,
+        gt=0.0,
+        description="Text tower: initial scale of its cosine scores (learned from there).",
     )
     d_model: int = Field(
         64, ge=4, description="Hidden width d of the sequence model and item table."

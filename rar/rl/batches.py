@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from rar.data.linking import LinkedSample
+from rar.retrievers.retrieval_batch import RetrievalBatch
 
 
 @dataclass
@@ -23,6 +24,11 @@ class Batch:
     @property
     def target_ids(self) -> list[list[str]]:
         return [s.target_ids for s in self.samples]
+
+    @property
+    def inputs(self) -> RetrievalBatch:
+        """What the policy reads: the histories and the conversations so far."""
+        return RetrievalBatch(self.history, [s.sample.context for s in self.samples])
 
 
 def make_batch(samples: Sequence[LinkedSample], row_of: dict[str, int], max_len: int) -> Batch:

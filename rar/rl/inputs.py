@@ -16,6 +16,7 @@ from rar.rl.train_config import TrainConfig
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.retrievers import Retriever
 
 log = logging.getLogger("rar.rl")
 
@@ -29,22 +30,27 @@ def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
     return [items[i] for i in keep]
 
 
-def with_dropout(
-    model: torch.nn.Module, dropout: float, item_vectors: torch.Tensor
-) -> torch.nn.Module:
+def with_dropout(model: Retriever, dropout: float, item_vectors: torch.Tensor) -> Retriever:
     """The same weights in a retriever rebuilt with another dropout rate (paper: 0.1-0.2 for RL)."""
     from rar.retrievers import build_retriever
 
     config = model.config.model_copy(update={"dropout": float(dropout)})
     rebuilt = build_retriever(config, item_vectors)
     rebuilt.load_state_dict(model.state_dict())
+    rebuilt.turn_encoder = model.turn_encoder
     return rebuilt
 
 
-def load_policy(config: TrainConfig, corpus: Corpus, vectors: torch.Tensor) -> torch.nn.Module:
+def load_policy(config: TrainConfig, corpus: Corpus, vectors: torch.Tensor) -> Retriever:
     """The policy a run starts from: a fresh `config.retriever`, or the `pretrained_run`'s,
-    rebuilt with `retriever_dropout` when that is set."""
-    from rar.retrievers import build_retriever, load_pretrained_run
+    rebuilt with `retriever_dropout` when that is set and reading `config.towers` when that is
+    set; a text tower gets the corpus's frozen turn embedder."""
+    from rar.retrievers import (
+        attach_turn_encoder,
+        build_retriever,
+        load_pretrained_run,
+        with_towers,
+    )
 
     if config.pretrained_run is None:
         model = build_retriever(config.retriever, vectors)
@@ -52,23 +58,26 @@ def load_policy(config: TrainConfig, corpus: Corpus, vectors: torch.Tensor) -> t
         model = load_pretrained_run(config.pretrained_run, corpus)
     if config.retriever_dropout is not None:
         model = with_dropout(model, config.retriever_dropout, vectors)
-    return model
+    if config.towers is not None:
+        model = with_towers(model, config.towers, vectors)
+    return attach_turn_encoder(model, corpus)
 
 
-def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy in eval mode with no gradients (the initial policy: KL logging, optional ref)."""
-    reference = copy.deepcopy(model).eval()
+def frozen_copy(model: Retriever) -> Retriever:
+    """A copy in eval mode with no gradients (the initial policy: KL logging, optional ref);
+    the frozen turn embedder is shared, not copied."""
+    reference = copy.deepcopy(model, {id(model.turn_encoder): model.turn_encoder}).eval()
     for p in reference.parameters():
         p.requires_grad_(False)
     return reference
 
 
 def with_seen_ids(
-    model: torch.nn.Module,
+    model: Retriever,
     samples: Sequence[LinkedSample],
     row_of: dict[str, int],
     vectors: torch.Tensor,
-) -> torch.nn.Module:
+) -> Retriever:
     """The hybrid item table: an ID embedding for the items seen in `samples` (training)."""
     from rar.retrievers import with_id_embedding
 

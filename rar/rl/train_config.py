@@ -10,7 +10,7 @@ from rar.config import ConfigModel
 from rar.data.datasets import DATASET_NAMES, dataset_choices
 from rar.optim import OptimConfig
 from rar.rankers.ranker_config import RankerConfig
-from rar.retrievers.retriever_config import RetrieverConfig
+from rar.retrievers.retriever_config import RetrieverConfig, Towers
 from rar.rl.rl_config import RLConfig
 from rar.tracking import TrackingConfig
 
@@ -75,6 +75,12 @@ class TrainConfig(ConfigModel):
         default_factory=RetrieverConfig,
         description="Architecture of the fresh retriever when pretrained_run is null (ignored "
         "otherwise: a pretrained run brings its own).",
+    )
+    towers: Towers | None = Field(
+        None,
+        description="What the policy reads (retriever.towers): 'item' (the paper's LRURec over the "
+        "movies named so far), 'text' (the conversation only), 'fused' (both; recommended). A new "
+        "text tower starts from pooled cosine similarity. None = keep the pretrained run's.",
     )
     id_embedding: bool = Field(
         False,

@@ -82,6 +82,9 @@ class RLTrainer:
         self.val_samples = self.splits.get("val", [])
         if config.id_embedding:  # hybrid item table: ID embedding for the items seen in training
             self.model = with_seen_ids(self.model, self.train_samples, self.row_of, vectors)
+        if self.model.turn_encoder is not None:  # every turn embedded once, up front
+            texts = (s.sample.context for split in self.splits.values() for s in split)
+            self.model.turn_encoder.warm_contexts(texts, progress=progress)
 
         self.rl = config.rl
         if self.rl.k > len(self.corpus_ids):
@@ -151,13 +154,13 @@ class RLTrainer:
         counters_before = self._step_counters = step_counters(self.ranker)
         self._failed = FailedSets()
         self.model.train()
-        scores = self.model.scores(batch.history)  # [B, N], history = -inf, dropout on
+        scores = self.model.scores(batch.inputs)  # [B, N], history = -inf, dropout on
         nll = nll_loss(scores, batch.targets, batch.target_mask)
         out: dict[str, float] = {"loss_nll": float(nll.detach())}
         rl_loss = torch.zeros((), dtype=nll.dtype)
         t_sample = t_rank = 0.0
         with torch.no_grad():
-            ref_scores = self.reference.scores(batch.history)
+            ref_scores = self.reference.scores(batch.inputs)
         out["kl_top1_to_initial"] = float(top1_kl(scores.detach(), ref_scores).mean())
         if rl.method != "sft":
             shuffle_seed = [self.config.seed, self.step, 1]
