@@ -152,13 +152,13 @@ def test_the_reward_does_not_depend_on_the_draw_order(
     others = [int(r) for r in torch.argsort(scores[b], descending=True) if int(r) != target]
     drawn = torch.tensor([target, *others[:11]])
     sets = torch.stack([drawn, drawn.flip(0)])[None]  # [1, 2, k]
-    rewards, ranks, _ = trainer.rank_sets(batch, [b], sets, scores[[b]])
+    rewards, ranks, _, _ = trainer.rank_sets(batch, [b], sets, scores[[b]])
     assert rewards[0, 0] > 0
     assert rewards[0, 0] == rewards[0, 1] and ranks[0][0] == ranks[0][1]
 
     # the same check sees the dependence when the draw order is handed over
     trainer.rl = trainer.rl.model_copy(update={"candidate_order": "sampled"})
-    rewards, _, _ = trainer.rank_sets(batch, [b], sets, scores[[b]])
+    rewards, _, _, _ = trainer.rank_sets(batch, [b], sets, scores[[b]])
     assert rewards[0, 0] != rewards[0, 1], "the ranker ignores order here; the test cannot judge"
 
 
@@ -183,9 +183,9 @@ def test_shuffled_rewards_are_logged_and_permute_grpo_rewards(
     real_rank_sets = trainer.rank_sets
 
     def recording_rank_sets(*args):
-        rewards, ranks, failed = real_rank_sets(*args)
-        ranked.append(rewards.copy())
-        return rewards, ranks, failed
+        verdicts = real_rank_sets(*args)
+        ranked.append(verdicts.rewards.copy())
+        return verdicts
 
     import rar.rl.objectives as objectives_module
 

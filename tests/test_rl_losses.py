@@ -117,3 +117,50 @@ def test_dpo_winner_rule():
     assert dpo_winner(5, None) == 0
     assert dpo_winner(None, None) is None  # neither: resample
     assert dpo_winner(2, 2) is None  # tie carries no preference
+
+
+# ---- listwise distillation and label credit (issue 25) ------------------------------------
+
+
+def test_listmle_is_minimised_by_the_teachers_own_order():
+    import itertools
+
+    from rar.rl.losses import listmle_loss
+
+    teacher = torch.tensor([[4.0, 2.5, 1.0, -0.5]])  # scores in the teacher's order
+    best = listmle_loss(teacher)
+    for perm in itertools.permutations(range(4)):
+        if list(perm) == [0, 1, 2, 3]:
+            continue
+        assert listmle_loss(teacher[:, list(perm)]) > best  # any other order costs more
+    # gradient descent on free scores recovers the teacher's order
+    free = torch.zeros(1, 4, requires_grad=True)
+    opt = torch.optim.SGD([free], lr=1.0)
+    for _ in range(200):
+        opt.zero_grad()
+        listmle_loss(free).backward()
+        opt.step()
+    assert free.detach()[0].argsort(descending=True).tolist() == [0, 1, 2, 3]
+    # padding (unranked items) is ignored
+    padded = torch.tensor([[4.0, 2.5, 99.0]])
+    assert torch.allclose(
+        listmle_loss(padded, torch.tensor([[True, True, False]])),
+        listmle_loss(torch.tensor([[4.0, 2.5]])),
+    )
+
+
+def test_label_selection_logp_is_the_plackett_luce_factor():
+    from rar.rl.losses import label_selection_logp
+    from rar.rl.policy import log_prob
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(1, 30, generator=g, dtype=torch.float64)
+    items = torch.tensor([[5, 9, 2, 17]])
+    # log P(set) = sum of its factors; each factor = logp(prefix to i) - logp(prefix to i-1)
+    total = torch.zeros(1, dtype=torch.float64)
+    for pos in range(4):
+        total += label_selection_logp(scores, items, torch.tensor([pos]))
+    expected = log_prob(scores, items[:, None, :])[:, 0]
+    assert torch.allclose(total, expected, atol=1e-9)
+    first = label_selection_logp(scores, items, torch.tensor([0]))
+    assert torch.allclose(first, torch.log_softmax(scores, -1)[:, 5])

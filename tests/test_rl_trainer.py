@@ -176,6 +176,10 @@ def _check_run(run: Path, method: str, initial: dict[str, torch.Tensor]) -> None
         assert all(0.0 <= r["zero_variance_frac"] <= 1.0 for r in steps)
     if method in ("dpo", "simpo"):
         assert all(0.0 <= r["pairs_skipped_frac"] <= 1.0 for r in steps)
+    if method == "distill":
+        assert all(r["distill_sets"] > 0 and 0 <= r["distill_top1_agree"] <= 1 for r in steps)
+    if method == "label_credit":
+        assert all("credited_labels" in r for r in steps)
     assert (run / "checkpoints" / "best.pt").exists() and (run / "test_per_sample.json").exists()
     # the last checkpoint holds weights that moved away from the pretrained ones
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
@@ -193,10 +197,12 @@ def test_all_methods_train_end_to_end(small_corpus, pretrained_run, data_dir, dp
     ranker = build_ranker(RankerConfig(backend="semantic"), corpus)  # shared: loads the model once
     initial = load_pretrained_run(pretrained_run, corpus).state_dict()
     _check_run(dpo_run, "dpo", initial)
-    for method in ("sft", "simpo", "grpo"):
+    for method in ("sft", "simpo", "grpo", "distill", "label_credit"):
         overrides = _train_overrides(
             small_corpus, pretrained_run, data_dir, tmp_path, method, method
         )
+        if method in ("distill", "label_credit"):  # the new objectives on the fused policy
+            overrides.append("towers=fused")
         final = train(
             load_config(TrainConfig, None, overrides), corpus=corpus, ranker=ranker, progress=False
         )

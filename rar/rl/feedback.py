@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -15,6 +15,15 @@ from rar.rl.batches import Batch
 from rar.rl.candidate_order import order_set
 from rar.rl.rewards import result_reward
 from rar.rl.rl_config import RLConfig
+
+
+class Verdicts(NamedTuple):
+    """The ranker's verdicts on a step's sets [rows, g, k]."""
+
+    rewards: np.ndarray  # [rows, g] NDCG of the labels in the ranker's output
+    ranks: list[list[int | None]]  # best label rank of each set (None when absent)
+    failed: np.ndarray  # [rows, g] sets whose ranker call failed (reward 0, no rank)
+    orders: list[list[list[int]]]  # [rows][g] corpus rows in the ranker's order (what it ranked)
 
 
 @dataclass
@@ -50,11 +59,11 @@ def rank_sets(
     sets: torch.Tensor,
     scores: torch.Tensor,
     counts: FailedSets,
-) -> tuple[np.ndarray, list[list[int | None]], np.ndarray]:
+) -> Verdicts:
     """Rank sets [len(rows), g, k] for the samples `rows` of the batch; returns rewards
-    [len(rows), g], the best label rank of each set (None when absent) and which sets'
-    ranker calls failed [len(rows), g] (reward 0 and no rank: kept out of the loss), which
-    are also added to `counts`.
+    [len(rows), g], the best label rank of each set (None when absent), which sets'
+    ranker calls failed [len(rows), g] (reward 0 and no rank: kept out of the loss; also added
+    to `counts`) and each set's movies in the ranker's order (what it ranked itself).
 
     Each set reaches the ranker in `rl.candidate_order` (`scores` [len(rows), N] are the
     policy's scores for those samples), so with `retriever` or `shuffled` the reward depends
@@ -76,6 +85,8 @@ def rank_sets(
     rewards = np.zeros((len(rows), g))
     failed = np.zeros((len(rows), g), dtype=bool)
     ranks: list[list[int | None]] = [[None] * g for _ in rows]
+    orders: list[list[list[int]]] = [[[] for _ in range(g)] for _ in rows]
+    row_of = {cid: r for r, cid in ((int(r), corpus_ids[int(r)]) for r in sets.flatten().tolist())}
     for n, result in enumerate(results):
         i, j = divmod(n, g)
         if result.error is not None:
@@ -84,9 +95,10 @@ def rank_sets(
             continue
         targets = batch.samples[rows[i]].target_ids
         rewards[i, j], ranks[i][j] = result_reward(result, targets, rl.reward_cutoff)
+        orders[i][j] = [row_of[c] for c in result.scored_ids if c in row_of]
     counts.ranked += failed.size
     counts.failed += int(failed.sum())
-    return rewards, ranks, failed
+    return Verdicts(rewards, ranks, failed, orders)
 
 
 def reward_diagnostics(rewards: np.ndarray, sets: torch.Tensor, batch: Batch) -> dict[str, float]:

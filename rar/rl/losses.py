@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from rar.rl.policy import log1mexp
+
 
 def _zero_like(x: torch.Tensor) -> torch.Tensor:
     """A zero that keeps the graph connected (so .backward() works on empty batches); the sum
@@ -141,3 +143,42 @@ def nll_loss(
     if not bool(target_mask.any()):
         return _zero_like(scores)
     return -logp[target_mask].mean()
+
+
+def listmle_loss(set_scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """ListMLE (Xia et al. 2008): -log P_PL(order | scores) of sets given in the teacher's
+    order, the Plackett-Luce likelihood restricted to each set's own items.
+
+    set_scores [S, m]: the policy's scores of each set's items, teacher's best first;
+    `mask` [S, m] (True = ranked by the teacher; padding last). Minimal, over all orders of a
+    set, exactly when the policy's scores sort the items as the teacher did.
+    """
+    if mask is None:
+        mask = torch.ones_like(set_scores, dtype=torch.bool)
+    s = set_scores.double().masked_fill(~mask, float("-inf"))
+    # denominator at position i: log-sum-exp of the items from i on (reverse cumulative)
+    tail = torch.logcumsumexp(s.flip(-1), dim=-1).flip(-1)
+    terms = (s - tail).masked_fill(~mask, 0.0)
+    counted = mask.sum(dim=-1) > 1  # a one-item list carries no order
+    if not bool(counted.any()):
+        return _zero_like(set_scores)
+    return -(terms.sum(dim=-1)[counted] / mask.sum(dim=-1)[counted]).mean().to(set_scores.dtype)
+
+
+def label_selection_logp(
+    scores: torch.Tensor, sets: torch.Tensor, position: torch.Tensor
+) -> torch.Tensor:
+    """log of the Plackett-Luce factor that drew the item at `position` of each set:
+    s_c - log sum over the items not drawn before it (the whole corpus minus the set's prefix).
+
+    scores [S, N] (one row per set), sets [S, k], position [S] -> [S]. This factor alone is
+    the label's credit: the distractors' factors are left out of the gradient."""
+    s = scores.double()
+    lse_all = torch.logsumexp(s, dim=-1)  # [S]
+    drawn = s.gather(1, sets)  # [S, k]
+    prefix = torch.logcumsumexp(drawn, dim=-1)  # mass of the first i + 1 drawn items
+    before = prefix.gather(1, (position - 1).clamp(min=0)[:, None]).squeeze(1)
+    rest = lse_all + log1mexp((before - lse_all).clamp(max=0.0))
+    denom = torch.where(position > 0, rest, lse_all)
+    chosen = drawn.gather(1, position[:, None]).squeeze(1)
+    return (chosen - denom).to(scores.dtype)

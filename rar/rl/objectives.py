@@ -5,7 +5,10 @@ term of the loss (the trainer adds `nll_weight` * NLL); `rl_term` samples those 
 ranked and calls the objective. The loss formulas themselves are the
 pure functions of :mod:`rar.rl.losses`; here is what each objective feeds them: DPO / SimPO
 pick a winner per pair by the paper's rule (resampling undecided pairs), GRPO normalises the
-rewards within each sample's group.
+rewards within each sample's group. Two objectives beyond the paper carry the ranker's
+judgement rather than only "which set holds the label": `distill` (ListMLE towards the ranker's
+order of every sampled set) and `label_credit` (the label's own Plackett-Luce factor, weighted
+by the ranker's reward; distractors get no credit). docs/rl.md says why.
 """
 
 from __future__ import annotations
@@ -19,18 +22,15 @@ import torch
 
 from rar.rl.batches import Batch
 from rar.rl.candidate_order import cross_sample_permutation
-from rar.rl.feedback import reward_diagnostics
-from rar.rl.losses import dpo_loss, grpo_loss, simpo_loss
+from rar.rl.feedback import Verdicts, reward_diagnostics
+from rar.rl.losses import dpo_loss, grpo_loss, label_selection_logp, listmle_loss, simpo_loss
 from rar.rl.policy import log_prob
 from rar.rl.rewards import dpo_winner
 from rar.rl.rl_config import RLConfig
 
 Ranks = list[list[int | None]]
-# (sample rows of the batch, sets [rows, g, k], policy scores [rows, N])
-#   -> (rewards, ranks, which sets' ranker calls failed)
-RankFn = Callable[
-    [Batch, list[int], torch.Tensor, torch.Tensor], tuple[np.ndarray, Ranks, np.ndarray]
-]
+# (sample rows of the batch, sets [rows, g, k], policy scores [rows, N]) -> the ranker's verdicts
+RankFn = Callable[[Batch, list[int], torch.Tensor, torch.Tensor], Verdicts]
 SampleFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
@@ -47,6 +47,7 @@ class RLStep:
     rewards: np.ndarray  # [B, g]
     ranks: Ranks  # best label rank of each set (None when absent)
     failed: np.ndarray  # [B, g] sets whose ranker call failed: kept out of the loss
+    orders: list[list[list[int]]]  # [B][g] each set's corpus rows in the ranker's order
     perm: np.ndarray | None  # the shuffled-reward control: sample b takes perm[b]'s verdict
     sample: SampleFn
     rank: RankFn
@@ -80,7 +81,9 @@ def _decided_pairs(step: RLStep) -> tuple[torch.Tensor, list[int], list[int], di
         fresh = step.sample(step.detached[undecided], 2)
         step.seconds["sample"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        _, new_ranks, new_failed = step.rank(step.batch, undecided, fresh, step.detached[undecided])
+        _, new_ranks, new_failed, _ = step.rank(
+            step.batch, undecided, fresh, step.detached[undecided]
+        )
         step.seconds["rank"] += time.perf_counter() - t0
         for i, b in enumerate(undecided):
             sets[b] = fresh[i]
@@ -168,8 +171,91 @@ def grpo(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
     return res.loss, stats
 
 
+def _teacher_orders(step: RLStep) -> list[list[list[int]]]:
+    """The ranker's order of every set; under the control (`perm`), each set keeps its own
+    movies but takes the position pattern of another sample's verdict on its j-th set."""
+    if step.perm is None:
+        return step.orders
+    out: list[list[list[int]]] = []
+    for b, sets in enumerate(step.sets.tolist()):
+        donor = int(step.perm[b])
+        donor_sets = step.sets[donor].tolist()
+        row = []
+        for j, items in enumerate(sets):
+            where = {c: i for i, c in enumerate(donor_sets[j])}
+            pattern = [where[c] for c in step.orders[donor][j] if c in where]
+            row.append([items[i] for i in pattern])
+        out.append(row)
+    return out
+
+
+def distill(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
+    """Listwise distillation: the policy's Plackett-Luce order over each sampled set is
+    trained towards the ranker's order of it (ListMLE), so everything the ranker read in the
+    conversation reaches the policy, not only where the label landed."""
+    orders = _teacher_orders(step)
+    k = step.sets.shape[2]
+    rows, lists, masks = [], [], []
+    for b, per_set in enumerate(orders):
+        for j, order in enumerate(per_set):
+            if step.failed[b, j] or len(order) < 2:
+                continue
+            rows.append(b)
+            lists.append(order + [0] * (k - len(order)))
+            masks.append([True] * len(order) + [False] * (k - len(order)))
+    if not rows:
+        return torch.zeros((), dtype=step.scores.dtype), {"distill_sets": 0.0}
+    idx = torch.tensor(lists, dtype=torch.long)
+    set_scores = step.scores[torch.tensor(rows)].gather(1, idx) / step.rl.temperature
+    loss = listmle_loss(set_scores, torch.tensor(masks))
+    with torch.no_grad():  # how often the policy already agrees with the ranker's top pick
+        agree = set_scores.masked_fill(~torch.tensor(masks), float("-inf")).argmax(1) == 0
+    return loss, {
+        "distill_sets": float(len(rows)),
+        "distill_top1_agree": float(agree.float().mean()),
+    }
+
+
+def label_credit(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
+    """Reward-weighted credit to the label alone: for every sampled set holding a label, the
+    Plackett-Luce factor that drew it is weighted by the ranker's NDCG for that set. Unlike
+    DPO's set-level comparison, the distractors that made a set win get no credit."""
+    rewards, failed = step.rewards, step.failed
+    if step.perm is not None:
+        rewards, failed = rewards[step.perm], failed[step.perm]
+    targets, tmask = step.batch.targets, step.batch.target_mask
+    rows, sets, positions, weights = [], [], [], []
+    for b in range(step.sets.shape[0]):
+        labels = {int(t) for t, m in zip(targets[b].tolist(), tmask[b].tolist(), strict=True) if m}
+        for j, items in enumerate(step.sets[b].tolist()):
+            if failed[b, j]:
+                continue
+            for pos, item in enumerate(items):
+                if item in labels:
+                    rows.append(b)
+                    sets.append(items)
+                    positions.append(pos)
+                    weights.append(float(rewards[b, j]))
+    if not rows:
+        return torch.zeros((), dtype=step.scores.dtype), {"credited_labels": 0.0}
+    logp = label_selection_logp(
+        step.scores[torch.tensor(rows)] / step.rl.temperature,
+        torch.tensor(sets, dtype=torch.long),
+        torch.tensor(positions, dtype=torch.long),
+    )
+    w = torch.tensor(weights, dtype=logp.dtype)
+    loss = -(w * logp).sum() / step.sets.shape[0] / step.sets.shape[1]
+    return loss, {"credited_labels": float(len(rows)), "credit_weight_mean": float(w.mean())}
+
+
 # sft has no RL term (NLL only), so it samples and ranks nothing
-OBJECTIVES: dict[str, Objective] = {"dpo": dpo, "simpo": simpo, "grpo": grpo}
+OBJECTIVES: dict[str, Objective] = {
+    "dpo": dpo,
+    "simpo": simpo,
+    "grpo": grpo,
+    "distill": distill,
+    "label_credit": label_credit,
+}
 
 
 def rl_term(
@@ -192,14 +278,16 @@ def rl_term(
     seconds["sample"] += time.perf_counter() - t0
     rows = list(range(len(batch.samples)))
     t0 = time.perf_counter()
-    rewards, ranks, failed = rank(batch, rows, sets, detached)
+    rewards, ranks, failed, orders = rank(batch, rows, sets, detached)
     seconds["rank"] += time.perf_counter() - t0
     out = reward_diagnostics(rewards, sets, batch)
     perm = None
     if rl.shuffle_rewards:  # the control: rewards no longer belong to their sample
         perm = cross_sample_permutation(len(rows), shuffle_seed)
         out["shuffle_rewards"] = 1.0
-    step = RLStep(rl, batch, scores, ref_scores, sets, rewards, ranks, failed, perm, sample, rank)
+    step = RLStep(
+        rl, batch, scores, ref_scores, sets, rewards, ranks, failed, orders, perm, sample, rank
+    )
     loss, stats = OBJECTIVES[rl.method](step)
     seconds["sample"] += step.seconds["sample"]
     seconds["rank"] += step.seconds["rank"]

@@ -8,16 +8,24 @@ from pydantic import Field
 
 from rar.config import ConfigModel
 
-Method = Literal["sft", "dpo", "simpo", "grpo"]
+Method = Literal["sft", "dpo", "simpo", "grpo", "distill", "label_credit"]
 
 
 class RLConfig(ConfigModel):
     """The RL part of post-training (Algorithm 1): sampling, reward, objective."""
 
-    method: Method = Field("dpo", description="sft (NLL only), dpo, simpo or grpo.")
+    method: Method = Field(
+        "dpo",
+        description="sft (NLL only), dpo, simpo, grpo (the paper's), distill (ListMLE towards the "
+        "ranker's order of each sampled set) or label_credit (the label's own draw factor "
+        "weighted by the ranker's reward).",
+    )
     k: int = Field(25, ge=1, description="Candidate set size shown to the ranker (paper: 25).")
     group_size: int = Field(
-        8, ge=2, description="Sets sampled per sample for GRPO (paper: 8); DPO/SimPO always use 2."
+        8,
+        ge=2,
+        description="Sets sampled per sample for GRPO (paper: 8), distill and label_credit; DPO/SimPO "
+        "always use 2.",
     )
     temperature: float = Field(
         1.0, gt=0, description="Plackett-Luce temperature of the sampling policy."
@@ -71,4 +79,4 @@ class RLConfig(ConfigModel):
 
     @property
     def sets_per_sample(self) -> int:
-        return self.group_size if self.method == "grpo" else 2
+        return 2 if self.method in ("dpo", "simpo") else self.group_size
