@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from rar.corpus.turn_encoder import TurnEncoder
 from rar.data.types import Turn
 from rar.retrievers import RetrievalBatch, RetrieverConfig, build_retriever, with_towers
-from rar.retrievers.turn_encoder import TurnEncoder
 from rar.rl.losses import nll_loss
 from rar.rl.policy import log_prob, sample_ranked_sets
 
@@ -45,7 +45,10 @@ class FakeEmbedder:
 
 
 def _model(towers: str, vectors: torch.Tensor, embedder: FakeEmbedder):
-    config = RetrieverConfig(name="lrurec", d_model=8, n_layers=1, towers=towers, dropout=0.0)
+    torch.manual_seed(0)
+    config = RetrieverConfig(
+        name="lrurec", d_model=8, n_layers=1, towers=towers, dropout=0.0, text_scale=30.0
+    )
     model = build_retriever(config, vectors)
     model.turn_encoder = TurnEncoder(embedder, D)
     return model

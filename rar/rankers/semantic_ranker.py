@@ -42,18 +42,17 @@ class SemanticRanker(Ranker):
         return self._model
 
     def embed_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """L2-normalised vectors for texts (memoised: dialogues repeat turns across samples)."""
+        """L2-normalised vectors for texts, memoised here and in the corpus's shared turn
+        encoder (`rar.corpus.turn_encoder`): the conversation-aware retriever and every ranker
+        of a process embed each turn once, and the encoder's disk cache spares later runs."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         if missing:
-            vecs = self.model.encode(
-                missing,
-                batch_size=self.config.semantic.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            for text, vec in zip(missing, np.asarray(vecs, dtype=np.float32), strict=True):
-                self._text_cache[text] = vec
+            from rar.corpus.turn_encoder import corpus_turn_encoder
+
+            encoder = corpus_turn_encoder(self.corpus)
+            encoder.warm(missing)
+            for text in missing:
+                self._text_cache[text] = encoder.vector(text)
             while len(self._text_cache) > self._max_cached:
                 self._text_cache.popitem(last=False)
         return {t: self._text_cache[t] for t in texts}

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from rar.corpus.turn_encoder import TurnEncoder
 from rar.retrievers.item_encoder import ItemEncoder
 from rar.retrievers.retrieval_batch import RetrievalBatch, as_batch
 from rar.retrievers.retriever_config import RetrieverConfig
 from rar.retrievers.text_tower import TextTower
-from rar.retrievers.turn_encoder import TurnEncoder
 
 if TYPE_CHECKING:
     from rar.data.linking import LinkedSample

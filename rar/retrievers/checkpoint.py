@@ -109,7 +109,7 @@ def attach_turn_encoder(model: Retriever, corpus: Corpus) -> Retriever:
     """Give a retriever with a text tower the frozen turn embedder of `corpus` (a no-op for
     item-only retrievers, so every loader can call it)."""
     if model.text is not None and model.turn_encoder is None:
-        from rar.retrievers.turn_encoder import corpus_turn_encoder
+        from rar.corpus.turn_encoder import corpus_turn_encoder
 
         model.turn_encoder = corpus_turn_encoder(corpus)
     return model

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from rar.retrievers.turn_encoder import ROLE_IDS, TurnVectors
+from rar.corpus.turn_encoder import ROLE_IDS, TurnVectors
 
 
 class TextTower(nn.Module):

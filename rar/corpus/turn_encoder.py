@@ -94,6 +94,10 @@ class TurnEncoder:
     def knows(self, text: str) -> bool:
         return _key(text) in self._memo
 
+    def vector(self, text: str) -> np.ndarray:
+        """The vector of a text already embedded (:meth:`warm`)."""
+        return self._memo[_key(text)]
+
     # ---- embedding ----------------------------------------------------------------------
     def warm(self, texts: Iterable[str], progress: bool = False) -> int:
         """Embed every text not cached yet (sorted by length: fewer padded tokens); returns how
