@@ -1,10 +1,12 @@
 """The quickstart: every stage of RAR end to end on the real data, in minutes on a CPU.
 
-corpus → pretrain LRURec on MovieLens → SFT on ReDial to convergence → fit the trained offline
-ranker on ReDial's training split (its weights chosen on the SFT run's validation top-25) → RAR:
-DPO from the SFT run with that ranker's rewards → evaluate most-popular, ItemKNN and EASE
-(fitted on the train split), the retrievers alone and + ranker on the held-back ReDial test
-split → hallucination, popularity and paired-comparison reports.
+corpus → pretrain LRURec on MovieLens → three SFT runs on ReDial to convergence (the paper's
+item-only LRURec, the text tower alone, and the recommended fused policy that reads both the
+movies named so far and the conversation) → fit the trained offline ranker on ReDial's training
+split (its weights chosen on the fused policy's validation top-25) → RAR: RL from the fused SFT
+run with that ranker's feedback → evaluate most-popular, ItemKNN and EASE (fitted on the train
+split) and every policy alone and + ranker on the held-back test split, with the retrieval
+ceiling (R@25, R@50) and N@10 on cold targets → hallucination, popularity and paired reports.
 
 Each stage reuses its output when it is already complete (a finished run has metrics.json), so
 an interrupted quickstart picks up where it stopped; `fresh=True` starts again.
@@ -18,15 +20,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rar.config import load_config
 from rar.errors import InputError, MissingPathError
 from rar.tracking import is_finished
 
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+    from rar.evaluation.results import EvaluationReport
+    from rar.rankers.trained_ranker import TrainedRanker
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART_BASELINES = ("most-popular", "itemknn", "ease")  # cheap: fitted in seconds
-STAGES = 7
+STAGES = 9
+# (run name, towers, table label) of the three SFT policies, in table order
+POLICIES = (
+    ("quickstart-sft", "item", "LRURec SFT (item only, paper)"),
+    ("quickstart-sft-text", "text", "Text tower SFT (PECRS-style)"),
+    ("quickstart-sft-fused", "fused", "Fused SFT (recommended)"),
+)
+RAR_LABEL = "RAR (fused + RL)"
+PAIRS = (  # (A, B): the paired tests the quickstart prints
+    ("LRURec SFT (item only, paper)", "Fused SFT (recommended)"),
+    ("EASE + ranker", "Fused SFT (recommended) + ranker"),
+    ("Fused SFT (recommended) + ranker", f"{RAR_LABEL} + ranker"),
+)
 
 
 @dataclass
@@ -47,6 +66,233 @@ def _config_path(name: str) -> Path:
     return path
 
 
+@dataclass
+class Quickstart:
+    """What every stage shares: where things go, the overrides, and how to report."""
+
+    data_dir: Path
+    out_dir: Path
+    corpus_dir: Path
+    overrides: dict[str, list[str]]
+    progress: bool
+    say: Callable[[str], None]
+    seconds: dict[str, float] = field(default_factory=dict)
+    dataset: str = "redial"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out_dir / "runs"
+
+    def corpus(self, given: bool) -> Corpus:
+        """Stage 1: build the corpus (or reuse it)."""
+        from corpus_builder.build import build_corpus
+        from corpus_builder.corpus_config import CorpusConfig
+        from rar.corpus import Corpus
+
+        clock = time.perf_counter()
+        if (self.corpus_dir / "manifest.json").exists():
+            self.say(f"[1/{STAGES}] corpus: reusing {self.corpus_dir}")
+        elif given:
+            raise MissingPathError(
+                f"--corpus {self.corpus_dir} is not a built corpus (no manifest.json)"
+            )
+        else:
+            self.say(f"[1/{STAGES}] building the movie corpus (merge, link, embed, index)")
+            config = load_config(
+                CorpusConfig, _config_path("corpus_quickstart.yaml"), self.overrides.get("corpus")
+            )
+            build_corpus(self.data_dir, self.corpus_dir, config, progress=self.progress)
+        movies = Corpus.load(self.corpus_dir)
+        self.seconds["corpus"] = time.perf_counter() - clock
+        self.say(f"      {len(movies):,} movies")
+        return movies
+
+    def pretrain(self, movies: Corpus) -> Path:
+        """Stage 2: pretrain LRURec on MovieLens sessions (or reuse it)."""
+        from rar.retrievers.pretrain import pretrain
+        from rar.retrievers.pretrain_config import PretrainConfig
+
+        clock = time.perf_counter()
+        config = load_config(
+            PretrainConfig,
+            _config_path("pretrain_quickstart.yaml"),
+            [
+                f"corpus={self.corpus_dir}",
+                f"tracking.runs_dir={self.runs_dir}",
+                *self.overrides.get("pretrain", []),
+            ],
+        )
+        run_dir = self.runs_dir / config.name
+        if is_finished(run_dir):
+            self.say(f"[2/{STAGES}] pretrained retriever: reusing {run_dir}")
+        else:
+            self.say(f"[2/{STAGES}] pretraining LRURec on MovieLens sessions")
+            pretrain(config, data_dir=self.data_dir, corpus=movies, overwrite=True,
+                     progress=self.progress)  # fmt: skip
+        self.seconds["pretrain"] = time.perf_counter() - clock
+        return run_dir
+
+    def post_train(
+        self, stage: int, label: str, key: str, config: str, sets: list[str], what: str,
+        movies: Corpus, ranker: TrainedRanker | None = None,
+    ) -> Path:  # fmt: skip
+        """Train (or reuse) one post-training run; `key` names its override stage."""
+        from rar.rl.train_config import TrainConfig
+        from rar.rl.trainer import train
+
+        clock = time.perf_counter()
+        train_config = load_config(
+            TrainConfig,
+            _config_path(config),
+            [
+                f"corpus={self.corpus_dir}",
+                f"data.data_dir={self.data_dir}",
+                f"data.dataset={self.dataset}",
+                f"tracking.runs_dir={self.runs_dir}",
+                *sets,
+                *self.overrides.get("train", []),
+                *self.overrides.get(key, []),
+            ],
+        )
+        run_dir = self.runs_dir / train_config.name
+        if is_finished(run_dir):
+            self.say(f"[{stage}/{STAGES}] {label}: reusing {run_dir}")
+        else:
+            self.say(f"[{stage}/{STAGES}] {label}: {what}")
+            train(train_config, overwrite=True, corpus=movies, ranker=ranker,
+                  progress=self.progress)  # fmt: skip
+        self.seconds[key] = time.perf_counter() - clock
+        return run_dir
+
+    def sft_runs(self, movies: Corpus, pre_dir: Path) -> dict[str, Path]:
+        """Stages 3-5: the item-only, text-only and fused policies, each SFT to convergence."""
+        runs = {}
+        for stage, (name, towers, label) in enumerate(POLICIES, start=3):
+            runs[name] = self.post_train(
+                stage,
+                label,
+                "sft",
+                "train_quickstart.yaml",
+                [f"pretrained_run={pre_dir}", f"name={name}", f"towers={towers}"],
+                f"post-training on {self.dataset} to convergence (NLL, early stopping)",
+                movies,
+            )
+        return runs
+
+    def ranker(self, movies: Corpus, policy_run: Path) -> tuple[TrainedRanker, Path]:
+        """Stage 6: fit the trained offline ranker (or reuse it)."""
+        from rar.evaluation.ranker_fit import fit_from_data
+        from rar.rankers import RankerConfig
+        from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
+
+        clock = time.perf_counter()
+        ranker_dir = self.runs_dir / f"ranker-{self.dataset}"
+        if (ranker_dir / "config.json").is_file():
+            self.say(f"[6/{STAGES}] trained ranker: reusing {ranker_dir}")
+            model = TrainedModel.load(ranker_dir)
+        else:
+            self.say(
+                f"[6/{STAGES}] fitting the offline ranker on {self.dataset}'s training split "
+                "(weights chosen on the fused policy's validation top-25)"
+            )
+            model = fit_from_data(self.dataset, self.data_dir, movies, run_dir=str(policy_run))
+            model.save(ranker_dir)
+        self.say(
+            f"      retriever_weight {model.retriever_weight}, cooc_weight {model.cooc_weight}, "
+            f"l2 {model.meta.get('l2')}"
+        )
+        config = RankerConfig(backend="trained", trained={"path": str(ranker_dir)})
+        self.seconds["ranker"] = time.perf_counter() - clock
+        return TrainedRanker(config, movies, model=model), ranker_dir
+
+    def evaluate(
+        self, movies: Corpus, run_dirs: dict[str, Path], ranker: TrainedRanker, ranker_dir: Path
+    ) -> EvaluationReport:
+        """Stage 8: every system on the held-back test split, plus the ceiling and cold N@10."""
+        from rar.baselines import fit_on_dataset
+        from rar.evaluation.evaluate_config import EvaluateConfig
+        from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+        from rar.evaluation.runner import load_eval_samples, save_baseline_fits
+        from rar.retrievers import load_pretrained_run
+
+        clock = time.perf_counter()
+        self.say(
+            f"[8/{STAGES}] evaluating the baselines and every policy, alone and + ranker, on the "
+            f"{self.dataset} test split"
+        )
+        config = load_config(
+            EvaluateConfig,
+            _config_path("evaluate_quickstart.yaml"),
+            [f"ranker.trained.path={ranker_dir}", *self.overrides.get("evaluate", [])],
+        )
+        if config.ranker is None or config.ranker.backend != "trained":
+            raise InputError(
+                "the quickstart evaluates with the trained ranker (ranker.backend: trained)"
+            )
+        evaluation_dir = self.out_dir / "evaluation"
+        samples, source = load_eval_samples(self.dataset, self.data_dir, config.split)
+        baselines = [
+            fit_on_dataset(name, self.dataset, self.data_dir, movies, k=config.k)
+            for name in QUICKSTART_BASELINES
+        ]
+        systems = [SystemSpec(b.baseline.label, b.baseline, None, b.source()) for b in baselines]
+        ease = baselines[-1]
+        systems.append(SystemSpec("EASE + ranker", ease.baseline, ranker, ease.source()))
+        labels = {name: label for name, _, label in POLICIES} | {"quickstart-rar": RAR_LABEL}
+        for name, path in run_dirs.items():
+            policy = load_pretrained_run(path, movies)
+            systems.append(SystemSpec(labels[name], policy, None, str(path)))
+            systems.append(SystemSpec(f"{labels[name]} + ranker", policy, ranker, str(path)))
+        report = evaluate_systems(
+            samples, movies, systems, config, out_dir=evaluation_dir, dataset=self.dataset,
+            data_source=source, progress=self.progress, data_path=self.data_dir,
+            corpus_dir=self.corpus_dir,
+        )  # fmt: skip
+        save_baseline_fits(baselines, evaluation_dir)
+        from rar.evaluation.failed_calls import check_failed_calls
+
+        for warning in check_failed_calls(report.to_dict()["systems"], config.max_failed_share):
+            self.say(f"warning: {warning}")
+        self.ceiling(movies, samples, systems, config, report, evaluation_dir)
+        self.seconds["evaluate"] = time.perf_counter() - clock
+        return report
+
+    def ceiling(self, movies, samples, systems, config, report, evaluation_dir: Path) -> None:
+        """R@25 and R@50 of every candidate source's own top-50, and N@10 on cold targets of
+        every system, written to evaluation/ceiling.json."""
+        from rar.atomic_files import atomic_write_text
+        from rar.evaluation.ceiling import cold_mask, cold_mean, retrieval_ceiling, training_targets
+        from rar.evaluation.evaluator import Evaluator
+
+        linked, _ = Evaluator(movies, config, progress=False).link(samples)
+        seen = training_targets(self.dataset, self.data_dir, movies)
+        out: dict[str, Any] = {
+            "cold_rows": int(cold_mask((r.target_ids for r in linked), seen).sum()),
+            "rows": len(linked),
+            "systems": {},
+        }
+        by_source: dict[int, dict[str, float]] = {}
+        for spec in systems:
+            key = id(spec.retriever)
+            if key not in by_source:
+                by_source[key] = retrieval_ceiling(spec.retriever, linked, movies)
+            records = report.system(spec.name).records
+            out["systems"][spec.name] = by_source[key] | {"cold/ndcg@10": cold_mean(records, seen)}
+        atomic_write_text(evaluation_dir / "ceiling.json", json.dumps(out, indent=2) + "\n")
+
+    def reports(self, evaluation_dir: Path) -> dict[str, dict[str, Path]]:
+        """Stage 9: hallucination, popularity and the paired comparisons."""
+        from rar.evaluation.reports import standard_reports
+
+        clock = time.perf_counter()
+        self.say(f"[9/{STAGES}] writing reports (hallucination, popularity, paired comparison)")
+        written = standard_reports(
+            evaluation_dir, pairs=list(PAIRS), out_dir=self.out_dir / "reports"
+        )
+        self.seconds["reports"] = time.perf_counter() - clock
+        return written
+
+
 def run_quickstart(
     data_dir: Path,
     out_dir: Path = Path("runs/quickstart"),
@@ -55,242 +301,66 @@ def run_quickstart(
     progress: bool = True,
     say: Callable[[str], None] = print,
     corpus: Path | None = None,
+    dataset: str = "redial",
 ) -> QuickstartResult:
     """Run every stage; `overrides` maps a stage (corpus, pretrain, sft, rar, evaluate; `train`
-    applies to both sft and rar) to extra `--set` style overrides (the tests use them to shrink
-    budgets). `corpus` names an existing corpus directory to use instead of building one."""
-    from corpus_builder.build import build_corpus
-    from corpus_builder.corpus_config import CorpusConfig
-    from rar.baselines import fit_on_dataset
-    from rar.corpus import Corpus
-    from rar.evaluation.evaluate_config import EvaluateConfig
-    from rar.evaluation.evaluator import SystemSpec, evaluate_systems
-    from rar.evaluation.ranker_fit import fit_from_data
-    from rar.evaluation.runner import load_eval_samples, save_baseline_fits
-    from rar.rankers import RankerConfig
-    from rar.rankers.semantic_ranker import SemanticRanker
-    from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
-    from rar.retrievers import load_pretrained_run
-    from rar.retrievers.pretrain import pretrain
-    from rar.retrievers.pretrain_config import PretrainConfig
-    from rar.rl.train_config import TrainConfig
-    from rar.rl.trainer import train
-
-    overrides = overrides or {}
+    applies to every post-training run) to extra `--set` style overrides (the tests use them to
+    shrink budgets). `corpus` names an existing corpus directory to use instead of building one.
+    `dataset` is the conversation dataset (redial; experiments run inspired)."""
     out_dir = Path(out_dir)
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs_dir = out_dir / "runs"
     corpus_dir = Path(corpus) if corpus is not None else out_dir / "corpus"
-    seconds: dict[str, float] = {}
-
-    # 1. corpus
-    clock = time.perf_counter()
-    if (corpus_dir / "manifest.json").exists():
-        say(f"[1/{STAGES}] corpus: reusing {corpus_dir}")
-    elif corpus is not None:
-        raise MissingPathError(f"--corpus {corpus_dir} is not a built corpus (no manifest.json)")
-    else:
-        say(f"[1/{STAGES}] building the movie corpus (merge, link, embed, index)")
-        corpus_config = load_config(
-            CorpusConfig, _config_path("corpus_quickstart.yaml"), overrides.get("corpus")
-        )
-        build_corpus(data_dir, corpus_dir, corpus_config, progress=progress)
-    movies = Corpus.load(corpus_dir)
-    seconds["corpus"] = time.perf_counter() - clock
-    say(f"      {len(movies):,} movies")
-
-    # 2. pretrain LRURec on MovieLens sessions
-    clock = time.perf_counter()
-    pre_config = load_config(
-        PretrainConfig,
-        _config_path("pretrain_quickstart.yaml"),
-        [
-            f"corpus={corpus_dir}",
-            f"tracking.runs_dir={runs_dir}",
-            *overrides.get("pretrain", []),
-        ],
-    )
-    pre_dir = runs_dir / pre_config.name
-    if is_finished(pre_dir):
-        say(f"[2/{STAGES}] pretrained retriever: reusing {pre_dir}")
-    else:
-        say(f"[2/{STAGES}] pretraining LRURec on MovieLens sessions")
-        pretrain(pre_config, data_dir=data_dir, corpus=movies, overwrite=True, progress=progress)
-    seconds["pretrain"] = time.perf_counter() - clock
-
-    # 3. SFT to convergence; 4. the trained ranker; 5. RAR (DPO from the SFT run)
-    run_dirs: dict[str, Path] = {"retriever": pre_dir}
-
-    def post_train(
-        stage: int, label: str, key: str, config: str, sets: list[str], what: str, ranker
-    ):
-        """Train (or reuse) one post-training run; `key` names its override stage."""
-        clock = time.perf_counter()
-        train_config = load_config(
-            TrainConfig,
-            _config_path(config),
-            [
-                f"corpus={corpus_dir}",
-                f"data.data_dir={data_dir}",
-                f"tracking.runs_dir={runs_dir}",
-                *sets,
-                *overrides.get("train", []),
-                *overrides.get(key, []),
-            ],
-        )
-        run_dir = runs_dir / train_config.name
-        if is_finished(run_dir):
-            say(f"[{stage}/{STAGES}] {label}: reusing {run_dir}")
-        else:
-            say(f"[{stage}/{STAGES}] {label}: {what}")
-            train(train_config, overwrite=True, corpus=movies, ranker=ranker, progress=progress)
-        seconds[key] = time.perf_counter() - clock
-        return run_dir
-
-    run_dirs["sft"] = post_train(
-        3,
-        "SFT",
-        "sft",
-        "train_quickstart.yaml",
-        [f"pretrained_run={pre_dir}"],
-        "post-training on ReDial to convergence (NLL, early stopping)",
-        None,
-    )
-
-    clock = time.perf_counter()
-    ranker_dir = runs_dir / "ranker-redial"
-    # one MiniLM embedder for the ranker's fit, RL and evaluation: each turn is embedded once
-    embedder = SemanticRanker(RankerConfig(backend="semantic"), movies)
-    if (ranker_dir / "config.json").is_file():
-        say(f"[4/{STAGES}] trained ranker: reusing {ranker_dir}")
-        model = TrainedModel.load(ranker_dir)
-    else:
-        say(
-            f"[4/{STAGES}] fitting the offline ranker on ReDial's training split "
-            "(weights chosen on the SFT run's validation top-25)"
-        )
-        model = fit_from_data(
-            "redial", data_dir, movies, run_dir=str(run_dirs["sft"]), k=25, embedder=embedder
-        )
-        model.save(ranker_dir)
-    say(
-        f"      retriever_weight {model.retriever_weight}, cooc_weight {model.cooc_weight}, "
-        f"l2 {model.meta.get('l2')}"
-    )
-    ranker_config = RankerConfig(backend="trained", trained={"path": str(ranker_dir)})
-    ranker = TrainedRanker(ranker_config, movies, model=model)
-    ranker._text_cache = embedder._text_cache
-    seconds["ranker"] = time.perf_counter() - clock
-
-    run_dirs["dpo"] = post_train(
-        5,
-        "RAR (DPO)",
-        "rar",
-        "dpo_quickstart.yaml",
-        [f"pretrained_run={run_dirs['sft']}", f"ranker.trained.path={ranker_dir}"],
-        "DPO from the SFT run with the trained ranker's rewards",
-        ranker,
-    )
-    rar_metrics = json.loads((run_dirs["dpo"] / "metrics.json").read_text(encoding="utf-8"))
-    if rar_metrics.get("best_step") == 0:
-        say(
-            "      no DPO checkpoint beat the SFT model on validation: RAR keeps step 0, the SFT "
-            "model itself (docs/rl.md)"
-        )
-
-    # 4. evaluate on the held-back test split
-    clock = time.perf_counter()
-    say(
-        f"[6/{STAGES}] evaluating most-popular, ItemKNN, EASE, the retrievers alone and "
-        "+ ranker on the ReDial test split"
-    )
-    eval_config = load_config(
-        EvaluateConfig,
-        _config_path("evaluate_quickstart.yaml"),
-        [f"ranker.trained.path={ranker_dir}", *overrides.get("evaluate", [])],
-    )
-    if eval_config.ranker is None or eval_config.ranker.backend != "trained":
-        raise InputError(
-            "the quickstart evaluates with the trained ranker (ranker.backend: trained)"
-        )
-    evaluation_dir = out_dir / "evaluation"
-    samples, source = load_eval_samples("redial", data_dir, eval_config.split)
-    retrievers = {name: load_pretrained_run(path, movies) for name, path in run_dirs.items()}
-    # the floors every system must clear: fitted on ReDial's train split, chosen on val
-    baselines = [
-        fit_on_dataset(name, "redial", data_dir, movies, k=eval_config.k)
-        for name in QUICKSTART_BASELINES
-    ]
-    systems = [
-        *(SystemSpec(b.baseline.label, b.baseline, None, b.source()) for b in baselines),
-        SystemSpec("LRURec (retriever only)", retrievers["retriever"], None, str(pre_dir)),
-        SystemSpec("SFT (retriever only)", retrievers["sft"], None, str(run_dirs["sft"])),
-        SystemSpec("SFT + ranker", retrievers["sft"], ranker, str(run_dirs["sft"])),
-        SystemSpec("RAR (DPO)", retrievers["dpo"], None, str(run_dirs["dpo"])),
-        SystemSpec("RAR (DPO) + ranker", retrievers["dpo"], ranker, str(run_dirs["dpo"])),
-    ]
+    qs = Quickstart(data_dir, out_dir, corpus_dir, overrides or {}, progress, say, dataset=dataset)
+    movies = qs.corpus(given=corpus is not None)
+    pre_dir = qs.pretrain(movies)
+    run_dirs = qs.sft_runs(movies, pre_dir)
+    fused = run_dirs["quickstart-sft-fused"]
+    ranker, ranker_dir = qs.ranker(movies, fused)
     try:
-        report = evaluate_systems(
-            samples,
+        run_dirs["quickstart-rar"] = qs.post_train(
+            7,
+            RAR_LABEL,
+            "rar",
+            "rar_quickstart.yaml",
+            [f"pretrained_run={fused}", f"ranker.trained.path={ranker_dir}"],
+            "RL from the fused SFT run with the trained ranker's feedback",
             movies,
-            systems,
-            eval_config,
-            out_dir=evaluation_dir,
-            dataset="redial",
-            data_source=source,
-            progress=progress,
-            data_path=data_dir,
-            corpus_dir=corpus_dir,
+            ranker,
         )
+        rar_metrics = json.loads((run_dirs["quickstart-rar"] / "metrics.json").read_text())
+        if rar_metrics.get("best_step") == 0:
+            say(
+                "      no RL checkpoint beat the fused SFT model on validation: RAR keeps step 0, "
+                "the SFT model itself (docs/rl.md)"
+            )
+        report = qs.evaluate(movies, run_dirs, ranker, ranker_dir)
     finally:
         ranker.close()
-    save_baseline_fits(baselines, evaluation_dir)
-    from rar.evaluation.failed_calls import check_failed_calls
-
-    for warning in check_failed_calls(report.to_dict()["systems"], eval_config.max_failed_share):
-        say(f"warning: {warning}")
-    seconds["evaluate"] = time.perf_counter() - clock
-
-    # 5. reports
-    clock = time.perf_counter()
-    say(f"[7/{STAGES}] writing reports (hallucination, popularity, paired comparison)")
-    from rar.evaluation.reports import standard_reports
-
-    written = standard_reports(
-        evaluation_dir,
-        pairs=[
-            ("ItemKNN", "SFT (retriever only)"),
-            ("SFT (retriever only)", "SFT + ranker"),
-            ("SFT + ranker", "RAR (DPO) + ranker"),
-        ],
-        out_dir=out_dir / "reports",
-    )
-    seconds["reports"] = time.perf_counter() - clock
+    written = qs.reports(out_dir / "evaluation")
+    run_dirs["retriever"] = pre_dir
     return QuickstartResult(
         out_dir=out_dir,
         corpus_dir=corpus_dir,
         runs=run_dirs,
-        evaluation_dir=evaluation_dir,
+        evaluation_dir=out_dir / "evaluation",
         report_files=written,
         table=report.to_markdown(),
-        seconds=seconds,
+        seconds=qs.seconds,
     )
 
 
-def headline_rows(evaluation: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """(system, [N@5, R@5, N@10, R@10]) rows from an evaluation.json dict, for the terminal."""
+def headline_rows(
+    evaluation: dict[str, Any], ceiling: dict[str, Any]
+) -> list[tuple[str, list[str]]]:
+    """(system, [N@10, R@10, R@25, R@50, cold N@10]) rows from evaluation.json and
+    ceiling.json dicts, for the terminal. R@25 and R@50 are the candidate source's own."""
     rows = []
     for name, system in evaluation["systems"].items():
         metrics = system["metrics"]
-        rows.append(
-            (
-                name,
-                [
-                    f"{metrics.get(k, float('nan')):.4f}"
-                    for k in ("ndcg@5", "recall@5", "ndcg@10", "recall@10")
-                ],
-            )
-        )
+        extra = ceiling["systems"].get(name, {})
+        values = [metrics.get("ndcg@10"), metrics.get("recall@10"), extra.get("recall@25"),
+                  extra.get("recall@50"), extra.get("cold/ndcg@10")]  # fmt: skip
+        rows.append((name, [f"{v:.4f}" if v is not None else "—" for v in values]))
     return rows

@@ -33,55 +33,76 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    for stage in ("[1/7]", "[2/7]", "[3/7]", "[4/7]", "[5/7]", "[6/7]", "[7/7]"):
-        assert stage in result.output
-    assert "RAR (DPO) + ranker" in result.output
-    assert "Paired bootstrap on N@10" in result.output  # the paired test of RAR vs SFT
+    for stage in range(1, 10):
+        assert f"[{stage}/9]" in result.output
+    text = " ".join(result.output.split())
+    assert "RAR (fused + RL) + ranker" in text and "cold N@10" in text and "R@50" in text
+    assert "Paired bootstrap on N@10" in result.output  # the paired tests
     assert "95% CI" in result.output
-    assert "per-turn protocol, " in " ".join(result.output.split())  # the table names it
+    assert "per-turn protocol, " in text  # the table names it
 
     runs = out / "runs"
-    for run in ("pretrain-quickstart", "quickstart-sft", "quickstart-dpo"):
+    policies = {"quickstart-sft": "item", "quickstart-sft-text": "text",
+                "quickstart-sft-fused": "fused"}  # fmt: skip
+    for run in ("pretrain-quickstart", *policies, "quickstart-rar"):
         assert (runs / run / "metrics.json").exists(), run
         assert (runs / run / "config.yaml").exists(), run
-    # SFT starts from the pretrained run, DPO from the SFT run with the trained ranker's rewards
-    sft_config = (runs / "quickstart-sft" / "config.yaml").read_text()
-    assert "method: sft" in sft_config and "pretrain-quickstart" in sft_config
-    dpo_config = (runs / "quickstart-dpo" / "config.yaml").read_text()
-    assert "method: dpo" in dpo_config and "runs/quickstart-sft" in dpo_config
-    assert "backend: trained" in dpo_config and "ranker-redial" in dpo_config
+    # each SFT starts from the pretrained run with its towers; RAR from the fused SFT run
+    for run, towers in policies.items():
+        sft_config = (runs / run / "config.yaml").read_text()
+        assert "method: sft" in sft_config and "pretrain-quickstart" in sft_config
+        assert f"towers: {towers}" in sft_config
+    rar_config = (runs / "quickstart-rar" / "config.yaml").read_text()
+    assert "method: distill" in rar_config and "runs/quickstart-sft-fused" in rar_config
+    assert "backend: trained" in rar_config and "ranker-redial" in rar_config
     ranker = json.loads((runs / "ranker-redial" / "config.json").read_text())
-    assert ranker["retriever_run"].endswith("quickstart-sft")  # weights chosen on SFT's val
+    assert ranker["retriever_run"].endswith("quickstart-sft-fused")  # chosen on fused val
     assert ranker["cooc_weight"] >= 0 and ranker["train_samples"] > 0
 
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     systems = evaluation["systems"]
+    policy_rows = [
+        "LRURec SFT (item only, paper)",
+        "Text tower SFT (PECRS-style)",
+        "Fused SFT (recommended)",
+        "RAR (fused + RL)",
+    ]
     assert list(systems) == [
         "most-popular",
         "ItemKNN",
         "EASE",
-        "LRURec (retriever only)",
-        "SFT (retriever only)",
-        "SFT + ranker",
-        "RAR (DPO)",
-        "RAR (DPO) + ranker",
+        "EASE + ranker",
+        *[row for name in policy_rows for row in (name, f"{name} + ranker")],
     ]
     for system in systems.values():
         assert 0 < system["num_samples"] <= 40
         assert 0.0 <= system["metrics"]["ndcg@10"] <= 1.0
+    ceiling = json.loads((out / "evaluation" / "ceiling.json").read_text())
+    assert set(ceiling["systems"]) == set(systems)
+    for name, row in ceiling["systems"].items():
+        assert 0.0 <= row["recall@25"] <= row["recall@50"] <= 1.0, name
+    # a ranker reorders its retriever's top-k: the ceiling is the retriever's
+    fused = "Fused SFT (recommended)"
+    assert ceiling["systems"][fused] == {
+        **ceiling["systems"][f"{fused} + ranker"],
+        "cold/ndcg@10": ceiling["systems"][fused]["cold/ndcg@10"],
+    }
     fits = json.loads((out / "evaluation" / "baselines.json").read_text())
     assert [f["baseline"] for f in fits] == ["most-popular", "itemknn", "ease"]
     assert all(f["fit_split"] == "train" for f in fits)
     reports = out / "reports"
     assert (reports / "hallucination.md").exists()
     assert (reports / "popularity.md").exists()
-    assert list(reports.glob("compare_SFT*RAR*/compare.md"))
+    assert list(reports.glob("compare_LRURec*_vs_Fused*/compare.md"))
+    assert list(reports.glob("compare_EASE*_vs_Fused*/compare.md"))
+    assert list(reports.glob("compare_Fused*_vs_RAR*/compare.md"))
 
     # a second run reuses every finished stage
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert "pretrained retriever: reusing" in again.output
-    assert "SFT: reusing" in again.output and "RAR (DPO): reusing" in again.output
+    assert "Fused SFT (recommended): reusing" in again.output
+    assert "RAR (fused + RL): reusing" in again.output
     assert "trained ranker: reusing" in again.output
 
 

@@ -18,15 +18,16 @@ AUTO_LLM = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
 def resolve_run(run: Path) -> Path:
-    """A retriever run directory; a quickstart directory means its DPO (else SFT) run."""
+    """A retriever run directory; a quickstart directory means its RAR run (else the fused
+    SFT run, else the runs of earlier quickstarts)."""
     if (run / "checkpoints" / "best.pt").is_file():
         return run
-    for name in ("quickstart-dpo", "quickstart-sft"):
+    for name in ("quickstart-rar", "quickstart-sft-fused", "quickstart-dpo", "quickstart-sft"):
         if (run / "runs" / name / "checkpoints" / "best.pt").is_file():
             return run / "runs" / name
     raise MissingPathError(
         f"{run} has no checkpoints/best.pt: give a finished run directory "
-        "(e.g. runs/quickstart/runs/quickstart-dpo) or the quickstart directory"
+        "(e.g. runs/quickstart/runs/quickstart-rar) or the quickstart directory"
     )
 
 

@@ -30,18 +30,22 @@ def quickstart(
     set_train: list[str] = typer.Option(
         [], "--set-train", help="Override a post-training key of both SFT and RAR."
     ),
-    set_sft: list[str] = typer.Option([], "--set-sft", help="Override an SFT key."),
-    set_rar: list[str] = typer.Option([], "--set-rar", help="Override a RAR (DPO) key."),
+    set_sft: list[str] = typer.Option(
+        [], "--set-sft", help="Override a key of the three SFT runs (item, text, fused)."
+    ),
+    set_rar: list[str] = typer.Option([], "--set-rar", help="Override a RAR (RL) key."),
     set_evaluate: list[str] = typer.Option(
         [], "--set-evaluate", help="Override an evaluation key."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Build the corpus, pretrain LRURec, post-train it on ReDial (SFT to convergence), fit the
-    offline ranker on ReDial's training split, train RAR (DPO from the SFT run with the ranker's
-    rewards), evaluate the baselines, SFT and RAR on the held-back test split with the paired
-    test of RAR vs SFT, and write the reports. Stages that already finished are reused (use
-    --fresh to redo them)."""
+    """Build the corpus, pretrain LRURec, post-train three policies on ReDial to convergence
+    (item-only LRURec as in the paper, the text tower alone, and the recommended fused policy
+    that also reads the conversation), fit the offline ranker on ReDial's training split, train
+    RAR (RL from the fused run with the ranker's feedback), evaluate the baselines and every
+    policy alone and + ranker on the held-back test split (N@10, R@10, the retrieval ceiling
+    R@25/R@50, N@10 on cold movies) with paired tests, and write the reports. Stages that
+    already finished are reused (use --fresh to redo them)."""
     with user_errors():
         from rar.evaluation.markdown import protocol_caption, samples_summary
         from rar.evaluation.result_table import ResultTable
@@ -72,11 +76,14 @@ def quickstart(
             corpus=corpus,
         )
         evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
+        ceiling = json.loads((result.evaluation_dir / "ceiling.json").read_text())
         table = ResultTable(
-            f"ReDial test split, {protocol_caption(evaluation)} (k = {evaluation['k']} candidates)",
-            ["N@5", "R@5", "N@10", "R@10"],
+            f"ReDial test split, {protocol_caption(evaluation)} (k = {evaluation['k']} "
+            f"candidates; cold = the {ceiling['cold_rows']} of {ceiling['rows']} rows whose "
+            "movies were never a training target)",
+            ["N@10", "R@10", "R@25", "R@50", "cold N@10"],
         )
-        for name, values in headline_rows(evaluation):
+        for name, values in headline_rows(evaluation, ceiling):
             table.add_row(name, values)
         console.print(table)
         console.print(samples_summary(evaluation["samples"]), soft_wrap=True)
