@@ -43,6 +43,7 @@ POLICIES = (
 RAR_LABEL = "RAR (fused + RL)"
 PAIRS = (  # (A, B): the paired tests the quickstart prints
     ("LRURec SFT (item only, paper)", "Fused SFT (recommended)"),
+    ("Fused SFT (recommended)", "Fused SFT (recommended) + ranker"),  # what the ranker adds
     ("EASE + ranker", "Fused SFT (recommended) + ranker"),
     ("Fused SFT (recommended) + ranker", f"{RAR_LABEL} + ranker"),
 )
