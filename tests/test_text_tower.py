@@ -195,3 +195,32 @@ def test_fused_sft_weights_do_not_depend_on_test_conversations(
         assert any(k.startswith("text.") for k in states[-1])
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_cooc_prior_equals_ease_and_survives_a_checkpoint(tmp_path):
+    from rar.retrievers import load_retriever, save_retriever, with_cooc_prior
+    from rar.retrievers.cooc_prior import ease_weights
+
+    vectors = _vectors()
+    dialogues = [np.array([1, 2, 3]), np.array([2, 3, 7]), np.array([1, 7, 9]), np.array([3, 9])]
+    model = with_cooc_prior(_model("fused", vectors, FakeEmbedder(vectors)), dialogues, vectors)
+    model.eval()
+    history = torch.tensor([[0, 2, 4]])  # rows 1 and 3
+    prior = model.cooc.scores(history)[0]
+    seen = np.array([1, 2, 3, 7, 9])
+    x = np.zeros((4, 5))
+    for i, d in enumerate(dialogues):
+        x[i, np.searchsorted(seen, d)] = 1
+    b = ease_weights(x, model.config.cooc_l2)
+    expected = np.zeros(N)
+    expected[seen] = b[[0, 2]].sum(0)  # rows of movies 1 and 3
+    assert np.allclose(prior.detach().numpy(), expected * float(model.cooc.scale), atol=1e-5)
+    batch = RetrievalBatch(history, [_convo("movie 5")])
+    path = save_retriever(model, tmp_path / "p.pt")
+    again = load_retriever(path, vectors)
+    again.turn_encoder = model.turn_encoder
+    assert torch.allclose(again.logits(batch), model.logits(batch), atol=1e-5)
+    # the scale learns: it has a gradient
+    model.train()
+    model.logits(batch)[0, 7].backward()
+    assert model.cooc.scale_param.grad is not None

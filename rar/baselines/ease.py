@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from rar.baselines.base import Baseline, BaselineConfig, TrainingRows
+from rar.retrievers.cooc_prior import ease_weights
 
 UNSEEN_SCORE = -1e30  # below any real score, above the -inf of masked history items
 
@@ -52,13 +53,3 @@ class EASE(Baseline):
         scores = np.full((len(histories), self.num_items), UNSEEN_SCORE, dtype=np.float64)
         scores[:, self.seen_rows] = x @ self.weights
         return scores
-
-
-def ease_weights(x: np.ndarray, l2: float) -> np.ndarray:
-    """B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹, for a [users, items] matrix X."""
-    gram = x.T @ x
-    gram[np.diag_indices_from(gram)] += l2
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]
-    b[np.diag_indices_from(b)] = 0.0
-    return b

@@ -10,7 +10,13 @@ from rar.retrievers.checkpoint import (
     load_retriever,
     save_retriever,
 )
-from rar.retrievers.registry import RETRIEVERS, build_retriever, with_id_embedding, with_towers
+from rar.retrievers.registry import (
+    RETRIEVERS,
+    build_retriever,
+    with_cooc_prior,
+    with_id_embedding,
+    with_towers,
+)
 from rar.retrievers.retrieval_batch import CandidateSource, RetrievalBatch
 from rar.retrievers.retriever_config import RETRIEVER_NAMES, RetrieverConfig
 
@@ -27,6 +33,7 @@ __all__ = [
     "load_retriever",
     "mask_history",
     "save_retriever",
+    "with_cooc_prior",
     "with_id_embedding",
     "with_towers",
 ]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from rar.corpus.turn_encoder import TurnEncoder
+from rar.retrievers.cooc_prior import CoocPrior
 from rar.retrievers.item_encoder import ItemEncoder
 from rar.retrievers.retrieval_batch import RetrievalBatch, as_batch
 from rar.retrievers.retriever_config import RetrieverConfig
@@ -49,6 +50,7 @@ class Retriever(nn.Module):
             self.text = TextTower(
                 int(item_vectors.shape[1]), config.text_max_turns, config.text_scale
             )
+        self.cooc: CoocPrior | None = CoocPrior(self.num_items) if config.cooc_prior else None
         #: frozen turn embedder of the text tower (not a parameter; attached by the loader)
         self.turn_encoder: TurnEncoder | None = None
 
@@ -130,9 +132,13 @@ class Retriever(nn.Module):
         if self.config.towers == "text":
             out = self.text_scores(batch)
             bias = self.item_bias()
-            return out if bias is None else out + bias.to(out.dtype)
-        out = self.score_states(self.encode(batch.history))
-        return out if self.text is None else out + self.text_scores(batch)
+            out = out if bias is None else out + bias.to(out.dtype)
+        else:
+            out = self.score_states(self.encode(batch.history))
+            out = out if self.text is None else out + self.text_scores(batch)
+        if self.cooc is not None:
+            out = out + self.cooc.scores(self.check_tokens(batch.history)).to(out.dtype)
+        return out
 
     def scores(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:
         """[B, N] scores over the whole corpus with items already in the history set to -inf."""

@@ -94,3 +94,30 @@ def with_towers(
     rebuilt.turn_encoder = model.turn_encoder
     rebuilt.train(model.training)
     return rebuilt
+
+
+def with_cooc_prior(
+    model: Retriever,
+    dialogue_items: list[np.ndarray],
+    item_vectors: torch.Tensor | np.ndarray,
+) -> Retriever:
+    """`model` plus a co-occurrence prior fitted on the training dialogues' items (each a
+    dialogue's corpus rows); a model that has one keeps it as it is (a resumed or post-trained
+    policy keeps the prior it was fitted with)."""
+    from rar.retrievers.cooc_prior import fit_cooc_prior
+
+    if model.cooc is not None and model.cooc.weight.numel():
+        return model
+    config = model.config
+    rebuilt = model
+    if model.cooc is None:
+        rebuilt = build_retriever(config.model_copy(update={"cooc_prior": True}), item_vectors)
+        missing, unexpected = rebuilt.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("cooc.") for k in missing):
+            raise ValueError(f"cannot add the prior: missing {missing}, unexpected {unexpected}")
+        rebuilt.turn_encoder = model.turn_encoder
+        rebuilt.train(model.training)
+    rebuilt.cooc.set_weights(
+        *fit_cooc_prior(dialogue_items, rebuilt.num_items, config.cooc_l2, config.cooc_neighbours)
+    )
+    return rebuilt

@@ -35,6 +35,15 @@ class RetrieverConfig(ConfigModel):
         gt=0.0,
         description="Text tower: initial scale of its cosine scores (learned from there).",
     )
+    cooc_prior: bool = Field(
+        False,
+        description="Add a fixed co-occurrence prior: EASE item-item weights fitted on the "
+        "training dialogues (pruned to cooc_neighbours per movie) times a learned scale.",
+    )
+    cooc_l2: float = Field(200.0, gt=0, description="Co-occurrence prior: EASE's L2 penalty.")
+    cooc_neighbours: int = Field(
+        200, ge=1, description="Co-occurrence prior: strongest neighbours kept per movie."
+    )
     d_model: int = Field(
         64, ge=4, description="Hidden width d of the sequence model and item table."
     )

@@ -85,6 +85,23 @@ def with_seen_ids(
     return with_id_embedding(model, sorted(seen), vectors)
 
 
+def with_training_prior(
+    model: Retriever,
+    samples: Sequence[LinkedSample],
+    row_of: dict[str, int],
+    vectors: torch.Tensor,
+) -> Retriever:
+    """The co-occurrence prior fitted on the training dialogues (every movie each mentions)."""
+    from rar.retrievers import with_cooc_prior
+
+    per_dialogue: dict[tuple[str, str], set[int]] = {}
+    for s in samples:
+        key = (s.sample.dataset, s.sample.dialogue_id)
+        per_dialogue.setdefault(key, set()).update(row_of[c] for c in s.history_ids + s.target_ids)
+    items = [np.asarray(sorted(v), dtype=np.int64) for _, v in sorted(per_dialogue.items())]
+    return with_cooc_prior(model, items, vectors)
+
+
 def load_splits(
     config: TrainConfig, corpus: Corpus
 ) -> tuple[dict[str, list[LinkedSample]], dict[str, Any]]:

@@ -82,6 +82,12 @@ class TrainConfig(ConfigModel):
         "movies named so far), 'text' (the conversation only), 'fused' (both; recommended). A new "
         "text tower starts from pooled cosine similarity. None = keep the pretrained run's.",
     )
+    cooc_prior: bool = Field(
+        False,
+        description="Add the co-occurrence prior (retriever.cooc_prior): EASE item-item weights "
+        "fitted on the training split's dialogues, with a learned scale; a policy that has one "
+        "keeps it.",
+    )
     id_embedding: bool = Field(
         False,
         description="Hybrid item table: add a learned ID embedding (zero-initialised) for every "

@@ -29,7 +29,13 @@ from rar.pipeline import PipelineResult
 from rar.rankers.concurrency import RankerUnavailable
 from rar.rl.batches import Batch, make_batch
 from rar.rl.feedback import FailedSets, rank_sets
-from rar.rl.inputs import frozen_copy, load_policy, load_splits, with_seen_ids
+from rar.rl.inputs import (
+    frozen_copy,
+    load_policy,
+    load_splits,
+    with_seen_ids,
+    with_training_prior,
+)
 from rar.rl.losses import nll_loss
 from rar.rl.objectives import rl_term
 from rar.rl.policy import sample_ranked_sets, top1_kl
@@ -82,6 +88,8 @@ class RLTrainer:
         self.val_samples = self.splits.get("val", [])
         if config.id_embedding:  # hybrid item table: ID embedding for the items seen in training
             self.model = with_seen_ids(self.model, self.train_samples, self.row_of, vectors)
+        if config.cooc_prior:  # fitted on the training dialogues only
+            self.model = with_training_prior(self.model, self.train_samples, self.row_of, vectors)
         if self.model.turn_encoder is not None:  # every turn embedded once, up front
             texts = (s.sample.context for split in self.splits.values() for s in split)
             self.model.turn_encoder.warm_contexts(texts, progress=progress)
