@@ -214,7 +214,7 @@ def test_cooc_prior_equals_ease_and_survives_a_checkpoint(tmp_path):
     b = ease_weights(x, model.config.cooc_l2)
     expected = np.zeros(N)
     expected[seen] = b[[0, 2]].sum(0)  # rows of movies 1 and 3
-    assert np.allclose(prior.detach().numpy(), expected * float(model.cooc.scale), atol=1e-5)
+    assert np.allclose(prior.detach().numpy(), expected * model.cooc.scale.item(), atol=1e-5)
     batch = RetrievalBatch(history, [_convo("movie 5")])
     path = save_retriever(model, tmp_path / "p.pt")
     again = load_retriever(path, vectors)

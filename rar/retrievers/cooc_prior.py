@@ -48,12 +48,13 @@ class CoocPrior(nn.Module):
         self._matrix = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def matrix(self) -> torch.Tensor:
-        """The sparse [N, N] matrix (CSR), built once."""
+    def matrix_t(self) -> torch.Tensor:
+        """The sparse transposed matrix B^T [N, N] (coalesced COO), built once."""
         if self._matrix is None:
-            indices = torch.stack([self.src.long(), self.dst.long()])
-            coo = torch.sparse_coo_tensor(indices, self.weight, (self.num_items, self.num_items))
-            self._matrix = coo.coalesce().to_sparse_csr()
+            indices = torch.stack([self.dst.long(), self.src.long()])
+            size = (self.num_items, self.num_items)
+            coo = torch.sparse_coo_tensor(indices, self.weight, size, check_invariants=False)
+            self._matrix = coo.coalesce()
         return self._matrix
 
     def scores(self, history: torch.Tensor) -> torch.Tensor:
@@ -63,7 +64,7 @@ class CoocPrior(nn.Module):
         hot.scatter_(1, history, 1.0)
         hot = hot[:, 1:]  # drop the padding column
         # (B^T h^T)^T with B sparse: one sparse-dense product
-        raw = (self.matrix().t() @ hot.T).T if self.weight.numel() else hot * 0.0
+        raw = torch.sparse.mm(self.matrix_t(), hot.T).T if self.weight.numel() else hot * 0.0
         return self.scale * raw
 
 
