@@ -35,6 +35,8 @@ from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.base import Ranker
+    from rar.retrievers.retrieval_batch import CandidateSource
 
 
 @dataclass
@@ -42,8 +44,8 @@ class SystemSpec:
     """A system to evaluate. `retriever` None + `ranker` set = LLM-only."""
 
     name: str
-    retriever: Any = None  # rar.retrievers.Retriever
-    ranker: Any = None  # rar.rankers.Ranker
+    retriever: CandidateSource | None = None  # a retriever or a fitted baseline
+    ranker: Ranker | None = None
     source: str = ""  # e.g. the run directory, recorded in the output
 
     @property
