@@ -38,7 +38,10 @@ def pretrain(
         from rar.paths import resolve_data_dir
         from rar.retrievers.pretrain import pretrain as run_pretrain
         from rar.retrievers.pretrain_config import PretrainConfig
+        from rar.run_guard import check_run_name
 
+        if name is not None:
+            check_run_name(name)  # one line before the config is read
         extra = flag_overrides(overrides, {"corpus": corpus, "name": name})
         cfg = load_config(PretrainConfig, config, extra)
         metrics = run_pretrain(cfg, resolve_data_dir(data_dir), resume=resume, overwrite=overwrite)

@@ -42,7 +42,10 @@ def train(
         from rar.config import load_config
         from rar.rl.train_config import TrainConfig
         from rar.rl.trainer import train as run_train
+        from rar.run_guard import check_run_name
 
+        if name is not None:
+            check_run_name(name)  # one line before the config is read
         extra = flag_overrides(
             overrides,
             {
