@@ -110,15 +110,19 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def atomic_write(
-    path: Path, write: Callable[[BinaryIO], None], keep_previous: bool = False
+    path: Path,
+    write: Callable[[BinaryIO], None],
+    keep_previous: bool = False,
+    way_out: str | None = None,
 ) -> Path:
     """Write `path` by `write(handle)` into a temporary, fsync, rename: the one way RAR writes a
     file that a reader (or a resume after kill -9) may open. With `keep_previous` the current
     file first becomes :func:`previous_of` it, by hard link + rename, so `path` exists throughout.
-    A storage fault (disk full, ...) removes the temporary and is one :class:`StorageError`."""
+    A storage fault (disk full, ...) removes the temporary and is one :class:`StorageError`
+    (ending with `way_out` when given)."""
     tmp = temporary_for(path)
     try:
-        with storage_errors(path):
+        with storage_errors(path, way_out):
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_file(tmp, write)
             _replace(path, tmp, keep_previous)
@@ -150,9 +154,9 @@ def _replace(path: Path, tmp: Path, keep_previous: bool) -> None:
     _fsync_directory(path.parent)
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
+def atomic_write_text(path: Path, text: str, way_out: str | None = None) -> Path:
     """UTF-8 text through :func:`atomic_write`, so readers never see half a file."""
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), way_out=way_out)
 
 
 def previous_of(path: Path) -> Path:

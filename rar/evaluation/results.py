@@ -107,10 +107,10 @@ class EvaluationReport:
             (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
         for result in self.systems:
             name = f"{SAMPLES_DIR}/{slug(result.name)}.jsonl"
-            atomic_write(out / name, partial(_write_records, result.records))
+            atomic_write(out / name, partial(_write_records, result.records), way_out=way_out)
             result.samples_file = name
-        atomic_write_text(out / EVALUATION_JSON, json.dumps(self.to_dict(), indent=2))
-        atomic_write_text(out / EVALUATION_MD, self.to_markdown())
+        atomic_write_text(out / EVALUATION_JSON, json.dumps(self.to_dict(), indent=2), way_out)
+        atomic_write_text(out / EVALUATION_MD, self.to_markdown(), way_out)
         self.out_dir = out
         return out
 
