@@ -190,14 +190,15 @@ def test_a_live_run_is_locked_and_a_killed_one_still_resumes(
     assert _steps(run) == [1, 2, 3, 4]  # each step once: nothing interleaved
 
     # kill -9 leaves the lock file, but not the lock: --resume proceeds
+    lock_pid = lambda: (run / "run.lock").read_text().strip()  # noqa: E731
     killed = subprocess.Popen([*cmd, "--overwrite"], env=env, cwd=ROOT)
     last = run / "checkpoints" / "last.pt"
-    _wait_for(last.exists, killed, "the first checkpoint")
+    started = lambda: lock_pid() == str(killed.pid) and last.exists()  # noqa: E731
+    _wait_for(started, killed, "the first checkpoint of the new run")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert (run / "run.lock").exists() and not (run / "metrics.json").exists()
     resumed = subprocess.Popen([*cmd, "--resume"], env=env, cwd=ROOT)
-    lock_pid = lambda: (run / "run.lock").read_text().strip()  # noqa: E731
     _wait_for(lambda: lock_pid() == str(resumed.pid), resumed, "the resume to take the lock")
     os.kill(resumed.pid, signal.SIGSTOP)
     try:  # two simultaneous --resume: the second is refused
