@@ -239,9 +239,18 @@ class Run:
             self._wandb.log({k: v for k, v in record.items() if k != "time"}, step=step)
 
     def history(self) -> list[dict[str, Any]]:
+        """The logged rows. A last line cut short (no newline: a kill or a full disk in the
+        middle of an append) is dropped; a damaged line anywhere else is an error."""
         if not self.metrics_jsonl.exists():
             return []
-        return [json.loads(line) for line in self.metrics_jsonl.read_text().splitlines() if line]
+        text = self.metrics_jsonl.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        if lines[-1]:  # not newline-terminated: the append was interrupted
+            try:
+                json.loads(lines[-1])
+            except ValueError:
+                lines.pop()
+        return [json.loads(line) for line in lines if line]
 
     def truncate_history(self, after_step: int) -> None:
         """Drop logged rows past a checkpoint's step, so a resumed run does not log them twice.

@@ -532,3 +532,16 @@ def test_a_moved_run_finds_its_corpus_or_says_what_to_pass(
     message = _one_line_error(_rar(args, env, cwd=tmp_path))
     assert "'data/corpus'" in message and "relative to where the run was trained" in message
     assert "pass --corpus DIR" in message
+
+
+def test_a_metrics_row_cut_by_a_full_disk_is_dropped_on_resume(tmp_path):
+    from rar.tracking import Run, TrackingConfig
+
+    run = Run.create("exp", TrackingConfig(), runs_dir=tmp_path)
+    run.log(1, loss=1.0)
+    run.log(2, loss=0.5)
+    with run.metrics_jsonl.open("a", encoding="utf-8") as handle:
+        handle.write('{"step": 3, "lo')  # what an append cut by ENOSPC or kill -9 leaves
+    assert [row["step"] for row in run.history()] == [1, 2]
+    run.truncate_history(after_step=2)
+    assert run.metrics_jsonl.read_text().endswith("}\n") and len(run.history()) == 2
