@@ -230,27 +230,29 @@ class Run:
         """Append one JSON object (with `step` and wall time) to metrics.jsonl."""
         record = {"step": step, "time": round(time.time(), 3)}
         record.update({k: _jsonable(v) for k, v in metrics.items()})
-        with (
-            storage_errors(self.metrics_jsonl),
-            self.metrics_jsonl.open("a", encoding="utf-8") as f,
-        ):
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with storage_errors(self.metrics_jsonl), self.metrics_jsonl.open("ab") as handle:
+            if handle.tell() and _last_byte(self.metrics_jsonl) != b"\n":
+                line = "\n" + line  # after a row cut short: never glue onto it
+            handle.write(line.encode("utf-8"))
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in record.items() if k != "time"}, step=step)
 
     def history(self) -> list[dict[str, Any]]:
-        """The logged rows. A last line cut short (no newline: a kill or a full disk in the
-        middle of an append) is dropped; a damaged line anywhere else is an error."""
+        """The logged rows. A row cut short (a kill or a full disk in the middle of an append)
+        is skipped with a warning naming its line; the step is logged again after a resume."""
         if not self.metrics_jsonl.exists():
             return []
-        text = self.metrics_jsonl.read_text(encoding="utf-8")
-        lines = text.split("\n")
-        if lines[-1]:  # not newline-terminated: the append was interrupted
+        rows = []
+        text = self.metrics_jsonl.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line:
+                continue
             try:
-                json.loads(lines[-1])
+                rows.append(json.loads(line))
             except ValueError:
-                lines.pop()
-        return [json.loads(line) for line in lines if line]
+                log.warning("%s:%d: skipped a row cut short", self.metrics_jsonl, number)
+        return rows
 
     def truncate_history(self, after_step: int) -> None:
         """Drop logged rows past a checkpoint's step, so a resumed run does not log them twice.
@@ -271,6 +273,12 @@ class Run:
             self._wandb.finish()
         self.close()
         return out
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
 
 
 # config keys that name a directory: stored absolute, so a moved or copied run still finds them

@@ -543,5 +543,7 @@ def test_a_metrics_row_cut_by_a_full_disk_is_dropped_on_resume(tmp_path):
     with run.metrics_jsonl.open("a", encoding="utf-8") as handle:
         handle.write('{"step": 3, "lo')  # what an append cut by ENOSPC or kill -9 leaves
     assert [row["step"] for row in run.history()] == [1, 2]
+    run.log(3, loss=0.25)  # appended on a line of its own, not glued to the cut one
+    assert [row["step"] for row in run.history()] == [1, 2, 3]
     run.truncate_history(after_step=2)
     assert run.metrics_jsonl.read_text().endswith("}\n") and len(run.history()) == 2
