@@ -29,7 +29,9 @@ def pretrain(
         help="Continue the run from checkpoints/last.pt (refused when there is none).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Start the run again, deleting its existing directory."
+        False,
+        "--overwrite",
+        help="Start the run again, replacing its directory (only ever a run directory: anything else is refused).",
     ),
 ) -> None:
     """Train LRURec / SASRec / GRU4Rec / BERT4Rec / FMLP-Rec; writes runs/<name>/ with metrics.json."""

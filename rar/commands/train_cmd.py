@@ -32,7 +32,9 @@ def train(
         help="Continue the run from checkpoints/last.pt (refused when there is none).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Start the run again, deleting its existing directory."
+        False,
+        "--overwrite",
+        help="Start the run again, replacing its directory (only ever a run directory: anything else is refused).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
