@@ -72,7 +72,9 @@ def storage_error(path: Path, cause: OSError, way_out: str | None = None) -> Sto
             way_out = "make it writable, or write somewhere else"
         else:
             way_out = "fix that path, or write somewhere else"
-    return StorageError(cause.errno, f"cannot write {path}: {reason}; {way_out}")
+    error = StorageError(f"cannot write {path}: {reason}; {way_out}")
+    error.errno = cause.errno  # str() stays the message alone (no "[Errno 28]" prefix)
+    return error
 
 
 @contextmanager
