@@ -10,6 +10,7 @@ atomically, and a damaged one is one error line naming it (both via :mod:`rar.tr
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,22 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator | None = None)
     random.setstate(state["python"])
     if generator is not None:
         generator.set_state(state["generator"])
+
+
+def canonical(value: Any) -> Any:
+    """`value` with its containers rebuilt and its strings interned, so that pickle (which
+    memoises objects by identity) writes the same bytes for equal payloads, whether their objects
+    were made in this process or loaded from a checkpoint: a resumed run's last.pt is then
+    byte-identical to an uninterrupted run's. Tensors and arrays are kept as they are."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {canonical(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    if isinstance(value, tuple) and type(value) is tuple:
+        return tuple(canonical(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -135,7 +152,7 @@ class TrainingCheckpoint:
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
-        return atomic_torch_save(state, self.path, keep_previous=True)
+        return atomic_torch_save(canonical(state), self.path, keep_previous=True)
 
     def load(self, data: dict[str, Any] | None = None) -> Resumed:
         """Restore modules, optimiser, scheduler and RNGs from last.pt. Refuses a checkpoint of

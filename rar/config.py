@@ -213,6 +213,8 @@ def format_validation_error(
             lines.append(
                 f"  {at}unknown key '{dotted}'{hint} (valid keys at {level}: {', '.join(valid)})"
             )
+        elif item["type"] == "value_error":  # a validator's own message says it all
+            lines.append(f"  {at}field '{dotted}': {item.get('ctx', {}).get('error', item['msg'])}")
         else:
             expected = _type_name(model, loc)
             got = item.get("input")

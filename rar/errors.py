@@ -36,3 +36,8 @@ class UnknownKeyError(RarError, KeyError):
     def __str__(self) -> str:
         # KeyError's str() is the repr of its argument; the message is meant to be read
         return str(self.args[0]) if self.args else ""
+
+
+class StorageError(RarError, OSError):
+    """A file could not be written where it goes: the disk is full, the place is read-only or
+    not a directory. The message names the file and the way out."""

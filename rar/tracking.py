@@ -21,9 +21,17 @@ from rar.atomic_files import (
     load_torch_file,
     previous_of,
     remove_stale_temporaries,
+    storage_errors,
 )
 from rar.config import ConfigModel, save_config
 from rar.errors import InputError, MissingPathError, PathExistsError
+from rar.run_guard import (
+    RunLock,
+    check_not_in_use,
+    check_replaceable,
+    check_run_name,
+    clear_run,
+)
 
 __all__ = ["Run", "TrackingConfig", "check_run_target", "is_finished"]
 
@@ -66,9 +74,14 @@ def is_finished(run_dir: Path) -> bool:
 
 def check_run_target(path: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before anything is loaded or written, what cannot be done with `path`:
-    resuming a run that does not exist or has no checkpoint, or reusing a run without saying how."""
+    resuming a run that does not exist or has no checkpoint, reusing a run without saying how,
+    replacing a directory that is not a run of ours, or a run another process is writing."""
     if resume and overwrite:
         raise InputError("pass either --resume (continue the run) or --overwrite (start it again)")
+    if overwrite:
+        check_replaceable(path)
+    if path.is_dir():
+        check_not_in_use(path)
     if resume:
         last = path / "checkpoints" / LAST
         if not path.is_dir():
@@ -83,6 +96,10 @@ def check_run_target(path: Path, resume: bool, overwrite: bool) -> None:
                 else "it was stopped before its first checkpoint; pass --overwrite to start again"
             )
             raise MissingPathError(f"cannot resume {path}: {last} does not exist ({hint})")
+    elif path.exists() and not path.is_dir():
+        raise PathExistsError(
+            f"{path} exists and is not a directory: pass another --name (or tracking.runs_dir)"
+        )
     elif not overwrite and path.exists() and any(path.iterdir()):
         raise PathExistsError(
             f"run directory {path} already exists; pass --resume to continue it "
@@ -104,6 +121,7 @@ class Run:
         self.config = config
         self._wandb = wandb_run
         self.created = created  # this process made the directory (so may remove it on failure)
+        self.lock: RunLock | None = None  # held from create() to finish() / a failure
 
     @property
     def checkpoints(self) -> Path:
@@ -129,23 +147,42 @@ class Run:
         wandb: bool = False,
         wandb_project: str = "rar",
     ) -> Run:
-        """Make (or, with resume, reopen) `runs_dir/name`, saving the resolved config."""
-        path = Path(runs_dir) / name
+        """Make (or, with resume, reopen) `runs_dir/name`, saving the resolved config. The run
+        directory is locked against other processes until :meth:`finish` (or a failure)."""
+        path = Path(runs_dir) / check_run_name(name)
         check_run_target(path, resume, overwrite)
-        if overwrite and path.exists():
-            import shutil
+        created = overwrite or not path.exists()
+        with storage_errors(path, "set tracking.runs_dir to a writable directory"):
+            path.mkdir(parents=True, exist_ok=True)
+        run = cls(path, config, created=created)
+        run.lock = RunLock.acquire(path)
+        try:
+            run._prepare(overwrite)
+            if wandb:
+                run._wandb = _start_wandb(path, name, config, wandb_project)
+        except BaseException:
+            run.close()
+            raise
+        return run
 
-            shutil.rmtree(path)
-        created = not path.exists()
-        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-        for directory in (path, path / "checkpoints"):
-            for stale in remove_stale_temporaries(directory):
-                log.warning("removed %s, left by a write that was killed", stale)
-        save_config(config, path / "config.yaml")
-        wandb_run = None
-        if wandb:
-            wandb_run = _start_wandb(path, name, config, wandb_project)
-        return cls(path, config, wandb_run, created=created)
+    def _prepare(self, overwrite: bool) -> None:
+        """Under the lock: empty the directory for --overwrite, clean up temporaries of killed
+        writes, save config.yaml (its paths absolute, so a moved run still finds them)."""
+        path = self.path
+        with storage_errors(path, "set tracking.runs_dir to a writable directory"):
+            if overwrite:
+                clear_run(path)
+            (path / "checkpoints").mkdir(exist_ok=True)
+            for directory in (path, path / "checkpoints"):
+                for stale in remove_stale_temporaries(directory):
+                    log.warning("removed %s, left by a write that was killed", stale)
+            save_config(anchored(self.config), path / "config.yaml")
+
+    def close(self) -> None:
+        """Release the run's lock (another process may then resume or replace it)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def load_last_checkpoint(self, weights_only: bool = False) -> Any:
         """The `--resume` state. A damaged last.pt is one error naming it and the way out."""
@@ -175,7 +212,9 @@ class Run:
 
     def discard_if_unstarted(self) -> bool:
         """After a failure: remove the run directory if this process created it and it holds
-        no progress (so the corrected command can be rerun as is). Returns whether it did."""
+        no progress (so the corrected command can be rerun as is). Returns whether it did.
+        Either way the run's lock is released."""
+        self.close()
         if not self.created or self.has_progress():
             return False
         if self._wandb is not None:
@@ -191,15 +230,29 @@ class Run:
         """Append one JSON object (with `step` and wall time) to metrics.jsonl."""
         record = {"step": step, "time": round(time.time(), 3)}
         record.update({k: _jsonable(v) for k, v in metrics.items()})
-        with self.metrics_jsonl.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with storage_errors(self.metrics_jsonl), self.metrics_jsonl.open("ab") as handle:
+            if handle.tell() and _last_byte(self.metrics_jsonl) != b"\n":
+                line = "\n" + line  # after a row cut short: never glue onto it
+            handle.write(line.encode("utf-8"))
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in record.items() if k != "time"}, step=step)
 
     def history(self) -> list[dict[str, Any]]:
+        """The logged rows. A row cut short (a kill or a full disk in the middle of an append)
+        is skipped with a warning naming its line; the step is logged again after a resume."""
         if not self.metrics_jsonl.exists():
             return []
-        return [json.loads(line) for line in self.metrics_jsonl.read_text().splitlines() if line]
+        rows = []
+        text = self.metrics_jsonl.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                log.warning("%s:%d: skipped a row cut short", self.metrics_jsonl, number)
+        return rows
 
     def truncate_history(self, after_step: int) -> None:
         """Drop logged rows past a checkpoint's step, so a resumed run does not log them twice.
@@ -218,7 +271,29 @@ class Run:
         if self._wandb is not None:
             self._wandb.summary.update(metrics)
             self._wandb.finish()
+        self.close()
         return out
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
+
+
+# config keys that name a directory: stored absolute, so a moved or copied run still finds them
+PATH_KEYS = ("corpus", "pretrained_run")
+
+
+def anchored(config: BaseModel | None) -> BaseModel | None:
+    """`config` with its relative PATH_KEYS made absolute (resolved from the working directory,
+    which is what they are relative to while the run trains)."""
+    updates = {}
+    for key in PATH_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            updates[key] = str(Path(value).resolve())
+    return config.model_copy(update=updates) if updates else config
 
 
 def _start_wandb(path: Path, name: str, config: BaseModel, project: str) -> Any:

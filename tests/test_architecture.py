@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "paths": 0,
     "optim": 0,
     "tracking": 0,
+    "run_guard": 0,
     "checkpoints": 0,
     # models and rankers
     "retrievers": 1,

@@ -99,6 +99,7 @@ def evaluate(
     with user_errors():
         import json
 
+        from rar.atomic_files import atomic_write_text
         from rar.config import load_config
         from rar.evaluation.evaluate_config import EvaluateConfig
         from rar.evaluation.runner import evaluate_runs
@@ -137,11 +138,9 @@ def evaluate(
         )
         text = report.to_markdown()
         if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+            atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2))
         if markdown_out is not None:
-            markdown_out.parent.mkdir(parents=True, exist_ok=True)
-            markdown_out.write_text(text, encoding="utf-8")
+            atomic_write_text(markdown_out, text)
         from rar.evaluation.failed_calls import check_failed_calls
         from rar.evaluation.markdown import samples_summary
         from rar.evaluation.result_table import appended_note, summary_table

@@ -29,7 +29,9 @@ def pretrain(
         help="Continue the run from checkpoints/last.pt (refused when there is none).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Start the run again, deleting its existing directory."
+        False,
+        "--overwrite",
+        help="Start the run again, replacing its directory (only ever a run directory: anything else is refused).",
     ),
 ) -> None:
     """Train LRURec / SASRec / GRU4Rec / BERT4Rec / FMLP-Rec; writes runs/<name>/ with metrics.json."""
@@ -38,7 +40,10 @@ def pretrain(
         from rar.paths import resolve_data_dir
         from rar.retrievers.pretrain import pretrain as run_pretrain
         from rar.retrievers.pretrain_config import PretrainConfig
+        from rar.run_guard import check_run_name
 
+        if name is not None:
+            check_run_name(name)  # one line before the config is read
         extra = flag_overrides(overrides, {"corpus": corpus, "name": name})
         cfg = load_config(PretrainConfig, config, extra)
         metrics = run_pretrain(cfg, resolve_data_dir(data_dir), resume=resume, overwrite=overwrite)

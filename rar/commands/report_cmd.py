@@ -157,7 +157,7 @@ def recall_vs_k(
         from rar.corpus import Corpus
         from rar.evaluation.evaluate_config import EvaluateConfig
         from rar.evaluation.reports.recall_vs_k import recall_vs_k_report
-        from rar.evaluation.runner import corpus_from_run, load_eval_samples
+        from rar.evaluation.runner import find_run_corpus, load_eval_samples
         from rar.paths import resolve_data_dir
         from rar.retrievers import load_pretrained_run
 
@@ -166,9 +166,7 @@ def recall_vs_k(
         except ValueError:
             raise InputError(f"--ks must be comma-separated integers, got '{ks}'") from None
         cfg = validate_config(EvaluateConfig, {"split": split, "max_samples": max_samples}, "flags")
-        corpus_dir = corpus or corpus_from_run(run)
-        if not corpus_dir:
-            raise InputError("no --corpus given and the run's config.yaml names none")
+        corpus_dir = corpus or find_run_corpus(run)
         corp = Corpus.load(corpus_dir)
         samples, _ = load_eval_samples(
             dataset, data if data is not None else resolve_data_dir(data_dir), split

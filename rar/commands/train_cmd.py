@@ -32,7 +32,9 @@ def train(
         help="Continue the run from checkpoints/last.pt (refused when there is none).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Start the run again, deleting its existing directory."
+        False,
+        "--overwrite",
+        help="Start the run again, replacing its directory (only ever a run directory: anything else is refused).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -42,7 +44,10 @@ def train(
         from rar.config import load_config
         from rar.rl.train_config import TrainConfig
         from rar.rl.trainer import train as run_train
+        from rar.run_guard import check_run_name
 
+        if name is not None:
+            check_run_name(name)  # one line before the config is read
         extra = flag_overrides(
             overrides,
             {

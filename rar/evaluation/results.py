@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from rar.atomic_files import atomic_write, atomic_write_text, storage_errors
 from rar.data.linking import SampleLinkStats
-from rar.errors import InputError, MissingPathError, UnknownKeyError
+from rar.errors import InputError, MissingPathError, PathExistsError, UnknownKeyError
 from rar.evaluation.failed_calls import failed_share
 from rar.evaluation.markdown import render_markdown
 
@@ -97,19 +99,35 @@ class EvaluationReport:
         return render_markdown(self.to_dict())
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write evaluation.json, evaluation.md and samples/<system>.jsonl into `out_dir`."""
-        out = Path(out_dir)
-        (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        """Write evaluation.json, evaluation.md and samples/<system>.jsonl into `out_dir`, each
+        atomically (a full disk leaves the previous file or none, never half of one)."""
+        out = check_output_dir(out_dir)
+        way_out = "free some space or pass another --out"
+        with storage_errors(out / SAMPLES_DIR, way_out):
+            (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
         for result in self.systems:
             name = f"{SAMPLES_DIR}/{slug(result.name)}.jsonl"
-            with (out / name).open("w", encoding="utf-8") as handle:
-                for record in result.records:
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            atomic_write(out / name, partial(_write_records, result.records), way_out=way_out)
             result.samples_file = name
-        (out / EVALUATION_JSON).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        (out / EVALUATION_MD).write_text(self.to_markdown(), encoding="utf-8")
+        atomic_write_text(out / EVALUATION_JSON, json.dumps(self.to_dict(), indent=2), way_out)
+        atomic_write_text(out / EVALUATION_MD, self.to_markdown(), way_out)
         self.out_dir = out
         return out
+
+
+def _write_records(records: list[dict[str, Any]], handle: BinaryIO) -> None:
+    for record in records:
+        handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """`out_dir` as a Path, refused in one line when it exists and is not a directory."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PathExistsError(
+            f"--out {out} is a file, not a directory: pass another --out (a directory)"
+        )
+    return out
 
 
 def slug(name: str) -> str:

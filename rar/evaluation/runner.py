@@ -15,7 +15,7 @@ from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import SystemSpec, evaluate_systems
-from rar.evaluation.results import EvaluationReport
+from rar.evaluation.results import EvaluationReport, check_output_dir
 from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
 
 if TYPE_CHECKING:
@@ -46,13 +46,39 @@ def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[
 
 def corpus_from_run(run_dir: str | Path) -> str | None:
     """The corpus directory a run was trained with: the top-level `corpus` of its config.yaml
-    (the one key both `rar pretrain` and `rar train` read)."""
+    (the one key both `rar pretrain` and `rar train` read). Runs store it absolute; a relative
+    one (older runs: relative to where training ran) is looked up from the working directory,
+    then from each of the run's parent directories; returned as stored when found nowhere."""
     file = Path(run_dir) / "config.yaml"
     if not file.is_file():
         return None
     data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     corpus = data.get("corpus") if isinstance(data, dict) else None
-    return corpus if isinstance(corpus, str) else None
+    if not isinstance(corpus, str):
+        return None
+    path = Path(corpus)
+    if path.is_absolute() or path.is_dir():
+        return corpus
+    for parent in Path(run_dir).resolve().parents:
+        if (parent / path).is_dir():
+            return str(parent / path)
+    return corpus
+
+
+def find_run_corpus(run_dir: str | Path) -> str:
+    """:func:`corpus_from_run`, or one error saying what to pass when it names none or a
+    directory that is not there (a moved or copied run)."""
+    corpus = corpus_from_run(run_dir)
+    config = Path(run_dir) / "config.yaml"
+    if corpus is None:
+        raise InputError(f"no --corpus given and {config} names none: pass --corpus DIR")
+    if not Path(corpus).is_dir():
+        relative = "" if Path(corpus).is_absolute() else ", relative to where the run was trained"
+        raise MissingPathError(
+            f"the corpus of {run_dir}, {corpus!r} in {config}{relative}, is not a directory "
+            "here: pass --corpus DIR (the corpus the run was trained with)"
+        )
+    return corpus
 
 
 def run_label(run_dir: str | Path) -> str:
@@ -75,6 +101,8 @@ def evaluate_runs(
     from rar.corpus import Corpus
     from rar.retrievers import load_pretrained_run
 
+    if out_dir is not None:
+        check_output_dir(out_dir)  # before the work, not after it
     if not runs and not config.llm_only and not config.baselines:
         raise InputError(
             "give at least one --run or --baseline (or --llm-only with an LLM --ranker)"
@@ -83,14 +111,10 @@ def evaluate_runs(
         if not Path(run).is_dir():
             raise MissingPathError(f"run directory not found: {run}")
     if corpus_dir is None:
-        found = [corpus_from_run(r) for r in runs]
-        corpus_dir = next((c for c in found if c), None)
-        if corpus_dir is None:
-            raise InputError(
-                "no --corpus given and the run's config.yaml names none"
-                if runs
-                else "give --corpus: baselines are served over a corpus directory"
-            )
+        if not runs:
+            raise InputError("give --corpus: baselines are served over a corpus directory")
+        named = [run for run in runs if corpus_from_run(run)]
+        corpus_dir = find_run_corpus(named[0] if named else runs[0])
     if not Path(corpus_dir).is_dir():
         raise MissingPathError(
             f"corpus directory not found: {corpus_dir} (build it with `rar build-corpus`)"
@@ -128,7 +152,7 @@ def evaluate_runs(
     if out_dir is None:
         base = Path(runs[0]) if runs else Path("runs") / ("baselines" if fitted else "llm-only")
         tag = Path(data).stem if Path(data).is_file() else config.split
-        out_dir = base / "eval" / f"{dataset}-{tag}"
+        out_dir = check_output_dir(base / "eval" / f"{dataset}-{tag}")
     try:
         report = evaluate_systems(
             samples,
@@ -186,9 +210,10 @@ def save_baseline_fits(fitted: Sequence[Any], out_dir: str | Path) -> Path:
     """What each baseline was fitted on and the validation grid it was chosen from."""
     import json
 
+    from rar.atomic_files import atomic_write_text
+
     path = Path(out_dir) / BASELINES_JSON
-    path.write_text(json.dumps([f.as_dict() for f in fitted], indent=2), encoding="utf-8")
-    return path
+    return atomic_write_text(path, json.dumps([f.as_dict() for f in fitted], indent=2))
 
 
 def ranker_label(config: EvaluateConfig) -> str:

@@ -13,6 +13,7 @@ from pydantic import Field
 from rar.config import ConfigModel
 from rar.optim import OptimConfig
 from rar.retrievers.retriever_config import RetrieverConfig
+from rar.run_guard import RunName
 from rar.tracking import TrackingConfig
 
 
@@ -77,7 +78,7 @@ class PretrainConfig(ConfigModel):
         "training.min_session_length": "data.min_session_length",
     }
 
-    name: str = Field("pretrain", description="Run directory name under tracking.runs_dir.")
+    name: RunName = Field("pretrain", description="Run directory name under tracking.runs_dir.")
     seed: int = Field(0, description="Seed for the split, initialisation, shuffling and negatives.")
     threads: int | None = Field(None, ge=1, description="torch threads (None = torch default).")
     corpus: str = Field(

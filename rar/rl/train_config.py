@@ -12,6 +12,7 @@ from rar.optim import OptimConfig
 from rar.rankers.ranker_config import RankerConfig
 from rar.retrievers.retriever_config import RetrieverConfig, Towers
 from rar.rl.rl_config import RLConfig
+from rar.run_guard import RunName
 from rar.tracking import TrackingConfig
 
 
@@ -63,7 +64,7 @@ class TrainConfig(ConfigModel):
     # keys of the config shape before `rar train` and `rar pretrain` were made to agree
     moved_keys: ClassVar[dict[str, str]] = {"batch_size": "optim.batch_size"}
 
-    name: str = Field("train", description="Run name (directory under tracking.runs_dir).")
+    name: RunName = Field("train", description="Run name (directory under tracking.runs_dir).")
     seed: int = Field(0, description="Seed of data order, sampling, dropout and subsampling.")
     corpus: str = Field("corpus", description="Corpus directory (built by `rar build-corpus`).")
     pretrained_run: str | None = Field(
