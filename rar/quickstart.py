@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART_BASELINES = ("most-popular", "itemknn", "ease")  # cheap: fitted in seconds
 STAGES = 9
-# (run name, towers, table label) of the three SFT policies, in table order
+# (run name, overrides, table label) of the three SFT policies, in table order
 POLICIES = (
-    ("quickstart-sft", "item", "LRURec SFT (item only, paper)"),
-    ("quickstart-sft-text", "text", "Text tower SFT (PECRS-style)"),
-    ("quickstart-sft-fused", "fused", "Fused SFT (recommended)"),
+    ("quickstart-sft", ["towers=item"], "LRURec SFT (item only, paper)"),
+    ("quickstart-sft-text", ["towers=text"], "Text tower SFT (PECRS-style)"),
+    ("quickstart-sft-fused", ["towers=fused", "cooc_prior=true"], "Fused SFT (recommended)"),
 )
 RAR_LABEL = "RAR (fused + RL)"
 PAIRS = (  # (A, B): the paired tests the quickstart prints
@@ -168,13 +168,13 @@ class Quickstart:
     def sft_runs(self, movies: Corpus, pre_dir: Path) -> dict[str, Path]:
         """Stages 3-5: the item-only, text-only and fused policies, each SFT to convergence."""
         runs = {}
-        for stage, (name, towers, label) in enumerate(POLICIES, start=3):
+        for stage, (name, sets, label) in enumerate(POLICIES, start=3):
             runs[name] = self.post_train(
                 stage,
                 label,
                 "sft",
                 "train_quickstart.yaml",
-                [f"pretrained_run={pre_dir}", f"name={name}", f"towers={towers}"],
+                [f"pretrained_run={pre_dir}", f"name={name}", *sets],
                 f"post-training on {self.dataset} to convergence (NLL, early stopping)",
                 movies,
             )

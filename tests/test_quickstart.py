@@ -52,6 +52,7 @@ def test_quickstart_runs_every_stage_and_prints_the_table(tmp_path, data_dir, sm
         sft_config = (runs / run / "config.yaml").read_text()
         assert "method: sft" in sft_config and "pretrain-quickstart" in sft_config
         assert f"towers: {towers}" in sft_config
+        assert ("cooc_prior: true" in sft_config) == (towers == "fused")
     rar_config = (runs / "quickstart-rar" / "config.yaml").read_text()
     assert "method: distill" in rar_config and "runs/quickstart-sft-fused" in rar_config
     assert "backend: trained" in rar_config and "ranker-redial" in rar_config
