@@ -43,8 +43,8 @@ class SweepConfig(ConfigModel):
 
     title: str = Field(..., description="Table title printed above the results.")
     base_config: str = Field(
-        "configs/{dataset}_dpo_semantic.yaml",
-        description="Training config per dataset ({dataset} is substituted).",
+        "{dataset}_dpo_semantic",
+        description="Training config per dataset ({dataset} is substituted): a packaged name or a path.",
     )
     variants: dict[str, list[str]] = Field(
         ..., description="Row label -> `key=value` overrides of the base config (in order)."

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rar.config import load_config
+from rar.config import load_config, resolve_config
 from rar.errors import InputError, MissingPathError
 from rar.tracking import is_finished
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART_BASELINES = ("most-popular", "itemknn", "ease")  # cheap: fitted in seconds
 STAGES = 7
 
@@ -41,10 +40,8 @@ class QuickstartResult:
 
 
 def _config_path(name: str) -> Path:
-    path = CONFIG_DIR / name
-    if not path.exists():
-        raise MissingPathError(f"quickstart config missing: {path}")
-    return path
+    """A packaged config (rar/configs/), found wherever the package is installed."""
+    return resolve_config(name)
 
 
 def run_quickstart(

@@ -12,7 +12,6 @@ from rar.errors import InputError, MissingPathError
 from rar.rankers.registry import ranker_choices
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # backends offered without being asked for, when their key is in the environment
 AUTO_LLM = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
@@ -74,6 +73,7 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
     import os
 
     from rar.commands.rank_cmd import load_ranker_config
+    from rar.config import packaged_configs
     from rar.rankers.registry import RANKER_NAMES
 
     names = list(names) or ["semantic", *(b for b, env in AUTO_LLM.items() if os.environ.get(env))]
@@ -84,8 +84,7 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
         path = Path(name)
         overrides = [f"limits.timeout_s={timeout_s:g}"]
         if name in RANKER_NAMES:
-            shipped = CONFIG_DIR / f"ranker_{name}.yaml"
-            config_file = shipped if shipped.is_file() else None
+            config_file = packaged_configs().get(f"ranker_{name}")
             if name == "trained":
                 if trained is None:
                     raise InputError(
