@@ -7,14 +7,19 @@ from typing import Literal
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.rl.objectives import OBJECTIVES
 
-Method = Literal["sft", "dpo", "simpo", "grpo"]
+METHOD_NAMES = tuple(OBJECTIVES)
+Method = Literal[METHOD_NAMES]  # type: ignore[valid-type]
 
 
 class RLConfig(ConfigModel):
     """The RL part of post-training (Algorithm 1): sampling, reward, objective."""
 
-    method: Method = Field("dpo", description="sft (NLL only), dpo, simpo or grpo.")
+    method: Method = Field(
+        "dpo",
+        description=", ".join(f"{name} ({m.about})" for name, m in OBJECTIVES.items()) + ".",
+    )
     k: int = Field(25, ge=1, description="Candidate set size shown to the ranker (paper: 25).")
     group_size: int = Field(
         8, ge=2, description="Sets sampled per sample for GRPO (paper: 8); DPO/SimPO always use 2."
@@ -71,4 +76,9 @@ class RLConfig(ConfigModel):
 
     @property
     def sets_per_sample(self) -> int:
-        return self.group_size if self.method == "grpo" else 2
+        return self.group_size if OBJECTIVES[self.method].group else 2
+
+    @property
+    def has_rl_term(self) -> bool:
+        """False for a method that trains on NLL alone (sft): no sets are sampled or ranked."""
+        return OBJECTIVES[self.method].term is not None
