@@ -18,8 +18,7 @@ import pytest
 from rar.config import load_config, packaged_configs
 from rar.rankers.ranker_config import RankerConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]  # about 15 s in all: not marked slow
 
 
 def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
