@@ -72,7 +72,7 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
     """Label -> RankerConfig for every ranker offered in the page."""
     import os
 
-    from rar.commands.rank_cmd import load_ranker_config
+    from rar.commands.common import ranker_config_from_flags
     from rar.config import packaged_configs
     from rar.rankers.registry import RANKER_NAMES
 
@@ -91,9 +91,9 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
                         "the trained ranker needs --trained-ranker DIR (`rar fit-ranker`)"
                     )
                 overrides.append(f"trained.path={trained}")
-            cfg = load_ranker_config(config_file, overrides, name, None, None)
+            cfg = ranker_config_from_flags(config_file, overrides, name)
         elif path.suffix in (".yaml", ".yml") and path.is_file():
-            cfg = load_ranker_config(path, overrides, None, None, None)
+            cfg = ranker_config_from_flags(path, overrides)
         else:
             raise InputError(
                 f"--ranker {name!r}: expected one of {', '.join(RANKER_NAMES)} or a ranker YAML file"
