@@ -54,7 +54,7 @@ def load_corpus(path: str | Path):
     if not (path / "manifest.json").is_file():
         sys.exit(
             f"error: no corpus at {path} (manifest.json missing); build one with "
-            f"`rar build-corpus --out {path} --config configs/corpus_quickstart.yaml`"
+            f"`rar build-corpus --out {path} --config corpus_quickstart`"
         )
     return Corpus.load(path)
 
@@ -64,7 +64,7 @@ def check_pretrained(run_dir: str | Path) -> Path:
     if not (run_dir / "checkpoints" / "best.pt").is_file():
         sys.exit(
             f"error: {run_dir}/checkpoints/best.pt not found; pretrain first, e.g. "
-            "`rar pretrain --config configs/pretrain_quickstart.yaml --corpus CORPUS`"
+            "`rar pretrain --config pretrain_quickstart --corpus CORPUS`"
         )
     return run_dir
 

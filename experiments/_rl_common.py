@@ -43,8 +43,8 @@ class SweepConfig(ConfigModel):
 
     title: str = Field(..., description="Table title printed above the results.")
     base_config: str = Field(
-        "configs/{dataset}_dpo_semantic.yaml",
-        description="Training config per dataset ({dataset} is substituted).",
+        "{dataset}_dpo_semantic",
+        description="Training config per dataset ({dataset} is substituted): a packaged name or a path.",
     )
     variants: dict[str, list[str]] = Field(
         ..., description="Row label -> `key=value` overrides of the base config (in order)."
@@ -117,8 +117,8 @@ def resolve_config(args, sweep: SweepConfig, dataset: str, variant: str, seed: i
     ]
     cfg = load_config(TrainConfig, path, overrides)
     name = f"{dataset}-{cfg.rl.method}-b{cfg.rl.beta:g}-s{seed}-{_hash(cfg)}"
-    if cfg.rl.method == "sft":
-        name = f"{dataset}-sft-s{seed}-{_hash(cfg)}"
+    if not cfg.rl.has_rl_term:  # NLL only: beta plays no part
+        name = f"{dataset}-{cfg.rl.method}-s{seed}-{_hash(cfg)}"
     return cfg.model_copy(update={"name": name}), name
 
 

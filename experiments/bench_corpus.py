@@ -409,9 +409,16 @@ def compare_corpora(a: Path, b: Path, atol: float = 1e-5) -> dict:
     return report
 
 
+def _corpus_config(src: Path) -> Path:
+    """The quickstart corpus config of the checkout `src` (rar/configs/, or configs/ before the
+    configs became package data)."""
+    packaged = src / "rar" / "configs" / "corpus_quickstart.yaml"
+    return packaged if packaged.is_file() else src / "configs" / "corpus_quickstart.yaml"
+
+
 def _timed_build(src: Path, data_dir: Path, out: Path) -> dict:
     """One cold quickstart-corpus build by the code in `src`, in a fresh interpreter (as the
-    quickstart's first stage: configs/corpus_quickstart.yaml, no previous corpus, no cache)."""
+    quickstart's first stage: rar/configs/corpus_quickstart.yaml, no previous corpus, no cache)."""
     import os
     import shutil
 
@@ -422,7 +429,7 @@ def _timed_build(src: Path, data_dir: Path, out: Path) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "rar", "build-corpus", "--config",
-         str(src / "configs" / "corpus_quickstart.yaml"), "--data-dir", str(data_dir),
+         str(_corpus_config(src)), "--data-dir", str(data_dir),
          "--out", str(out), "--quiet"],
         cwd=src, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--ks", nargs="+", type=int, default=DEFAULT_KS)
     parser.add_argument("--backend", default="semantic", choices=["semantic", "local-loglik"])
-    parser.add_argument("--config-dir", default="configs", help="Holds ranker_<backend>.yaml.")
+    parser.add_argument("--config-dir", default="rar/configs", help="Holds ranker_<backend>.yaml.")
     parser.add_argument("--max-samples", type=int, default=None, help="Seeded subset per dataset.")
     args = parser.parse_args()
     setup(args)

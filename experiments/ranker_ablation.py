@@ -35,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.ranker_fit import retrieve_top_k
+    from rar.evaluation.ranker_fit import retrieve_top_k, select_retriever_weight
     from rar.metrics import paired_bootstrap
     from rar.paths import resolve_data_dir
     from rar.pipeline import rank, score, scored_ranking
     from rar.rankers import RankerConfig
-    from rar.rankers.fit_ranker import select_retriever_weight
     from rar.rankers.semantic_ranker import SemanticRanker
     from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
 

@@ -1,7 +1,7 @@
 """RL objectives from one converged SFT run, each with its shuffled control, over seeds (issue 25).
 
 Trains `rar train` runs in one process (the corpus, the trained ranker and the turn embeddings
-are shared), one per variant x seed, from `--config` (default: configs/rar_quickstart.yaml)
+are shared), one per variant x seed, from `--config` (default: the packaged rar_quickstart)
 with `pretrained_run` = `--sft` and `ranker.trained.path` = `--ranker`. Finished runs are
 reused. Then compare them on the test split with experiments/table_converged.py:
 
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--sft", type=Path, required=True, help="the converged SFT run")
     ap.add_argument("--ranker", type=Path, required=True, help="`rar fit-ranker` output")
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--config", type=Path, default=Path("configs/rar_quickstart.yaml"))
+    ap.add_argument("--config", default="rar_quickstart", help="a config path or packaged name")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--set", action="append", default=[], help="extra key=value overrides")

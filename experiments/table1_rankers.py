@@ -55,7 +55,7 @@ PAPER = {  # Table 1 of the paper, N@5 R@5 N@10 R@10 (337k-movie corpus, full da
 
 
 def ranker_config(backend: str, args: argparse.Namespace):
-    """The RankerConfig of one backend (the project's configs/ranker_*.yaml plus overrides),
+    """The RankerConfig of one backend (the project's rar/configs/ranker_*.yaml plus overrides),
     or (None, reason) when it cannot run here."""
     from rar.config import load_config
     from rar.rankers import RankerConfig
@@ -102,9 +102,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=25, help="Candidates retrieved (paper: 25).")
     parser.add_argument("--max-samples", type=int, default=None, help="Seeded subset per dataset.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the subset.")
-    parser.add_argument("--config-dir", default="configs", help="Holds ranker_<backend>.yaml.")
-    parser.add_argument("--openai-model", default=None, help="Default: configs/ranker_openai.yaml.")
-    parser.add_argument("--gemini-model", default=None, help="Default: configs/ranker_gemini.yaml.")
+    parser.add_argument("--config-dir", default="rar/configs", help="Holds ranker_<backend>.yaml.")
+    parser.add_argument(
+        "--openai-model", default=None, help="Default: rar/configs/ranker_openai.yaml."
+    )
+    parser.add_argument(
+        "--gemini-model", default=None, help="Default: rar/configs/ranker_gemini.yaml."
+    )
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible server (vLLM, Ollama).")
     parser.add_argument("--local-model", default=None, help="Local model (default SmolLM2-135M).")
     args = parser.parse_args()

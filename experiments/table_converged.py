@@ -63,10 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from rar.data.linking import link_samples
     from rar.data.registry import load_conversation_samples
-    from rar.evaluation.ranker_fit import retrieve_top_k
+    from rar.evaluation.ranker_fit import retrieve_top_k, select_retriever_weight
     from rar.paths import resolve_data_dir
     from rar.rankers import RankerConfig
-    from rar.rankers.fit_ranker import select_retriever_weight
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -288,14 +289,39 @@ def apply_overrides(
     return data
 
 
+def packaged_configs() -> dict[str, Path]:
+    """Name -> file of every config shipped inside the package (`rar/configs/*.yaml`), so an
+    installed wheel finds them wherever it runs, not only in a checkout."""
+    folder = Path(str(resources.files("rar") / "configs"))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config(value: str | Path) -> Path:
+    """The one rule every `--config` follows: an existing file is used as given; otherwise a
+    bare name (`redial_dpo_semantic` or `redial_dpo_semantic.yaml`) is a packaged config."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = packaged_configs()
+    name = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if path.name == str(value) and name in shipped:
+        return shipped[name]
+    if path.name == str(value):
+        raise ConfigError(
+            f"config {str(value)!r} is neither a file nor a packaged config "
+            f"(packaged: {', '.join(shipped)})"
+        )
+    hint = f" (packaged config: --config {name})" if name in shipped else ""
+    raise ConfigError(f"config file not found: {path}{hint}")
+
+
 def read_yaml(path: str | Path, origins: KeyOrigins | None = None) -> dict[str, Any]:
-    """Read a YAML mapping, with the file and line in the error when it does not parse.
+    """Read a YAML mapping (a path or a packaged config's name, see `resolve_config`), with the
+    file and line in the error when it does not parse.
 
     With `origins`, the line of every key is recorded there, for validation errors.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+    path = resolve_config(path)
     try:
         text = path.read_text(encoding="utf-8")
         data = yaml.safe_load(text)

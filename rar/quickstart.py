@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rar.config import load_config
+from rar.config import load_config, resolve_config
 from rar.errors import InputError, MissingPathError
 from rar.tracking import is_finished
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from rar.evaluation.results import EvaluationReport
     from rar.rankers.trained_ranker import TrainedRanker
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART_BASELINES = ("most-popular", "itemknn", "ease")  # cheap: fitted in seconds
 STAGES = 9
 # (run name, overrides, table label) of the three SFT policies, in table order
@@ -61,10 +60,8 @@ class QuickstartResult:
 
 
 def _config_path(name: str) -> Path:
-    path = CONFIG_DIR / name
-    if not path.exists():
-        raise MissingPathError(f"quickstart config missing: {path}")
-    return path
+    """A packaged config (rar/configs/), found wherever the package is installed."""
+    return resolve_config(name)
 
 
 @dataclass

@@ -120,7 +120,7 @@ def pretrained_run(small_corpus, data_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("pre_runs")
     cfg = load_config(
         PretrainConfig,
-        ROOT / "configs" / "pretrain_quickstart.yaml",
+        ROOT / "rar" / "configs" / "pretrain_quickstart.yaml",
         [
             f"corpus={small_corpus}",
             f"tracking.runs_dir={runs}",

@@ -16,8 +16,10 @@ from rar.config import (
     describe_type,
     dump_config,
     load_config,
+    packaged_configs,
     parse_override,
     read_yaml,
+    resolve_config,
     save_config,
 )
 
@@ -246,3 +248,19 @@ def test_keys_of_the_old_trainer_layouts_say_where_they_moved(tmp_path: Path) ->
         load_config(TrainConfig, None, ["pretrained_run=x", "optim.batch_size=4"]).optim.batch_size
         == 4
     )
+
+
+def test_a_config_is_a_path_or_a_packaged_name(tmp_path: Path, monkeypatch) -> None:
+    shipped = packaged_configs()
+    assert {"redial_dpo_semantic", "ranker_openai", "corpus_quickstart"} <= set(shipped)
+    monkeypatch.chdir(tmp_path)  # names resolve wherever the command runs
+    assert resolve_config("redial_dpo_semantic") == shipped["redial_dpo_semantic"]
+    assert resolve_config("redial_dpo_semantic.yaml") == shipped["redial_dpo_semantic"]
+    (tmp_path / "redial_dpo_semantic.yaml").write_text("epochs: 1\n", encoding="utf-8")
+    assert resolve_config("redial_dpo_semantic.yaml") == Path(
+        "redial_dpo_semantic.yaml"
+    )  # a file wins
+    with pytest.raises(ConfigError, match=r"neither a file nor a packaged config \(packaged: "):
+        resolve_config("no_such_config")
+    with pytest.raises(ConfigError, match=r"not found: configs/train_quickstart.yaml \(packaged"):
+        resolve_config("configs/train_quickstart.yaml")  # the old checkout path gets a hint

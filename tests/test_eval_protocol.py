@@ -23,6 +23,7 @@ from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator, SystemSpec
 from rar.evaluation.result_table import summary_table
 from rar.evaluation.results import EvaluationReport
+from rar.rankers.base import RankerStats
 from rar.rankers.types import RankResult
 
 REDIAL_FILE = "redial/train_part_c.jsonl"  # 100 real dialogues
@@ -85,7 +86,10 @@ class FixedRanker:
         ]
 
     def stats(self):
-        return {"backend": "fixed", "calls": len(self.requests), "candidates": 0, "appended": 0}
+        return RankerStats(calls=len(self.requests))
+
+    def info(self):
+        return {"backend": "fixed"}
 
 
 def toy_corpus() -> Corpus:
@@ -213,7 +217,10 @@ def test_the_llm_only_path_asks_once_per_turn():
             ]  # fmt: skip
 
         def stats(self):
-            return {"calls": len(self.asked)}
+            return RankerStats(calls=len(self.asked))
+
+        def info(self):
+            return {}
 
     llm = LLMOnly()
     evaluator = Evaluator(toy_corpus(), EvaluateConfig(k=5, protocol="per_item"), progress=False)
@@ -243,7 +250,10 @@ def test_an_llm_label_it_did_not_output_is_a_miss_and_the_appended_share_is_repo
 
         def stats(self):
             n = len(self.requests)
-            return {"backend": "llm", "calls": n, "candidates": 5 * n, "appended": 4 * n}
+            return RankerStats(calls=n, candidates=5 * n, appended=4 * n)
+
+        def info(self):
+            return {"backend": "llm"}
 
     evaluator = Evaluator(toy_corpus(), EvaluateConfig(k=5, ks=[10]), progress=False)
     linked, stats = evaluator.link([toy_sample(2, ["D"], ["A"])])

@@ -41,7 +41,7 @@ def _resolve(sweep: SweepConfig, variant: str, args=None, dataset: str = "redial
     import os
 
     cwd = os.getcwd()
-    os.chdir(ROOT)  # base_config paths are relative to the repository root
+    os.chdir(ROOT)  # a base_config given as a path is relative to the repository root
     try:
         return resolve_config(args or _args(), sweep, dataset, variant, seed)
     finally:

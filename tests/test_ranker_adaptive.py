@@ -59,7 +59,7 @@ def test_one_slot_server_with_default_settings_has_no_failures(corpus, tmp_path)
         results = ranker.rank(requests_for(corpus, 30), progress=True)
         assert [r.error for r in results] == [None] * 30
         st = ranker.stats()
-        assert st["failures"] == 0 and st["retries"] == 0 and st["calls"] == 30
+        assert st.failures == 0 and st.retries == 0 and st.calls == 30
         assert server.max_in_flight <= 3  # not 16 queued at once
         assert ranker.concurrency() <= 3
         assert "in flight" in ranker.progress_postfix()
@@ -72,7 +72,7 @@ def test_adaptive_limit_survives_a_tight_timeout_where_fixed_16_fails(corpus, tm
     with FakeLLMServer(latency_s=SERVICE_S, slots=1) as server:
         ranker = build_ranker(config(server.openai_base_url, tmp_path, timeout_s=timeout), corpus)
         assert all(r.error is None for r in ranker.rank(requests_for(corpus, 30)))
-        assert ranker.stats()["retries"] == 0 and server.max_in_flight <= 3
+        assert ranker.stats().retries == 0 and server.max_in_flight <= 3
     with FakeLLMServer(latency_s=SERVICE_S, slots=1) as server:
         fixed = config(
             server.openai_base_url,
@@ -108,7 +108,7 @@ def test_breaker_stops_the_run_when_nothing_listens(corpus, tmp_path):
     assert "consecutive failed calls over 2 s" in message
     st = ranker.stats()
     # probes, one per probe interval, not 30 requests x 5 attempts
-    assert st["calls"] <= 2 + 2.0 / 0.05 and st["retries"] == 0
+    assert st.calls <= 2 + 2.0 / 0.05 and st.retries == 0
 
 
 @pytest.mark.slow  # a minute: the default breaker_open_after_s
@@ -121,7 +121,7 @@ def test_dead_server_stops_the_run_with_default_settings_within_a_minute_or_so(c
     with pytest.raises(RankerUnavailable, match="consecutive failed calls over 6[0-9] s"):
         ranker.rank(requests_for(corpus, 30))
     assert 60 <= time.monotonic() - start < 75
-    assert ranker.stats()["calls"] <= 2 + 60 / 5 + 6  # in flight + probes
+    assert ranker.stats().calls <= 2 + 60 / 5 + 6  # in flight + probes
 
 
 def test_breaker_stops_the_run_when_the_server_answers_503(corpus, tmp_path):
@@ -186,8 +186,8 @@ def test_restart_of_a_few_seconds_is_ridden_out_with_default_settings(corpus, tm
             proc.wait()
     assert [r.error for r in results] == [None] * 60
     st = ranker.stats()
-    assert st["failures"] == 0 and st["outage_retries"] >= 1, st
-    assert st["retries_denied"] == 0
+    assert st.failures == 0 and st.outage_retries >= 1, st
+    assert st.retries_denied == 0
     assert elapsed >= 4.0  # the run really waited for the restart
 
 
@@ -205,8 +205,8 @@ def test_server_that_stays_down_after_a_kill_stops_the_run_with_one_clear_error(
         timer.join()
         server.wait()
     st = ranker.stats()
-    assert st["answered"] >= 1 and st["answered"] < 200
-    assert st["outage_retries"] >= 1
+    assert st.answered >= 1 and st.answered < 200
+    assert st.outage_retries >= 1
 
 
 def test_retry_budget_caps_the_retries_to_a_failing_server(corpus, tmp_path):
@@ -226,9 +226,9 @@ def test_retry_budget_caps_the_retries_to_a_failing_server(corpus, tmp_path):
         results = ranker.rank(requests_for(corpus, 30))
         assert all(r.error is not None for r in results)
         st = ranker.stats()
-        assert st["retries"] <= 0.2 * 30 + 5  # not 30 x 4 = 120
-        assert server.n_hits == 30 + st["retries"]
-        assert st["retries_denied"] > 0 and st["failures"] == 30
+        assert st.retries <= 0.2 * 30 + 5  # not 30 x 4 = 120
+        assert server.n_hits == 30 + st.retries
+        assert st.retries_denied > 0 and st.failures == 30
         assert any("retry budget spent" in r.error for r in results)
 
 
@@ -240,7 +240,7 @@ def test_timeouts_grow_the_timeout_so_a_slow_server_is_waited_for(corpus, tmp_pa
         ranker = build_ranker(config(server.openai_base_url, tmp_path, timeout_s=0.5), corpus)
         results = ranker.rank(requests_for(corpus, 3))
         assert [r.error for r in results] == [None] * 3
-        assert ranker.stats()["retries"] >= 1 and ranker.timeout_s >= 1.2
+        assert ranker.stats().retries >= 1 and ranker.timeout_s >= 1.2
         server.latency_s = 0.01
         ranker.rank(requests_for(corpus, 3)[1:] + [RankRequest("x", [], corpus.ids[40:45])])
         assert ranker.timeout_s == 0.5

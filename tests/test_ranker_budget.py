@@ -145,7 +145,7 @@ def test_too_long_for_the_window_fails_with_window_and_size_and_sends_nothing(co
     assert result.error is not None
     assert "context window of 300 tokens" in result.error
     assert "+ max_tokens 256" in result.error and "prompt of " in result.error
-    assert ranker.stats()["prompts_too_long"] == 1
+    assert ranker.stats().prompts_too_long == 1
 
 
 def test_budget_trims_on_the_wire_and_stats_report_tokens_per_call(corpus, tmp_path):
@@ -171,6 +171,6 @@ def test_budget_trims_on_the_wire_and_stats_report_tokens_per_call(corpus, tmp_p
         assert result.usage["prompt_tokens_counted"] <= 900 and result.usage["trim_level"] > 0
         assert len(result.ranked_ids) == 25
     st = ranker.stats()
-    assert st["prompts_built"] == 3 and st["prompts_trimmed"] == 3 and st["answered"] == 3
-    assert st["prompt_tokens_per_call"] == st["prompt_tokens"] / 3 > 0
-    assert 0 < st["counted_tokens_per_prompt"] <= 900
+    assert st.prompts_built == 3 and st.prompts_trimmed == 3 and st.answered == 3
+    assert st.per_call()["prompt_tokens_per_call"] == st.prompt_tokens / 3 > 0
+    assert 0 < st.per_call()["counted_tokens_per_prompt"] <= 900

@@ -64,6 +64,9 @@ class FlakyRanker:
     def stats(self):
         return self.inner.stats()
 
+    def info(self):
+        return self.inner.info()
+
     def close(self):
         pass
 

@@ -72,9 +72,9 @@ def test_parses_ranking_counts_tokens_and_cost(backend, server, corpus, tmp_path
         assert res.ranked_ids == req.candidate_ids[::-1]  # the server answers last-first
         assert res.usage["prompt_tokens"] > 0 and res.usage["n_matched"] == 5
     st = ranker.stats()
-    assert st["calls"] == 3 and st["failures"] == 0 and st["cache_misses"] == 3
-    expected = (st["prompt_tokens"] * 1.0 + st["completion_tokens"] * 10.0) / 1e6
-    assert st["cost_usd"] == pytest.approx(expected) and st["cost_usd"] > 0
+    assert st.calls == 3 and st.failures == 0 and st.cache_misses == 3
+    expected = (st.prompt_tokens * 1.0 + st.completion_tokens * 10.0) / 1e6
+    assert st.cost_usd == pytest.approx(expected) and st.cost_usd > 0
     body = server.hits[0]["body"]
     if backend == "openai":
         assert server.hits[0]["path"] == "/v1/chat/completions"
@@ -111,7 +111,7 @@ def test_warm_cache_makes_zero_calls_and_key_is_never_stored(
     assert server.n_hits == hits  # zero network calls
     assert all(r.cached for r in second)
     assert [r.ranked_ids for r in second] == [r.ranked_ids for r in first]
-    assert again.stats()["cache_hits"] == 4 and again.stats()["calls"] == 0
+    assert again.stats().cache_hits == 4 and again.stats().calls == 0
     db = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("cache.sqlite"))
     assert SECRET.encode() not in db
     assert SECRET not in caplog.text
@@ -123,7 +123,7 @@ def test_retries_429_with_retry_after_then_500(backend, server, corpus, tmp_path
     ranker = build_ranker(make_config(backend, server, tmp_path, max_in_flight=1), corpus)
     [res] = ranker.rank(requests_for(corpus, 1))
     assert res.error is None and res.usage["attempts"] == 3
-    assert server.n_hits == 3 and ranker.stats()["retries"] == 2
+    assert server.n_hits == 3 and ranker.stats().retries == 2
     assert server.hits[1]["time"] - server.hits[0]["time"] >= 0.3  # honoured Retry-After
 
 
@@ -140,7 +140,7 @@ def test_persistent_failure_is_recorded_not_raised(backend, server, corpus, tmp_
     assert bad.ranked_ids == reqs[0].candidate_ids  # retriever order so metrics stay defined
     assert good.error is None
     st = ranker.stats()
-    assert st["failures"] == 1 and st["calls"] == 4 and st["requests"] == 2
+    assert st.failures == 1 and st.calls == 4 and st.requests == 2
     # a failed call is not cached: the next run tries again
     assert (
         build_ranker(make_config(backend, server, tmp_path), corpus).rank(reqs[:1])[0].error is None
@@ -206,9 +206,9 @@ def test_non_list_and_non_candidate_replies(backend, server, corpus, tmp_path):
         reqs[1].candidate_ids
     )
     st = ranker.stats()
-    assert st["hallucinations"] == 2 and st["items_parsed"] == 3 and st["non_title_lines"] == 2
-    assert st["hallucination_rate"] == pytest.approx(2 / 3)
-    assert st["appended"] == 5 + 4 and st["candidates"] == 10 and st["appended_share"] == 0.9
+    assert st.hallucinations == 2 and st.items_parsed == 3 and st.non_title_lines == 2
+    assert st.hallucination_rate == pytest.approx(2 / 3)
+    assert st.appended == 5 + 4 and st.candidates == 10 and st.appended_share == 0.9
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

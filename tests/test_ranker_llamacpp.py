@@ -47,9 +47,9 @@ def test_llamacpp_generates_scores_and_caches(data_dir, tmp_path):
 
     # the generate reply again: from the cache (the key holds the mode), no model call
     ranker.config.llamacpp.mode = "generate"
-    calls = ranker.stats()["calls"]
+    calls = ranker.stats().calls
     [cached] = ranker.rank([req])
-    assert ranker.stats()["calls"] == calls and cached.cached
+    assert ranker.stats().calls == calls and cached.cached
     assert cached.raw_reply == res.raw_reply
     ranker.close()
 
@@ -65,7 +65,7 @@ def test_prompt_past_the_context_window_fails_clearly(data_dir, tmp_path):
     ranker = build_ranker(cfg, corpus)
     [res] = ranker.rank([RankRequest("s0", [Turn("seeker", "Anything.")], corpus.ids[:25])])
     assert res.error is not None and "ranker.llamacpp.n_ctx=256" in res.error
-    assert ranker.stats()["calls"] == 1  # not retried: it would fail again
+    assert ranker.stats().calls == 1  # not retried: it would fail again
     ranker.close()
 
 

@@ -42,8 +42,8 @@ def test_rate_limit_holds_across_batches_of_both_modes(corpus, tmp_path):
     assert [r.ranked_ids for r in late] == [[corpus.ids[0]]] * 2
     assert late[0].hallucinations == ["Zzyzx Qwerty Spaceship Ballet 3000 (2031)"]
     st = ranker.stats()
-    assert st["requests"] == 32 and st["calls"] == 32 and st["cache_hits"] == 0
-    assert st["items_parsed"] == 15 * 2 + 17 * 2  # ranking replies' titles + LLM-only titles
+    assert st.requests == 32 and st.calls == 32 and st.cache_hits == 0
+    assert st.items_parsed == 15 * 2 + 17 * 2  # ranking replies' titles + LLM-only titles
 
 
 def test_a_ranker_that_cannot_name_movies_refuses_the_mode(corpus):

@@ -43,9 +43,9 @@ def test_smollm2_generates_and_scores(data_dir, tmp_path):
     assert ll.error is None and ll.hallucinations == [] and ll.usage["n_matched"] == 3
     # the generate request again: from the cache (the key holds the mode), no model call
     ranker.config.local.mode = "generate"
-    calls = ranker.stats()["calls"]
+    calls = ranker.stats().calls
     [again] = ranker.rank([req])
-    assert ranker.stats()["calls"] == calls
+    assert ranker.stats().calls == calls
     assert again.cached and again.raw_reply == res.raw_reply
 
 

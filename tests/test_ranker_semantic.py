@@ -66,13 +66,13 @@ def test_semantic_beats_random_order_on_real_redial(small_corpus, data_dir):
     boot = paired_bootstrap(sem["ndcg@10"], rnd["ndcg@10"], n_resamples=2000, seed=0)
     assert sem["ndcg@10"].mean() > rnd["ndcg@10"].mean() + 0.05
     assert boot.ci_low > 0 and boot.p_value < 0.05
-    assert ranker.stats()["calls"] == 80 and ranker.stats()["failures"] == 0
+    assert ranker.stats().calls == 80 and ranker.stats().failures == 0
 
 
 def test_unknown_candidate_is_recorded_not_raised():
     ranker = SemanticRanker(RankerConfig(backend="semantic"), vector_corpus(np.eye(2)))
     [res] = ranker.rank([RankRequest("x", [], ["zzz"])])
-    assert res.error is not None and ranker.stats()["failures"] == 1
+    assert res.error is not None and ranker.stats().failures == 1
 
 
 def test_sync_rank_works_inside_a_running_event_loop():

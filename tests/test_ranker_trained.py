@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from rar.data.linking import link_samples
+from rar.evaluation.ranker_fit import FitSettings, fit_trained_ranker, select_retriever_weight
 from rar.metrics import ndcg_at_k
 from rar.rankers import RankerConfig, RankRequest, build_ranker
-from rar.rankers.fit_ranker import FitSettings, fit_trained_ranker, select_retriever_weight
 from rar.rankers.trained_ranker import TrainedModel, TrainedRanker
 
 SETTINGS = FitSettings(l2=(1.0, 10.0))

@@ -24,6 +24,8 @@ from rar.errors import InputError
 from rar.rankers.base import Ranker
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.registry import LLM_RANKER_NAMES, RANKER_NAMES, RANKERS, ranker_class
+from rar.rl.objectives import OBJECTIVES
+from rar.rl.rl_config import RLConfig
 from rar.rl.train_config import DataConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +78,21 @@ def test_cli_help_lists_every_dataset():
     ):
         text = " ".join(CliRunner().invoke(app, [*command, "--help"]).output.split())
         assert all(name in text for name in names), (command, text)
+
+
+def test_rl_method_accepts_exactly_the_objectives_table():
+    assert get_args(RLConfig.model_fields["method"].annotation) == tuple(OBJECTIVES)
+    assert set(OBJECTIVES) == {"sft", "dpo", "simpo", "grpo"}
+    help_text = RLConfig.model_fields["method"].description or ""
+    assert all(name in help_text for name in OBJECTIVES)
+    with pytest.raises(ConfigError, match="rl.method"):
+        load_config(TrainConfig, None, ["rl.method=ppo"])
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_every_objective_sets_how_much_it_samples(name):
+    rl = RLConfig(method=name, group_size=8)
+    entry = OBJECTIVES[name]
+    assert rl.has_rl_term == (entry.term is not None)
+    assert rl.sets_per_sample == (8 if entry.group else 2)
+    assert (name == "sft") == (not rl.has_rl_term)  # sft alone trains on NLL only

@@ -67,7 +67,7 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="did you mean 'rl.beta'"):
         load_config(TrainConfig, None, ["pretrained_run=x", "rl.betta=0.1"])
     cfg = load_config(
-        TrainConfig, ROOT / "configs" / "redial_dpo_semantic.yaml", ["rl.method=grpo"]
+        TrainConfig, ROOT / "rar" / "configs" / "redial_dpo_semantic.yaml", ["rl.method=grpo"]
     )
     assert cfg.rl.method == "grpo" and cfg.rl.sets_per_sample == 8
 

@@ -79,7 +79,7 @@ def test_resume_of_a_run_that_never_existed_is_refused(tmp_path, data_dir):
             "--name",
             "ghost",
             "--config",
-            str(ROOT / "configs" / "pretrain_quickstart.yaml"),
+            str(ROOT / "rar" / "configs" / "pretrain_quickstart.yaml"),
             "--set",
             f"tracking.runs_dir={tmp_path}",
         ],
@@ -131,7 +131,7 @@ def _pretrain_args(
     return [
         "pretrain",
         "--config",
-        str(ROOT / "configs" / "pretrain_quickstart.yaml"),
+        str(ROOT / "rar" / "configs" / "pretrain_quickstart.yaml"),
         "--data-dir",
         str(data_dir),
         "--corpus",

@@ -19,7 +19,9 @@ def build_corpus(
         None, "--data-dir", help="Data directory (default $RAR_DATA_DIR, ./data)."
     ),
     config: Path | None = typer.Option(
-        None, "--config", help="YAML corpus config (configs/corpus*.yaml)."
+        None,
+        "--config",
+        help="Corpus YAML file, or a packaged config's name (corpus, corpus_quickstart, corpus_paper).",
     ),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a config key, e.g. --set filter.max_movies=5000."

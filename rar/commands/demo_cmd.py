@@ -12,7 +12,6 @@ from rar.errors import InputError, MissingPathError
 from rar.rankers.registry import ranker_choices
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # backends offered without being asked for, when their key is in the environment
 AUTO_LLM = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
@@ -74,7 +73,8 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
     """Label -> RankerConfig for every ranker offered in the page."""
     import os
 
-    from rar.commands.rank_cmd import load_ranker_config
+    from rar.commands.common import ranker_config_from_flags
+    from rar.config import packaged_configs
     from rar.rankers.registry import RANKER_NAMES
 
     names = list(names) or ["semantic", *(b for b, env in AUTO_LLM.items() if os.environ.get(env))]
@@ -85,17 +85,16 @@ def ranker_configs(names: list[str], trained: Path | None, timeout_s: float) -> 
         path = Path(name)
         overrides = [f"limits.timeout_s={timeout_s:g}"]
         if name in RANKER_NAMES:
-            shipped = CONFIG_DIR / f"ranker_{name}.yaml"
-            config_file = shipped if shipped.is_file() else None
+            config_file = packaged_configs().get(f"ranker_{name}")
             if name == "trained":
                 if trained is None:
                     raise InputError(
                         "the trained ranker needs --trained-ranker DIR (`rar fit-ranker`)"
                     )
                 overrides.append(f"trained.path={trained}")
-            cfg = load_ranker_config(config_file, overrides, name, None, None)
+            cfg = ranker_config_from_flags(config_file, overrides, name)
         elif path.suffix in (".yaml", ".yml") and path.is_file():
-            cfg = load_ranker_config(path, overrides, None, None, None)
+            cfg = ranker_config_from_flags(path, overrides)
         else:
             raise InputError(
                 f"--ranker {name!r}: expected one of {', '.join(RANKER_NAMES)} or a ranker YAML file"

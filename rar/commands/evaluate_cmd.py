@@ -7,7 +7,13 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from rar.commands.common import console, err_console, flag_overrides, user_errors
+from rar.commands.common import (
+    console,
+    err_console,
+    flag_overrides,
+    ranker_spec_config,
+    user_errors,
+)
 from rar.data.datasets import dataset_choices
 from rar.errors import InputError
 from rar.rankers.registry import ranker_choices
@@ -122,7 +128,7 @@ def evaluate(
 
             cfg.baselines = [*cfg.baselines, *(baseline_class(b).name for b in baseline)]
         if ranker is not None:
-            cfg.ranker = _ranker_config(ranker, ranker_model, base_url, cfg)
+            cfg.ranker = ranker_spec_config(ranker, ranker_model, base_url, cfg)
         elif ranker_model or base_url:
             raise InputError("--ranker-model/--base-url need --ranker")
         source = data if data is not None else resolve_data_dir(data_dir)
@@ -156,24 +162,6 @@ def evaluate(
         )
         for warning in check_failed_calls(data["systems"], cfg.max_failed_share):
             err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
-
-
-def _ranker_config(spec: str, model: str | None, base_url: str | None, cfg):
-    from rar.config import load_config, validate_config
-    from rar.rankers.ranker_config import RankerConfig
-
-    path = Path(spec)
-    if spec.endswith((".yaml", ".yml")) or path.is_file():
-        ranker = load_config(RankerConfig, path)
-    else:
-        base = cfg.ranker.model_dump() if cfg.ranker is not None else {}
-        base["backend"] = spec
-        ranker = validate_config(RankerConfig, base, f"--ranker {spec}")
-    if model is not None:
-        ranker.model = model
-    if base_url is not None:
-        ranker.base_url = base_url
-    return ranker
 
 
 evaluate.command_name = "evaluate"  # type: ignore[attr-defined]

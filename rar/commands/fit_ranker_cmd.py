@@ -43,9 +43,8 @@ def fit_ranker(
     with user_errors():
         import torch
 
-        from rar.evaluation.ranker_fit import fit_from_data
+        from rar.evaluation.ranker_fit import FitSettings, fit_from_data
         from rar.paths import resolve_data_dir
-        from rar.rankers.fit_ranker import FitSettings
 
         torch.set_num_threads(max(1, threads))
         if not (corpus / "manifest.json").is_file():

@@ -10,8 +10,11 @@ from rar.commands.common import console, flag_overrides, user_errors
 
 
 def pretrain(
-    config: Path = typer.Option(
-        Path("configs/pretrain_movielens.yaml"), "--config", "-c", help="Pretraining YAML config."
+    config: str = typer.Option(
+        "pretrain_movielens",
+        "--config",
+        "-c",
+        help="Pretraining YAML file, or the name of a packaged config (rar/configs/).",
     ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a config key, e.g. --set retriever.name=sasrec (repeatable)."

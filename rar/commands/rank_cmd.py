@@ -7,40 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rar.commands.common import console, user_errors
+from rar.commands.common import console, ranker_config_from_flags, user_errors
 from rar.errors import InputError
-from rar.rankers.registry import RANKER_NAMES, ranker_choices
+from rar.rankers.registry import ranker_choices
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
-
-
-def load_ranker_config(
-    config: Path | None,
-    overrides: list[str],
-    ranker: str | None,
-    model: str | None,
-    base_url: str | None,
-):
-    """A RankerConfig from a ranker YAML (or an experiment YAML's `ranker:` section) + flags."""
-    from rar.config import KeyOrigins, apply_overrides, read_yaml, validate_config
-    from rar.rankers.ranker_config import RankerConfig
-
-    origins = KeyOrigins()
-    data: dict[str, Any] = read_yaml(config, origins) if config is not None else {}
-    if isinstance(data.get("ranker"), dict) and "backend" not in data:
-        data = data["ranker"]
-        origins.prefix = ("ranker",)
-    if ranker is not None:
-        if ranker not in RANKER_NAMES:
-            raise InputError(f"--ranker must be one of {', '.join(RANKER_NAMES)} (got {ranker!r})")
-        data["backend"] = ranker
-    if model is not None:
-        data["model"] = model
-    if base_url is not None:
-        data["base_url"] = base_url
-    data = apply_overrides(data, overrides, RankerConfig, origins)
-    return validate_config(RankerConfig, data, str(config or "flags"), origins)
 
 
 def _one_line(text: Any, width: int = 110) -> str:
@@ -111,7 +83,7 @@ def rank(
         from rar.rankers.types import RankRequest
 
         turns = load_conversation(conversation)
-        cfg = load_ranker_config(config, overrides, ranker, model, base_url)
+        cfg = ranker_config_from_flags(config, overrides, ranker, model, base_url)
         corpus, source, rk = _setup(corpus_dir, run, cfg)
         ids, how = source.candidates(turns, k)
         if not ids:
@@ -119,7 +91,7 @@ def rank(
         [result] = rk.rank([RankRequest(conversation.stem, turns, ids)])
         console.print(
             f"[dim]{len(ids)} candidates from {how}; ranked by {cfg.backend}"
-            f"{'' if cfg.backend == 'semantic' else ' ' + rk.stats().get('model', '')}"
+            f"{'' if cfg.backend == 'semantic' else ' ' + rk.info().get('model', '')}"
             f"{' (cached)' if result.cached else ''}[/]",
             highlight=False,
         )
@@ -164,7 +136,7 @@ def recommend(
         from rar.data.types import Turn
         from rar.rankers.types import RankRequest
 
-        cfg = load_ranker_config(config, overrides, ranker, model, base_url)
+        cfg = ranker_config_from_flags(config, overrides, ranker, model, base_url)
         corpus, source, rk = _setup(corpus_dir, run, cfg)
         console.print(
             "[bold]RAR[/] movie recommender. Tell me what you like; empty line or 'quit' to stop."

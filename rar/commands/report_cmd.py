@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rar.commands.common import console, user_errors
+from rar.commands.common import console, ranker_spec_config, user_errors
 from rar.data.datasets import dataset_choices
 from rar.errors import InputError
 
@@ -152,7 +152,6 @@ def recall_vs_k(
 ) -> None:
     """N@10 / R@10 as the number of retrieved candidates grows (paper Figure 3)."""
     with user_errors():
-        from rar.commands.evaluate_cmd import _ranker_config
         from rar.config import validate_config
         from rar.corpus import Corpus
         from rar.evaluation.evaluate_config import EvaluateConfig
@@ -176,7 +175,7 @@ def recall_vs_k(
         if ranker and ranker.lower() != "none":
             from rar.rankers import build_ranker
 
-            rk = build_ranker(_ranker_config(ranker, ranker_model, base_url, cfg), corp)
+            rk = build_ranker(ranker_spec_config(ranker, ranker_model, base_url, cfg), corp)
         try:
             written = recall_vs_k_report(
                 samples,

@@ -10,8 +10,11 @@ from rar.commands.common import console, flag_overrides, user_errors
 
 
 def train(
-    config: Path = typer.Option(
-        Path("configs/redial_dpo_semantic.yaml"), "--config", "-c", help="Training YAML config."
+    config: str = typer.Option(
+        "redial_dpo_semantic",
+        "--config",
+        "-c",
+        help="Training YAML file, or the name of a packaged config (rar/configs/).",
     ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a config key, e.g. --set rl.method=grpo (repeatable)."

@@ -91,7 +91,7 @@ class Evaluator:
         """Run one system on linked samples (`candidates` reuses an earlier retrieval)."""
         kind = spec.kind
         start = time.perf_counter()
-        stats_before = dict(spec.ranker.stats()) if spec.ranker is not None else None
+        stats_before = spec.ranker.stats() if spec.ranker is not None else None
         extras: list[dict[str, Any]] = [{} for _ in linked]
         if kind == "llm-only":
             # per-item rows of one turn are one request (the LLM reads the same conversation)
@@ -146,8 +146,10 @@ class Evaluator:
             for extra, c in zip(extras, cands, strict=True):
                 extra["candidates"] = c
         ranker_stats = None
-        if spec.ranker is not None:
-            ranker_stats = _stats_delta(stats_before or {}, spec.ranker.stats())
+        if spec.ranker is not None and stats_before is not None:
+            # only what this system spent: a ranker may be shared between systems
+            spent = spec.ranker.stats() - stats_before
+            ranker_stats = spec.ranker.info() | spent.as_dict()
         return self.score(
             spec.name,
             kind,
@@ -237,32 +239,6 @@ def _metric_order(per_sample: dict[str, Any]) -> list[str]:
         return (int(cut) if cut.isdigit() else 999, order)
 
     return sorted(per_sample, key=key)
-
-
-_COUNTERS = (
-    "requests", "calls", "retries", "retries_denied", "cache_hits", "cache_misses", "failures",
-    "prompt_tokens", "completion_tokens", "cost_usd", "hallucinations", "items_parsed",
-    "non_title_lines", "candidates", "model_ranked", "appended", "latency_s",
-)  # fmt: skip
-
-
-def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Ranker counters spent by this evaluation only (a ranker may be shared between systems)."""
-    out: dict[str, Any] = {
-        k: v for k, v in after.items() if k not in _COUNTERS and not isinstance(v, (int, float))
-    }
-    for key in _COUNTERS:
-        if key in after:
-            out[key] = after[key] - before.get(key, 0)
-    parsed = out.get("items_parsed", 0)
-    out["hallucination_rate"] = (out.get("hallucinations", 0) / parsed) if parsed else 0.0
-    lines = parsed + out.get("non_title_lines", 0)
-    out["non_title_rate"] = (out.get("non_title_lines", 0) / lines) if lines else 0.0
-    cands = out.get("candidates", 0)
-    out["appended_share"] = (out.get("appended", 0) / cands) if cands else 0.0
-    if isinstance(out.get("cost_usd"), float):
-        out["cost_usd"] = round(out["cost_usd"], 6)
-    return out
 
 
 def evaluate_systems(

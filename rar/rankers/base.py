@@ -9,7 +9,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rar.data.types import Turn
@@ -28,7 +28,10 @@ T = TypeVar("T")
 
 @dataclass
 class RankerStats:
-    """Per-ranker counters (since construction)."""
+    """Per-ranker counters (since construction), the one type every report of them goes
+    through: `after - before` is what an evaluation or a training step spent, `a + b` adds up
+    a run's processes, and :meth:`as_dict` is the ranker block of evaluation.json and of an RL
+    run's metrics.json, so a new counter is a new field here and nothing else."""
 
     requests: int = 0
     calls: int = 0  # backend calls actually made (network requests / model runs), incl. retries
@@ -70,6 +73,33 @@ class RankerStats:
     def appended_share(self) -> float:
         """Share of candidates the model left out (appended, not ranked by the model)."""
         return self.appended / self.candidates if self.candidates else 0.0
+
+    def __add__(self, other: RankerStats) -> RankerStats:
+        return RankerStats(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    def __sub__(self, other: RankerStats) -> RankerStats:
+        return RankerStats(
+            **{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)}
+        )
+
+    @classmethod
+    def from_dict(cls, counters: dict[str, float] | None) -> RankerStats:
+        """Counters saved as a dict (a checkpoint); a counter an older one lacks starts at 0."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (counters or {}).items() if k in names})
+
+    def rates(self) -> dict[str, float]:
+        """Every rate property, computed from these counters (never averaged across reports)."""
+        kinds = vars(type(self)).items()
+        return {name: getattr(self, name) for name, kind in kinds if isinstance(kind, property)}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every counter, rate and per-call figure (cost rounded to a millionth of a dollar)."""
+        out: dict[str, Any] = asdict(self)
+        out["cost_usd"] = round(self.cost_usd, 6)
+        return out | self.rates() | self.per_call()
 
     def per_call(self) -> dict[str, float]:
         """Tokens per answered call (as the backend reported them) and per built prompt."""
@@ -143,14 +173,13 @@ class Ranker(ABC):
         """LLM-only mode (see :class:`PromptRanker`); a ranker that cannot name movies refuses."""
         raise not_an_llm(self.backend)
 
-    def stats(self) -> dict[str, Any]:
-        out = asdict(self._stats)
-        out["hallucination_rate"] = self._stats.hallucination_rate
-        out["non_title_rate"] = self._stats.non_title_rate
-        out["appended_share"] = self._stats.appended_share
-        out.update(self._stats.per_call())
-        out["backend"] = self.backend
-        return out
+    def stats(self) -> RankerStats:
+        """A snapshot of the counters since construction (subtract two for what lay between)."""
+        return replace(self._stats)
+
+    def info(self) -> dict[str, Any]:
+        """What the ranker is, reported beside its counters: the backend (an LLM adds its model)."""
+        return {"backend": self.backend}
 
     def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release resources (cache connections, models)."""

@@ -375,11 +375,8 @@ class PromptRanker(Ranker):
             f"{per_min:.1f} calls/min, {tok_s:.0f} tok/s"
         )
 
-    def stats(self) -> dict[str, Any]:
-        out = super().stats()
-        out["model"] = self.model_name
-        out["concurrency"] = self.concurrency()
-        return out
+    def info(self) -> dict[str, Any]:
+        return super().info() | {"model": self.model_name, "concurrency": self.concurrency()}
 
     def close(self) -> None:
         if self.cache is not None:

@@ -8,7 +8,7 @@ the semantic ranker does, then scores a candidate i by
     scale * (c W) . v_i  +  pop_weight * log(1 + training count of i)
         +  cooc_weight * (h B)_i  -  retriever_weight * log(position)
 
-`rar.rankers.fit_ranker` fits W (384x384) in closed form by ridge regression from conversation
+`rar.evaluation.ranker_fit` fits W (384x384) in closed form by ridge regression from conversation
 vectors to the vectors of the movies recommended next, shrunk towards the identity (W = I is
 the semantic ranker), then scale and pop_weight by a softmax over the whole corpus, on
 training targets only. h B is a co-occurrence score: h is the binary vector of the movies

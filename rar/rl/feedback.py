@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -14,7 +14,9 @@ from rar.rankers.types import RankRequest
 from rar.rl.batches import Batch
 from rar.rl.candidate_order import order_set
 from rar.rl.rewards import result_reward
-from rar.rl.rl_config import RLConfig
+
+if TYPE_CHECKING:
+    from rar.rl.rl_config import RLConfig
 
 
 class Verdicts(NamedTuple):

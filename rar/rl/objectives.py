@@ -1,4 +1,4 @@
-"""The RL objectives of post-training behind one interface: `OBJECTIVES[method](step)`.
+"""The RL objectives of post-training behind one interface: `OBJECTIVES[method].term(step)`.
 
 Each objective turns one step's sampled candidate sets and the ranker's verdicts into the RL
 term of the loss (the trainer adds `nll_weight` * NLL); `rl_term` samples those sets, has them
@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,7 +27,9 @@ from rar.rl.feedback import Verdicts, reward_diagnostics
 from rar.rl.losses import dpo_loss, grpo_loss, label_selection_logp, listmle_loss, simpo_loss
 from rar.rl.policy import log_prob
 from rar.rl.rewards import dpo_winner
-from rar.rl.rl_config import RLConfig
+
+if TYPE_CHECKING:  # rl_config derives `rl.method` from OBJECTIVES below
+    from rar.rl.rl_config import RLConfig
 
 Ranks = list[list[int | None]]
 # (sample rows of the batch, sets [rows, g, k], policy scores [rows, N]) -> the ranker's verdicts
@@ -248,13 +251,28 @@ def label_credit(step: RLStep) -> tuple[torch.Tensor, dict[str, float]]:
     return loss, {"credited_labels": float(len(rows)), "credit_weight_mean": float(w.mean())}
 
 
-# sft has no RL term (NLL only), so it samples and ranks nothing
-OBJECTIVES: dict[str, Objective] = {
-    "dpo": dpo,
-    "simpo": simpo,
-    "grpo": grpo,
-    "distill": distill,
-    "label_credit": label_credit,
+@dataclass(frozen=True)
+class Method:
+    """One `rl.method`: its RL term (None: NLL only, so nothing is sampled or ranked) and
+    whether it samples `rl.group_size` sets per sample (else a pair)."""
+
+    term: Objective | None
+    about: str
+    group: bool = False
+
+
+# the one table of `rl.method` names: config validation and its help text derive from it
+OBJECTIVES: dict[str, Method] = {
+    "sft": Method(None, "NLL only"),
+    "dpo": Method(dpo, "online DPO"),
+    "simpo": Method(simpo, "SimPO"),
+    "grpo": Method(grpo, "GRPO", group=True),
+    "distill": Method(
+        distill, "ListMLE towards the ranker's order of each sampled set", group=True
+    ),
+    "label_credit": Method(
+        label_credit, "the label's own draw factor weighted by the ranker's reward", group=True
+    ),
 }
 
 
@@ -268,7 +286,7 @@ def rl_term(
     shuffle_seed: Sequence[int],
 ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
     """One step's RL term: `rl.sets_per_sample` sets per sample drawn from the policy, ranked,
-    and handed to `OBJECTIVES[rl.method]`. Returns (loss, statistics for the step row, seconds
+    and handed to `OBJECTIVES[rl.method].term` (not called for a method without one). Returns (loss, statistics for the step row, seconds
     spent sampling and ranking). With `rl.shuffle_rewards` (the control) each sample takes
     another's verdicts, permuted by `shuffle_seed`."""
     detached = scores.detach()
@@ -288,7 +306,9 @@ def rl_term(
     step = RLStep(
         rl, batch, scores, ref_scores, sets, rewards, ranks, failed, orders, perm, sample, rank
     )
-    loss, stats = OBJECTIVES[rl.method](step)
+    term = OBJECTIVES[rl.method].term
+    assert term is not None, f"rl.method {rl.method} has no RL term"
+    loss, stats = term(step)
     seconds["sample"] += step.seconds["sample"]
     seconds["rank"] += step.seconds["rank"]
     out.update(stats)

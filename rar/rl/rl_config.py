@@ -7,8 +7,10 @@ from typing import Literal
 from pydantic import Field
 
 from rar.config import ConfigModel
+from rar.rl.objectives import OBJECTIVES
 
-Method = Literal["sft", "dpo", "simpo", "grpo", "distill", "label_credit"]
+METHOD_NAMES = tuple(OBJECTIVES)
+Method = Literal[METHOD_NAMES]  # type: ignore[valid-type]
 
 
 class RLConfig(ConfigModel):
@@ -16,9 +18,7 @@ class RLConfig(ConfigModel):
 
     method: Method = Field(
         "dpo",
-        description="sft (NLL only), dpo, simpo, grpo (the paper's), distill (ListMLE towards the "
-        "ranker's order of each sampled set) or label_credit (the label's own draw factor "
-        "weighted by the ranker's reward).",
+        description=", ".join(f"{name} ({m.about})" for name, m in OBJECTIVES.items()) + ".",
     )
     k: int = Field(25, ge=1, description="Candidate set size shown to the ranker (paper: 25).")
     group_size: int = Field(
@@ -79,4 +79,9 @@ class RLConfig(ConfigModel):
 
     @property
     def sets_per_sample(self) -> int:
-        return 2 if self.method in ("dpo", "simpo") else self.group_size
+        return self.group_size if OBJECTIVES[self.method].group else 2
+
+    @property
+    def has_rl_term(self) -> bool:
+        """False for a method that trains on NLL alone (sft): no sets are sampled or ranked."""
+        return OBJECTIVES[self.method].term is not None

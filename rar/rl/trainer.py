@@ -110,7 +110,7 @@ class RLTrainer:
             lambda s: cosine_with_warmup(s, o.warmup_steps, self.total_steps, o.min_lr_ratio),
         )
         self.generator = torch.Generator().manual_seed(config.seed)
-        if ranker is None and (self.rl.method != "sft" or self.val_samples):
+        if ranker is None and (self.rl.has_rl_term or self.val_samples):
             from rar.rankers import build_ranker
 
             ranker = build_ranker(config.ranker, corpus)
@@ -170,7 +170,7 @@ class RLTrainer:
         with torch.no_grad():
             ref_scores = self.reference.scores(batch.inputs)
         out["kl_top1_to_initial"] = float(top1_kl(scores.detach(), ref_scores).mean())
-        if rl.method != "sft":
+        if rl.has_rl_term:
             shuffle_seed = [self.config.seed, self.step, 1]
             rl_loss, rl_stats, seconds = rl_term(
                 rl, batch, scores, ref_scores, self.sample, self.rank_sets, shuffle_seed
