@@ -82,7 +82,7 @@ def test_cli_help_lists_every_dataset():
 
 def test_rl_method_accepts_exactly_the_objectives_table():
     assert get_args(RLConfig.model_fields["method"].annotation) == tuple(OBJECTIVES)
-    assert set(OBJECTIVES) == {"sft", "dpo", "simpo", "grpo"}
+    assert set(OBJECTIVES) == {"sft", "dpo", "simpo", "grpo", "distill", "label_credit"}
     help_text = RLConfig.model_fields["method"].description or ""
     assert all(name in help_text for name in OBJECTIVES)
     with pytest.raises(ConfigError, match="rl.method"):
