@@ -32,16 +32,15 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def test_a_busy_port_is_refused_in_one_line_before_anything_loads(tmp_path):
-    # a run and a corpus that would fail to load: a refusal about them means loading began
+def _busy_port_demo(tmp_path: Path, tmp: Path) -> tuple[subprocess.CompletedProcess, int]:
+    """`rar demo` on a port something listens on, with a run and a corpus that would fail to
+    load: a refusal about them would mean loading began."""
     run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run / "checkpoints" / "best.pt").write_bytes(b"not a checkpoint")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
+    corpus = tmp_path / "corpus-not-loaded"
+    corpus.mkdir(exist_ok=True)
     (corpus / "movies.parquet").write_bytes(b"not parquet")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -52,6 +51,13 @@ def test_a_busy_port_is_refused_in_one_line_before_anything_loads(tmp_path):
             capture_output=True, text=True, env={**os.environ, **_env(tmp)}, cwd=tmp_path,
             timeout=300,
         )  # fmt: skip
+    return result, port
+
+
+def test_a_busy_port_is_refused_in_one_line_before_anything_loads(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    result, port = _busy_port_demo(tmp_path, tmp)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip() == (
         f"error: port {port} on 127.0.0.1 is already in use (another `rar demo` or server?): "
@@ -165,3 +171,59 @@ def test_demo_escapes_text_keeps_downloads_private_and_cleans_up(
     text = log.read_text(encoding="utf-8")
     assert "Traceback" not in text, text
     assert list(tmp.iterdir()) == [], list(tmp.rglob("*"))  # nothing left behind
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_our_own_dirs_of_dead_demos_are_removed(tmp_path):
+    from rar.demo.launch import remove_stale_dirs
+
+    dead = _dead_pid()
+    stale = tmp_path / f"rar-demo-{dead}-abc123"
+    (stale / "gradio" / "hash").mkdir(parents=True)
+    (stale / "gradio" / "hash" / "chat.jsonl").write_text("{}")
+    (stale / "exports").mkdir()
+    live = tmp_path / f"rar-demo-{os.getpid()}-abc123"  # a demo still running
+    (live / "exports").mkdir(parents=True)
+    foreign = tmp_path / f"rar-demo-{dead}-xyz789"  # holds something a demo never writes
+    (foreign / "exports").mkdir(parents=True)
+    (foreign / "thesis.tex").write_text("mine")
+    other = tmp_path / "rar-demo-notapid-abc123"
+    other.mkdir()
+    target = tmp_path / "elsewhere"
+    (target / "exports").mkdir(parents=True)
+    (tmp_path / f"rar-demo-{dead}-link").symlink_to(target)
+    assert remove_stale_dirs(tmp_path) == [stale]
+    assert not stale.exists()
+    assert live.is_dir() and (foreign / "thesis.tex").is_file() and other.is_dir()
+    assert (target / "exports").is_dir()
+
+
+@pytest.mark.slow
+def test_a_killed_demos_directory_is_removed_by_the_next_demo(
+    small_corpus, pretrained_run, tmp_path
+):
+    """SIGKILL skips every `finally`: the next `rar demo` removes what it left."""
+    from rar.demo.browser import free_port, start_demo, wait_for_http
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port, log = free_port(), tmp_path / "demo.log"
+    server = start_demo(
+        ["--run", str(pretrained_run), "--corpus", str(small_corpus), "--port", str(port)],
+        cwd=tmp_path, log=log, env=_env(tmp),
+    )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", server, timeout=300, log=log)
+    finally:
+        server.kill()
+        server.wait(timeout=60)
+    [left] = list(tmp.iterdir())
+    assert left.name.startswith(f"rar-demo-{server.pid}-")
+    result, _ = _busy_port_demo(tmp_path, tmp)  # the next demo, refused or not, cleans up
+    assert result.returncode == 2 and "removed" in result.stderr + result.stdout
+    assert list(tmp.iterdir()) == []

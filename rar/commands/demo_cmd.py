@@ -154,8 +154,14 @@ def demo(
         warning = bind_warning(host)
         if warning:
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-        from rar.demo.launch import check_port, private_temp_dir, sigterm_as_interrupt
+        from rar.demo.launch import (
+            check_port,
+            private_temp_dir,
+            remove_stale_dirs,
+            sigterm_as_interrupt,
+        )
 
+        remove_stale_dirs()  # what a SIGKILLed demo left
         check_port(host, port)  # before minutes of loading, not after
         with sigterm_as_interrupt(), private_temp_dir() as temp:
             _load_and_serve(run_dir, corpus_dir, configs, k, candidates, timeout, host, port, temp)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +19,9 @@ from pathlib import Path
 
 from rar.errors import InputError
 
+log = logging.getLogger(__name__)
+_STALE_NAME = re.compile(r"rar-demo-(\d+)-[A-Za-z0-9_]+")
+_DEMO_ENTRIES = {"exports", "gradio"}  # all `rar demo` writes into its directory
 PORT_BUSY = "Cannot find empty port"  # how Gradio reports a port taken between check and launch
 
 
@@ -47,11 +52,42 @@ def check_port(host: str, port: int) -> None:
                 raise
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_dirs(base: Path | None = None) -> list[Path]:
+    """Remove what a demo killed with SIGKILL left (its `finally` never ran): only directories
+    named `rar-demo-<pid>-*` by `private_temp_dir`, owned by this user, holding nothing but
+    what a demo writes, and whose process is gone. Returns the directories removed."""
+    base = Path(base or tempfile.gettempdir())
+    removed = []
+    for path in base.glob("rar-demo-*-*"):
+        match = _STALE_NAME.fullmatch(path.name)
+        if match is None or path.is_symlink() or not path.is_dir():
+            continue
+        if path.stat().st_uid != os.getuid() or _alive(int(match.group(1))):
+            continue
+        if {p.name for p in path.iterdir()} - _DEMO_ENTRIES:
+            continue  # something we did not write: not ours to delete
+        shutil.rmtree(path, ignore_errors=True)
+        log.warning("removed %s, left by a demo process that no longer runs", path)
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def private_temp_dir() -> Iterator[Path]:
-    """A 0700 `rar-demo-*` directory for the exports and Gradio's file cache (GRADIO_TEMP_DIR,
-    else /tmp/gradio, shared and world-readable), removed with everything in it on exit."""
-    root = Path(tempfile.mkdtemp(prefix="rar-demo-"))
+    """A 0700 `rar-demo-<pid>-*` directory for the exports and Gradio's file cache
+    (GRADIO_TEMP_DIR, else /tmp/gradio, shared and world-readable), removed with everything in
+    it on exit; the pid lets a later demo remove it after a SIGKILL (`remove_stale_dirs`)."""
+    root = Path(tempfile.mkdtemp(prefix=f"rar-demo-{os.getpid()}-"))
     before = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")
     try:
