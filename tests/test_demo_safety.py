@@ -227,3 +227,26 @@ def test_a_killed_demos_directory_is_removed_by_the_next_demo(
     result, _ = _busy_port_demo(tmp_path, tmp)  # the next demo, refused or not, cleans up
     assert result.returncode == 2 and "removed" in result.stderr + result.stdout
     assert list(tmp.iterdir()) == []
+
+
+def test_a_port_taken_after_the_check_is_the_same_one_line(tmp_path):
+    """The race check_port cannot close: Gradio's own failure is turned into that line."""
+    pytest.importorskip("gradio")
+    from test_demo import FakeRanker, FixedSource, tiny_corpus
+
+    from rar.commands.demo_cmd import _serve
+    from rar.demo.app import DemoApp
+    from rar.demo.engine import DemoEngine
+    from rar.errors import InputError
+
+    engine = DemoEngine(
+        tiny_corpus(), None, {"llm": FakeRanker("ok")}, candidates=4, source=FixedSource(["m1"])
+    )
+    app = DemoApp(engine, export_dir=tmp_path / "exports")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(InputError, match=f"^port {port} on 127.0.0.1 is already in use"):
+            _serve(app, "127.0.0.1", port)
+    engine.close()
