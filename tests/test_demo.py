@@ -337,6 +337,7 @@ def test_app_callbacks_hold_a_conversation_without_a_browser(tmp_path):
     assert download["value"].endswith(".jsonl") and "1 labelled" in note
     [row] = [json.loads(x) for x in Path(download["value"]).read_text().splitlines()]
     assert row["targets"] == ["Heat (1995)"] and row["history"] == ["The Thing (2011)"]
+    app.close()
     engine.close()
 
 
