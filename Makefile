@@ -36,7 +36,7 @@ ifeq ($(LLAMA_ARGS_$(LLAMA_FLAVOR)),)
 $(error LLAMA_FLAVOR=$(LLAMA_FLAVOR): use avx2, avx512 or amx)
 endif
 
-.PHONY: venv test test-fast quickstart lint format clean
+.PHONY: venv browser test test-fast quickstart lint format clean
 
 $(BIN)/rar: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -63,7 +63,13 @@ $(LLAMA_STAMP): | $(BIN)/rar
 
 venv: $(BIN)/rar $(LLAMA_STAMP)
 
-test: venv
+# The `rar demo` browser tests (in `make test`, not in test-fast) drive headless Chromium: found
+# on the PATH (or $$RAR_CHROMEDRIVER), else installed with apt-get as root or with passwordless
+# sudo; otherwise this stops with a message saying what to install.
+browser:
+	@bash tools/install_browser.sh
+
+test: venv browser
 	RAR_DATA_DIR=$(DATA_DIR) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Without the data dir the suite runs on fixture files it writes (tests/fixtures) and skips the

@@ -312,3 +312,62 @@ def test_bad_inputs_are_clear(tmp_path):
     undecodable.write_bytes(b'{"A (2000)": "tt1",\n "Caf\xe9 (2001)": "tt2"}')  # latin-1, not UTF-8
     with pytest.raises(BadInputError, match=r"entity2id\.json:2: cannot decode as utf-8"):
         reddit.read([undecodable], SkipLog())
+
+
+def _drop_columns(src: Path, out: Path, drop: set[str]) -> Path:
+    import csv
+
+    with src.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        kept = [c for c in rows[0] if c not in drop]
+        writer = csv.DictWriter(fh, kept, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows[:20])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"),
+    [
+        ({"Director"}, "Director"),
+        ({"Overview", "Director"}, "Director, Overview"),
+        ({"Genre", "Genres", "Genre1", "Genre2", "Genre3"}, "Genre or Genres or Genre1"),
+    ],
+)
+def test_imdb_top1000_without_the_columns_it_is_read_for_is_refused(
+    data_dir, tmp_path, drop, named
+):
+    """Issue 24, item 14: such a file was accepted and its movies silently lost their
+    director, plot or genres (and then the corpus filter dropped them)."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    path = _drop_columns(
+        data_dir / "metadata/imdb_top_1000.csv", data / "metadata/imdb_top_1000.csv", drop
+    )
+    with pytest.raises(BadInputError) as info:
+        imdb_top1000.read([path], SkipLog())
+    message = str(info.value)
+    assert message.startswith(f"{path}:1: missing column(s) {named} (header: ")
+    assert "leave imdb_top1000 out of the corpus config's sources" in message
+    # `rar build-corpus` on it: that one line, exit 2
+    config = tmp_path / "corpus.yaml"
+    config.write_text(
+        "sources: [imdb_top1000]\nlink: {datasets: [], use_data_loaders: false}\n"
+        "embedding: {enabled: false}\n",
+        encoding="utf-8",
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "rar", "build-corpus", "--data-dir", str(data), "--out",
+         str(tmp_path / "corpus"), "--config", str(config), "--quiet"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "400"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == f"error: {message}"
+    assert not (tmp_path / "corpus").exists()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ from rar.data.reddit import load_reddit
 from rar.data.redial import load_redial
 from rar.data.registry import detect_file_format, load_samples_from_file
 from rar.data.samples import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -409,3 +414,50 @@ def test_data_stats_lists_dropped_custom_rows(tmp_path):
     output = " ".join(result.output.split())
     assert "custom/mine.csv: dropped 1 (the target column is empty)" in output
     assert f"{path}, line 3: the target column is empty" in output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        (
+            "nested.jsonl",
+            '{"context": "User: hi", "targets": ["Alien"]}\n'
+            '{"context": "User: hi\\nSystem: Alien?\\nUser: more", "targets": [["Heat"]]}\n',
+            "line 2, field 'targets': item 1 is [\"Heat\"]",
+        ),
+        (
+            "nested.csv",
+            "context,targets,history\n\"User: hi\",\"['Alien', {'title': 'Heat'}]\",[]\n",
+            'line 2, column \'targets\': item 2 is {"title": "Heat"}',
+        ),
+        (
+            "nested_history.jsonl",
+            '{"context": "User: hi", "targets": ["Alien"], "history": [null]}\n',
+            "line 1, field 'history': item 1 is null",
+        ),
+    ],
+)
+def test_a_title_that_is_not_text_is_refused_with_file_and_line(tmp_path, name, content, where):
+    """Issue 24, item 14: `[["Heat"]]` used to become the title "['Heat']" and be linked."""
+    (tmp_path / "custom").mkdir()
+    path = tmp_path / "custom" / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataFormatError) as info:
+        load_custom(path)
+    assert str(info.value).startswith(f"{path}, {where}, not a title: write each title")
+    # the real command: one line, exit 2
+    result = subprocess.run(
+        [sys.executable, "-m", "rar", "data", "stats", "--data-dir", str(tmp_path),
+         "--dataset", "custom"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "300"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == f"error: {info.value}"
+
+
+def test_whole_number_titles_are_kept(tmp_path):
+    path = tmp_path / "numbers.jsonl"
+    path.write_text('{"context": "User: war films?", "targets": [1917, "Dunkirk"]}\n')
+    [dialogue] = load_custom(path)
+    assert [m.title for m in dialogue.samples[0].targets] == ["1917", "Dunkirk"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -336,7 +337,62 @@ def test_app_callbacks_hold_a_conversation_without_a_browser(tmp_path):
     assert download["value"].endswith(".jsonl") and "1 labelled" in note
     [row] = [json.loads(x) for x in Path(download["value"]).read_text().splitlines()]
     assert row["targets"] == ["Heat (1995)"] and row["history"] == ["The Thing (2011)"]
+    app.close()
     engine.close()
+
+
+def test_chat_shows_typed_text_and_corpus_titles_as_text_never_as_markup(tmp_path):
+    """Gradio's chat renders markdown and HTML: user text, titles and errors are escaped for
+    it, while the rankers and the export keep the text as typed (issue 24, item 8)."""
+    pytest.importorskip("gradio")
+    from rar.demo.app import DemoApp
+    from rar.demo.cards import plain
+
+    bad = "Heat <img src=/x.png> ![y](/y.png) [z](/z)"
+    movies = [(cid, bad if cid == "m7" else t, y, d, v) for cid, t, y, d, v in MOVIES]
+    engine = DemoEngine(
+        tiny_corpus(movies),
+        None,
+        {"llm": FakeRanker("ok")},
+        candidates=4,
+        source=FixedSource(["m1", "m3", "m4", "m7"]),
+    )
+    app = DemoApp(engine, k=3, export_dir=tmp_path / "exports")
+    typed = "I loved it <img src=/u.png> ![u](/u2.png) *b* `c` $x$"
+    out = app.on_send(typed, "llm", 3, Session(session_id="xss"))
+    chat, session = out[3], out[-1]
+    for message in chat:
+        # no tag, and no link or image syntax left unescaped
+        assert "<" not in message["content"]
+        assert not re.search(r"(?<!\\)[\[\]!]", message["content"]), message["content"]
+    assert chat[0]["content"] == plain(typed)
+    assert (
+        "&lt;img src=/u.png&gt; \\!\\[u\\](/u2.png) \\*b\\* \\`c\\` \\$x\\$" in chat[0]["content"]
+    )
+    assert f"**{plain(bad)} (2010)**" in chat[1]["content"]  # m7 first: the fake reverses
+    assert session.turns[0].text == typed  # what the rankers read and the export writes
+    assert f"{bad} (2010)" in session.turns[1].text and "&lt;" not in session.turns[1].text
+    engine.close()
+
+
+def test_the_export_is_private_and_the_apps_own_directory_goes_on_close(linker, tmp_path):
+    session = _conversation(linker)
+    path = tmp_path / "chat.jsonl"
+    path.write_text("old", encoding="utf-8")
+    path.chmod(0o644)  # an older export: rewritten and made private
+    session.write_custom(path, linker.movie)
+    assert path.stat().st_mode & 0o777 == 0o600
+    pytest.importorskip("gradio")
+    from rar.demo.app import DemoApp
+
+    app = DemoApp(_engine("ok"), k=3)
+    assert app.export_dir.stat().st_mode & 0o777 == 0o700
+    app.close()
+    assert not app.export_dir.exists()
+    given = DemoApp(_engine("ok"), k=3, export_dir=tmp_path / "given")
+    given.export_dir.mkdir()
+    given.close()
+    assert given.export_dir.is_dir()  # the caller's directory is the caller's to remove
 
 
 # ---------------------------------------------------------------------- command helpers

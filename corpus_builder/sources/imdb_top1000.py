@@ -6,11 +6,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from corpus_builder.fields import genres, integer, number, split_names, text, title_and_year, year
-from corpus_builder.records import MovieRecord, SkipLog
-from corpus_builder.sources.base import SourceResult, csv_rows, require_columns
+from corpus_builder.records import BadInputError, MovieRecord, SkipLog
+from corpus_builder.sources.base import SourceResult, csv_rows
 
 NAME = "imdb_top1000"
 DEFAULT_PATHS = ["metadata/imdb_top_1000.csv"]
+
+
+# the columns this source is read for: a file without them would add movies with no director,
+# plot or genres, which the corpus filter then drops without a word
+REQUIRED = ["Series_Title", "Released_Year", "Director", "Overview"]
+GENRE_COLUMNS = ("Genre", "Genres", "Genre1")  # any one of them carries the genres
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Refuse a file missing a column we read, naming each one and the way out."""
+    missing = [c for c in REQUIRED if c not in header]
+    if not any(c in header for c in GENRE_COLUMNS):
+        missing.append(" or ".join(GENRE_COLUMNS))
+    if missing:
+        raise BadInputError(
+            f"{path}:1: missing column(s) {', '.join(missing)} (header: {', '.join(header)}); "
+            f"use the Kaggle IMDb top-1000 file as released, or leave {NAME} out of the "
+            "corpus config's sources"
+        )
 
 
 def read(paths: list[Path], skips: SkipLog) -> SourceResult:
@@ -19,7 +38,7 @@ def read(paths: list[Path], skips: SkipLog) -> SourceResult:
         checked = False
         for line, row in csv_rows(path):
             if not checked:
-                require_columns(path, list(row), ["Series_Title", "Released_Year"])
+                _check_header(path, list(row))
                 checked = True
             raw_title = text(row.get("Series_Title"))
             if not raw_title:

@@ -154,38 +154,76 @@ def demo(
         warning = bind_warning(host)
         if warning:
             err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-        console.print(f"[dim]loading {corpus_dir} and {run_dir}[/]", highlight=False)
-        from transformers.utils import logging as hf_logging
+        from rar.demo.launch import (
+            check_port,
+            private_temp_dir,
+            remove_stale_dirs,
+            sigterm_as_interrupt,
+        )
 
-        hf_logging.disable_progress_bar()
-        from rar.corpus import Corpus
-        from rar.demo.app import DemoApp
-        from rar.demo.engine import DemoEngine
+        remove_stale_dirs()  # what a SIGKILLed demo left
+        check_port(host, port)  # before minutes of loading, not after
+        with sigterm_as_interrupt(), private_temp_dir() as temp:
+            _load_and_serve(run_dir, corpus_dir, configs, k, candidates, timeout, host, port, temp)
 
-        movies = Corpus.load(corpus_dir)
-        engine = DemoEngine(movies, run_dir, configs, candidates=candidates, timeout_s=timeout)
+
+def _load_and_serve(
+    run_dir: Path,
+    corpus_dir: Path,
+    configs: dict[str, Any],
+    k: int,
+    candidates: int,
+    timeout: float,
+    host: str,
+    port: int,
+    temp: Path,
+) -> None:
+    """Load the corpus, retriever and rankers, then serve until Ctrl-C or SIGTERM; the exports
+    and Gradio's file cache go to `temp` (private, removed by the caller)."""
+    console.print(f"[dim]loading {corpus_dir} and {run_dir}[/]", highlight=False)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    from rar.corpus import Corpus
+    from rar.demo.app import DemoApp
+    from rar.demo.engine import DemoEngine
+
+    movies = Corpus.load(corpus_dir)
+    engine = DemoEngine(movies, run_dir, configs, candidates=candidates, timeout_s=timeout)
+    try:
         about = (
             f"Retriever: `{run_dir}` · corpus: {len(movies):,} movies · each message gets the "
             f"retriever's {max(candidates, k)} candidates re-ranked by the ranker you pick."
         )
         engine.warm_up(engine.backends[0])
-        app = DemoApp(engine, k=k, about=about)
-        blocks = app.build()
-        console.print(f"serving on http://{host}:{port} (Ctrl-C stops)", highlight=False)
-        try:
-            blocks.launch(
-                server_name=host,
-                server_port=port,
-                share=False,
-                inbrowser=False,
-                ssr_mode=False,
-                quiet=True,
-                footer_links=[],
-                run_history=False,
-                **app.theme_and_css(),
-            )
-        finally:
-            engine.close()
+        app = DemoApp(engine, k=k, about=about, export_dir=temp / "exports")
+        _serve(app, host, port)
+    finally:
+        engine.close()
+
+
+def _serve(app: Any, host: str, port: int) -> None:
+    """Gradio's server, blocking; a port taken since `check_port` is the same one line."""
+    from rar.demo.launch import PORT_BUSY, port_in_use_error
+
+    blocks = app.build()
+    console.print(f"serving on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+    try:
+        blocks.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            ssr_mode=False,
+            quiet=True,
+            footer_links=[],
+            run_history=False,
+            **app.theme_and_css(),
+        )
+    except OSError as exc:
+        if PORT_BUSY in str(exc):
+            raise port_in_use_error(host, port) from None
+        raise
 
 
 demo.command_name = "demo"  # type: ignore[attr-defined]

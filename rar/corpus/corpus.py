@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rar.corpus.embedder import load_model
@@ -59,9 +60,9 @@ class Corpus:
             raise MissingPathError(
                 f"{path} is not a corpus directory (no {MOVIES_FILE}); build one with `rar build-corpus`"
             )
-        movies = _typed_frame(pq.read_table(movies_path).to_pandas())
         manifest_path = path / MANIFEST_FILE
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        manifest = _read_json(manifest_path, path) if manifest_path.exists() else {}
+        movies = _typed_frame(_read_parquet(movies_path, path, _NEEDED_COLUMNS))
         return cls(path, movies, manifest)
 
     @classmethod
@@ -118,7 +119,7 @@ class Corpus:
             raise UnknownKeyError(
                 f"no link table for dataset {dataset!r} in {self.path} (have: {', '.join(self.datasets)})"
             )
-        return pq.read_table(path).to_pandas()
+        return _read_parquet(path, self.path, ("key", "corpus_id"))
 
     def link_table(self, dataset: str) -> dict[str, str]:
         """Mention.key -> corpus_id for every linked key of `dataset`."""
@@ -135,7 +136,7 @@ class Corpus:
         if self.path is None:
             return {}
         path = self.path / EMBEDDINGS_DIR / EMBEDDING_META_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _read_json(path, self.path) if path.exists() else {}
 
     def vectors(self) -> np.ndarray:
         """float32 [N, d] L2-normalised movie vectors (memory-mapped)."""
@@ -145,11 +146,13 @@ class Corpus:
                 raise MissingPathError(
                     f"{self.path} has no embeddings (built with embedding.enabled=false?)"
                 )
-            self._vectors = np.load(path, mmap_mode="r")
-            if self._vectors.shape[0] != len(self):
+            vectors = _read_vectors(path, self._dir())
+            if vectors.shape[0] != len(self):
                 raise InputError(
-                    f"{path} has {self._vectors.shape[0]} rows but the corpus has {len(self)} movies"
+                    f"{path} has {vectors.shape[0]} rows but the corpus has {len(self)} movies; "
+                    f"{_REBUILD.format(dir=self.path)}"
                 )
+            self._vectors = vectors
         return self._vectors
 
     def index(self):
@@ -157,7 +160,13 @@ class Corpus:
             path = self._dir() / INDEX_FILE
             if not path.exists():
                 raise MissingPathError(f"{self.path} has no {INDEX_FILE}")
-            self._index = read_index(path)
+            index = _read_index(path, self._dir())
+            if index.ntotal != len(self):
+                raise InputError(
+                    f"{path} holds {index.ntotal} vectors but the corpus has {len(self)} movies; "
+                    f"{_REBUILD.format(dir=self.path)}"
+                )
+            self._index = index
         return self._index
 
     def embedder(self):
@@ -176,11 +185,13 @@ class Corpus:
         )
 
     def search(self, query: str | np.ndarray, k: int = 10) -> list[tuple[int, float]]:
-        """Top-k (row, cosine score) for a free-text query or a query vector."""
+        """Top-k (row, cosine score) for a free-text query or a query vector (the index is
+        read first: a damaged one fails before the embedder loads)."""
+        index = self.index()
         vector = (
             self.encode([query]) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
         )
-        scores, rows = search(self.index(), vector, k)
+        scores, rows = search(index, vector, k)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def find(self, id_or_title: str, limit: int = 5) -> list[int]:
@@ -202,6 +213,73 @@ class Corpus:
             self.movies["year"].tolist(),
             popularity=self.movies["votes"].fillna(0).astype(float).tolist(),
         )
+
+
+# what every reader of movies.parquet relies on (the other MOVIE_FIELDS may be absent)
+_NEEDED_COLUMNS = ("corpus_id", "title", "year", "votes", *LIST_FIELDS)
+_REBUILD = "rebuild the corpus with `rar build-corpus --out {dir}`"
+
+
+def _damaged(path: Path, corpus_dir: Path | None, problem: object) -> InputError:
+    """A damaged corpus file is the user's to rebuild, not a bug: one line naming the file, its
+    size (a truncation shows there) and the way out."""
+    size = f"{path.stat().st_size:,} bytes" if path.exists() else "missing"
+    detail = " ".join(str(problem).split())[:160]
+    return InputError(
+        f"{path} is unreadable ({size}; truncated or corrupt: {detail}); "
+        + _REBUILD.format(dir=corpus_dir)
+    )
+
+
+def _read_json(path: Path, corpus_dir: Path | None) -> dict:
+    """A corpus JSON file (manifest, embedding meta). A build never replaces a directory whose
+    manifest it cannot read, so the way out there is a new directory."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = exc
+    if isinstance(data, dict):
+        return data
+    problem = data if isinstance(data, Exception) else f"expected a JSON object, got {data!r}"
+    if path.name != MANIFEST_FILE:
+        raise _damaged(path, corpus_dir, problem)
+    raise InputError(
+        f"{path} is unreadable (truncated or corrupt: {' '.join(str(problem).split())[:160]}); "
+        f"rebuild the corpus into a new directory with `rar build-corpus --out NEW_DIR` (a "
+        f"directory whose manifest is unreadable is never replaced: remove {corpus_dir} "
+        "yourself to rebuild it there)"
+    )
+
+
+def _read_parquet(path: Path, corpus_dir: Path | None, columns: Sequence[str]) -> pd.DataFrame:
+    """A corpus parquet table with the columns the readers need."""
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _damaged(path, corpus_dir, exc) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise _damaged(path, corpus_dir, f"no column {', '.join(missing)}")
+    return frame
+
+
+def _read_vectors(path: Path, corpus_dir: Path) -> np.ndarray:
+    """The memory-mapped [N, d] vectors; a short file fails here, not mid-training."""
+    try:
+        vectors = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise _damaged(path, corpus_dir, exc) from None
+    if vectors.ndim != 2:
+        raise _damaged(path, corpus_dir, f"expected [movies, dim] vectors, got {vectors.shape}")
+    return vectors
+
+
+def _read_index(path: Path, corpus_dir: Path):
+    """The FAISS index; faiss reports a short or corrupt file as a RuntimeError."""
+    try:
+        return read_index(path)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise _damaged(path, corpus_dir, exc) from None
 
 
 def _typed_frame(movies: pd.DataFrame) -> pd.DataFrame:

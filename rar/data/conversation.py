@@ -24,8 +24,15 @@ def load_conversation(path: str | Path) -> list[Turn]:
     path = Path(path)
     if not path.is_file():
         raise MissingPathError(f"conversation file not found: {path}")
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))  # a BOM is harmless
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+            "save the conversation as UTF-8 JSON and run again"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if isinstance(data, dict) and "turns" in data:

@@ -107,7 +107,9 @@ def parse_titles(value: Any, where: str) -> list[str]:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return []
     if isinstance(value, list):
-        return [" ".join(str(v).split()) for v in value if str(v).strip()]
+        return [
+            " ".join(_title(v, i, where).split()) for i, v in enumerate(value) if str(v).strip()
+        ]
     text = str(value).strip()
     if not text:
         return []
@@ -123,6 +125,20 @@ def parse_titles(value: Any, where: str) -> list[str]:
             raise DataFormatError(f"{where}: {text[:60]!r} is not a list")
         return parse_titles(parsed, where)
     return [" ".join(p.split()) for p in text.split("|") if p.strip()]
+
+
+def _title(value: Any, index: int, where: str) -> str:
+    """One title of a list: text (or a whole number, e.g. 1917). A nested list or an object is
+    refused rather than stringified into a "title" that links to nothing or to a wrong movie."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    shown = json.dumps(value, ensure_ascii=False, default=str)[:60]
+    raise DataFormatError(
+        f"{where}: item {index + 1} is {shown}, not a title: write each title as a string, "
+        'e.g. ["Heat", "Alien"]'
+    )
 
 
 def _pick(fields: Iterable[str], names: tuple[str, ...], path: Path, what: str) -> str:

@@ -7,11 +7,19 @@ are thin: linking, ranking and rendering live in the UI-free modules beside this
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rar.demo.cards import CSS, chips_html, costs_html, empty_stages_html, stages_html
+from rar.demo.cards import (
+    CSS,
+    chips_html,
+    costs_html,
+    empty_stages_html,
+    plain,
+    stages_html,
+)
 from rar.demo.engine import RETRIEVER_ONLY, DemoEngine
 from rar.demo.linking import LinkedMention, linked_movies
 from rar.demo.session import RECOMMENDER, Session, TurnRecord
@@ -36,13 +44,28 @@ def quiet_gradio() -> None:
 class DemoApp:
     """Callbacks over one engine; `build()` lays out the page."""
 
-    def __init__(self, engine: DemoEngine, k: int = 10, title: str = "RAR demo", about: str = ""):
+    def __init__(
+        self,
+        engine: DemoEngine,
+        k: int = 10,
+        title: str = "RAR demo",
+        about: str = "",
+        export_dir: Path | None = None,
+    ):
         self.engine = engine
         self.k = int(k)
         self.title = title
         self.about = about
-        self.export_dir = Path(tempfile.mkdtemp(prefix="rar-demo-"))
+        # `rar demo` passes a directory inside its private temporary one (removed on exit);
+        # otherwise the app makes its own 0700 directory and `close()` removes it
+        self._own_dir = export_dir is None
+        self.export_dir = Path(export_dir or tempfile.mkdtemp(prefix="rar-demo-"))
         self._movies: dict[str, Movie] = {}
+
+    def close(self) -> None:
+        """Remove the exports directory when this app made it."""
+        if self._own_dir:
+            shutil.rmtree(self.export_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ helpers
     def movie(self, corpus_id: str) -> Movie:
@@ -54,24 +77,33 @@ class DemoApp:
     def link(self, text: str, session: Session) -> list[LinkedMention]:
         return self.engine.linker.link(text or "", session.choices)
 
-    def recommendation_text(self, record: TurnRecord) -> tuple[str, list]:
-        """The recommender's chat message and the movies it names (they join the history)."""
+    def recommendation_text(self, record: TurnRecord, markdown: bool = False) -> tuple[str, list]:
+        """The recommender's chat message and the movies it names (they join the history):
+        as the rankers and the export read it, or (`markdown`) as the chat shows it, with every
+        title and error escaped (`plain`) and the titles in bold."""
+        esc = plain if markdown else str
+        bold = "**" if markdown else ""
         if record.error:
             if record.backend != RETRIEVER_ONLY and record.retriever_ids:
                 return (
-                    f"⚠️ The {record.backend} ranker failed ({record.error}), so I have no "
-                    "ranking for this turn. The retriever's candidates are listed below.",
+                    f"⚠️ The {esc(record.backend)} ranker failed ({esc(record.error)}), so I have "
+                    "no ranking for this turn. The retriever's candidates are listed below.",
                     [],
                 )
-            return f"⚠️ {record.error}", []
+            return f"⚠️ {esc(record.error)}", []
         movies = [self.engine.movie_option(c) for c in record.shown_ids[:SHOWN_IN_TEXT]]
-        names = ", ".join(f"**{m.label}**" for m in movies)
+        names = ", ".join(f"{bold}{esc(m.label)}{bold}" for m in movies)
         who = "the retriever alone" if record.backend == RETRIEVER_ONLY else record.backend
-        return f"You might like {names} (top {record.k} below, ranked by {who}).", movies
+        return f"You might like {names} (top {record.k} below, ranked by {esc(who)}).", movies
 
     def chat_messages(self, session: Session) -> list[dict[str, str]]:
+        """The chat as Gradio renders it (markdown + HTML): what the user typed is shown as
+        typed, never rendered; recommender turns show their escaped markdown."""
         return [
-            {"role": "assistant" if t.role == RECOMMENDER else "user", "content": t.text}
+            {
+                "role": "assistant" if t.role == RECOMMENDER else "user",
+                "content": t.display if t.display is not None else plain(t.text),
+            }
             for t in session.turns
         ]
 
@@ -164,7 +196,8 @@ class DemoApp:
         session.add_seeker(text, linked_movies(mentions))
         record = self._recommend(session, backend, k)
         message, movies = self.recommendation_text(record)
-        session.add_recommendation(record, message, movies)
+        display, _ = self.recommendation_text(record, markdown=True)
+        session.add_recommendation(record, message, movies, display=display)
         return ("", chips_html([]), self.meant_update([], session), *self.render(session))
 
     def on_rerank(self, backend: str, k: int, session: Session):
@@ -179,7 +212,8 @@ class DemoApp:
                 sample_id=f"demo:{session.session_id}:{len(session.records)}",
             )
             message, movies = self.recommendation_text(record)
-            session.replace_last_recommendation(record, message, movies)
+            display, _ = self.recommendation_text(record, markdown=True)
+            session.replace_last_recommendation(record, message, movies, display=display)
         return self.render(session)
 
     def on_show_turn(self, shown: int | None, session: Session):

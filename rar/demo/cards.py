@@ -61,6 +61,19 @@ CSS = """
 """
 
 
+# markdown punctuation that can make an element (a link or image: [ ] !, HTML: < > via escape)
+# or restyle text (` * _ ~ | # + { } \\, and KaTeX's $); ( ) . - : only mean something after one
+# of these, so titles keep their plain "Heat (1995)"
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]#+!|~$])")
+
+
+def plain(text: object) -> str:
+    """Text shown literally in a markdown-and-HTML view (the Gradio chat): HTML-escaped and
+    with markdown punctuation backslash-escaped, so `<img src=x>` or `![x](/x)` in a message
+    or a movie title is displayed as typed, never turned into an element."""
+    return _MARKDOWN.sub(r"\\\1", escape(str(text or ""), quote=False))
+
+
 def first_line(plot: Any, limit: int = PLOT_CHARS) -> str:
     """The plot's first sentence (or line), shortened at a word to `limit` characters."""
     text = " ".join(str(plot or "").split())

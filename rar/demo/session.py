@@ -17,6 +17,7 @@ demo chats:
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class ChatTurn:
     text: str
     movies: list[MovieOption] = field(default_factory=list)  # linked mentions, in order
     note: bool = False  # a notice shown in the chat ("the ranker failed"), not conversation
+    display: str | None = None  # the chat's escaped markdown, when not `text` escaped
 
     def as_turn(self) -> Turn:
         """The pipeline's Turn; mentions carry corpus ids (the corpus finds them exactly)."""
@@ -111,14 +113,25 @@ class Session:
     def add_seeker(self, text: str, movies: list[MovieOption]) -> None:
         self.turns.append(ChatTurn(SEEKER, text, list(movies)))
 
-    def add_recommendation(self, record: TurnRecord, text: str, movies: list[MovieOption]) -> None:
+    def add_recommendation(
+        self,
+        record: TurnRecord,
+        text: str,
+        movies: list[MovieOption],
+        display: str | None = None,
+    ) -> None:
         """The recommender's turn; a failed one is only a notice (rankers never read it)."""
-        self.turns.append(ChatTurn(RECOMMENDER, text, list(movies), note=record.error is not None))
+        note = record.error is not None
+        self.turns.append(ChatTurn(RECOMMENDER, text, list(movies), note=note, display=display))
         self.records.append(record)
         self.record_turns.append(len(self.turns) - 1)
 
     def replace_last_recommendation(
-        self, record: TurnRecord, text: str, movies: list[MovieOption]
+        self,
+        record: TurnRecord,
+        text: str,
+        movies: list[MovieOption],
+        display: str | None = None,
     ) -> None:
         """Re-rank the latest recommender turn (another ranker or k), keeping the user's picks
         that are still shown."""
@@ -128,7 +141,9 @@ class Session:
         record.picks = [c for c in old.picks if c in record.shown_ids]
         self.records[-1] = record
         note = record.error is not None
-        self.turns[self.record_turns[-1]] = ChatTurn(RECOMMENDER, text, list(movies), note=note)
+        self.turns[self.record_turns[-1]] = ChatTurn(
+            RECOMMENDER, text, list(movies), note=note, display=display
+        )
 
     def history_before(self, turn_index: int) -> list[MovieOption]:
         """Movies mentioned before `turns[turn_index]`, oldest first, each once at its latest
@@ -194,7 +209,10 @@ class Session:
         path = Path(path)
         rows = self.custom_rows(movie_of)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
+        # 0600: a chat is the user's own; Gradio's copy for the download keeps these bits
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        with open(fd, "w", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         return path, len(rows), len(self.records) - len(rows)
