@@ -98,7 +98,7 @@ def _train_args(small_corpus: Path, pretrained_run: Path, data_dir: Path) -> lis
         "train",
         "--quiet",
         "--config",
-        str(ROOT / "configs" / "train_quickstart.yaml"),
+        "train_quickstart",
         "--corpus",
         str(small_corpus),
         "--pretrained",
