@@ -244,7 +244,7 @@ class PromptRanker(Ranker):
             log.warning(
                 "ranker call for %s failed after %s attempt(s): %s",
                 request.sample_id,
-                getattr(err, "attempts", "?"),
+                err.attempts,
                 message,
             )
             return RankResult(
@@ -252,7 +252,7 @@ class PromptRanker(Ranker):
                 self._fallback_ids(request),
                 latency_s=time.perf_counter() - start,
                 error=message,
-                usage={"attempts": getattr(err, "attempts", 1)},
+                usage={"attempts": err.attempts},
                 n_model_ranked=0,
                 score_appended=score_appended,
             )

@@ -12,7 +12,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 from rar.rankers.base import RankerStats
 from rar.rankers.concurrency import (
@@ -36,27 +37,34 @@ class Completion:
     completion_tokens: int = 0
 
 
+CallKind = Literal["timeout", "connection", "http", "malformed", "empty", "other"]
+
+
+@dataclass(eq=False)
 class CallError(Exception):
     """A backend call failed; `retryable` says whether trying again may help.
 
-    `kind` says what failed ("timeout", "connection", "http", "malformed", "other") and
-    `status` the HTTP status, so the concurrency controller and the circuit breaker can tell
-    an overloaded or dead server from a bad request.
+    `kind` says what failed and `status` the HTTP status, so the concurrency controller and the
+    circuit breaker can tell an overloaded or dead server from a bad request; `attempts` is how
+    many calls the request made before it gave up (set by `RankerCalls`).
     """
 
-    def __init__(
-        self,
-        message: str,
-        retryable: bool,
-        retry_after: float | None = None,
-        kind: str = "other",
-        status: int | None = None,
-    ):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.kind = kind
-        self.status = status
+    message: str
+    retryable: bool
+    retry_after: float | None = None
+    kind: CallKind = "other"
+    status: int | None = None
+    attempts: int = 1
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)  # str(err) is the message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[type[CallError], tuple[Any, ...]]:
+        """Pickle by fields (Exception's default would rebuild from the message alone)."""
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
 
     @property
     def overload(self) -> bool:
@@ -225,13 +233,13 @@ class RankerCalls:
                 log.info("ranker server unavailable (%s); waiting for it", self._scrub(str(err)))
                 continue
             if not err.retryable or attempt > self.retry.max_retries:
-                err.attempts = attempt  # type: ignore[attr-defined]
+                err.attempts = attempt
                 raise err
             if not self.retry_budget.try_retry(time.monotonic()):
                 self._stats.retries_denied += 1
-                denied = CallError(f"{err} (retry budget spent)", retryable=False, kind=err.kind)
-                denied.attempts = attempt  # type: ignore[attr-defined]
-                raise denied
+                raise CallError(
+                    f"{err} (retry budget spent)", retryable=False, kind=err.kind, attempts=attempt
+                )
             self._stats.retries += 1
             delay = self.retry.delay(attempt, err.retry_after, self._rng)
             log.info(
