@@ -32,6 +32,20 @@ def read_api_key(
     raise InputError(f"API key not found: set the environment variable {name} (ranker.api_key_env)")
 
 
+def reply_text(resp: Any) -> str:
+    """The reply's text; an answer without text (no choices, empty content) is an empty reply,
+    which the server gave on purpose and is not retried."""
+    if isinstance(resp, str):  # the SDK hands back a body it could not parse as JSON
+        raise CallError(f"malformed response: {resp[:200]!r}", retryable=True, kind="malformed")
+    if not resp.choices:
+        raise CallError("empty reply (the server returned no choices)", False, kind="empty")
+    choice = resp.choices[0]
+    if not choice.message.content:
+        reason = choice.finish_reason
+        raise CallError(f"empty reply (finish_reason={reason})", retryable=False, kind="empty")
+    return str(choice.message.content)
+
+
 class OpenAIRanker(PromptRanker):
     backend = "openai"
 
@@ -84,15 +98,9 @@ class OpenAIRanker(PromptRanker):
         if c.extra_body:
             kwargs["extra_body"] = dict(c.extra_body)  # engine-specific fields, e.g. cache_prompt
         resp = await self._client.chat.completions.create(**kwargs)
-        if isinstance(resp, str) or not getattr(resp, "choices", None):
-            raise CallError(f"malformed response: {str(resp)[:200]!r}", retryable=True)
-        text = resp.choices[0].message.content
-        if not text:
-            reason = resp.choices[0].finish_reason
-            raise CallError(f"empty reply (finish_reason={reason})", retryable=False)
         usage = resp.usage
         return Completion(
-            text=text,
+            text=reply_text(resp),
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )
