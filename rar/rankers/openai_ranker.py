@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rar.corpus import Corpus
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+PLACEHOLDER_KEY = "not-needed"  # sent to local servers that need no key
 
 
 def read_api_key(
@@ -51,9 +52,11 @@ class OpenAIRanker(PromptRanker):
 
     def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
-        self._secret = read_api_key(
-            config.api_key_env, DEFAULT_KEY_ENV, config.base_url, "not-needed"
+        self._api_key = read_api_key(
+            config.api_key_env, DEFAULT_KEY_ENV, config.base_url, PLACEHOLDER_KEY
         )
+        # a real key is a secret (scrubbed from messages and replies); the placeholder is not
+        self._secret = None if self._api_key == PLACEHOLDER_KEY else self._api_key
         self._client = None
 
     def generation_params(self) -> dict[str, Any]:
@@ -70,7 +73,7 @@ class OpenAIRanker(PromptRanker):
         from openai import AsyncOpenAI
 
         self._client = AsyncOpenAI(
-            api_key=self._secret,
+            api_key=self._api_key,
             base_url=self.config.base_url,
             max_retries=0,
             timeout=max(self.config.limits.timeout_s, self.config.limits.max_timeout_s) + 5,

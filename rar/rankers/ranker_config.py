@@ -282,6 +282,13 @@ class RankerConfig(ConfigModel):
         0.0, ge=0, description="Sampling temperature (None = server default)."
     )
     max_tokens: int | None = Field(1024, ge=1, description="Maximum completion tokens.")
+    max_reply_chars: int = Field(
+        65_536,
+        ge=1,
+        description="Longest reply kept, in characters: a longer one (a server ignoring "
+        "max_tokens) is cut before it is parsed, cached or saved, and counted as "
+        "replies_truncated. 1,024 tokens are about 4,000 characters.",
+    )
     context_window: int | None = Field(
         None,
         ge=1,
