@@ -133,6 +133,15 @@ class LimitsConfig(ConfigModel):
     max_timeout_s: float = Field(
         1800.0, gt=0, description="Ceiling of the grown per-call timeout, in seconds."
     )
+    max_call_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Longest one request waits for a reply, in seconds, over all its attempts "
+        "and the backoffs between them (not its wait for our own gate or rate limits): an "
+        "attempt's timeout is cut to what is left. A request that ends on a timeout when the "
+        "server has answered no call for breaker_open_after_s stops the run: a server that "
+        "accepts connections and never answers.",
+    )
     max_retries: int = Field(
         4, ge=0, description="Retries after the first attempt on transient errors."
     )
