@@ -7,6 +7,7 @@ Run in-process (`with SilentServer() as server:`) or as its own process for CLI 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -67,10 +68,8 @@ class SilentServer:
 
     def stop(self) -> None:
         self._stopped.set()
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        except OSError:
-            pass
         self._sock.close()
         with self._lock:
             for conn in self._conns:
