@@ -1,4 +1,5 @@
-"""SQLite response cache: hits/misses, concurrent writers (threads, processes), killed writers."""
+"""SQLite response cache: hits/misses, concurrent writers (threads, processes), killed writers,
+and one clear error for a cache that cannot be used (the CLI side: test_ranker_cache_cli.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+from rar.errors import InputError
 from rar.rankers.cache import CachedReply, ResponseCache, cache_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +86,26 @@ def test_survives_a_killed_writer(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     cache = ResponseCache(path)
     assert len(cache) == 50 and cache.get("49").reply == "x" * 1000
+
+
+def test_a_damaged_cache_file_is_one_error_naming_it_and_is_left_alone(tmp_path):
+    path = tmp_path / "c.sqlite"
+    garbage = os.urandom(5000)
+    path.write_bytes(garbage)
+    with pytest.raises(InputError) as info:
+        ResponseCache(path)
+    message = str(info.value)
+    assert f"ranker cache {path} is damaged" in message and "move it aside" in message
+    assert "ranker.cache.path" in message and "\n" not in message
+    assert path.read_bytes() == garbage  # never overwritten: the user decides
+
+
+def test_a_cache_path_that_is_a_directory_is_one_error(tmp_path):
+    (tmp_path / "c.sqlite").mkdir()
+    with pytest.raises(
+        InputError, match=r"c\.sqlite is a directory, not a file: set ranker\.cache"
+    ):
+        ResponseCache(tmp_path / "c.sqlite")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="ranker cache .*file/c.sqlite cannot be used"):
+        ResponseCache(tmp_path / "file" / "c.sqlite")  # its parent is a file

@@ -13,6 +13,7 @@ from servers.redial_corpus import redial_metadata_corpus
 from rar.corpus import Corpus
 from rar.data.types import Turn
 from rar.rankers import RankerConfig, RankRequest, build_ranker
+from rar.rankers.cache import ResponseCache
 
 SECRET = "sk-test-SECRET-do-not-store-0123456789"
 BACKENDS = ["openai", "gemini"]
@@ -250,3 +251,27 @@ def test_unknown_candidate_is_recorded(server, corpus, tmp_path):
     ranker = build_ranker(make_config("openai", server, tmp_path), corpus)
     [res] = ranker.rank([RankRequest("x", [], ["no-such-id"])])
     assert "no-such-id" in res.error and server.n_hits == 0
+
+
+EMPTY_REPLIES = {
+    "openai": {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []},
+    "gemini": {"candidates": [], "promptFeedback": {"blockReason": "SAFETY"}},
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reply_without_choices_is_an_empty_reply_and_not_retried(
+    backend, server, corpus, tmp_path
+):
+    """Issue 24 item 11: `choices: []` (Gemini: no candidates) is an answer, not a transport
+    fault: a clear "empty reply" error, one call, nothing cached."""
+    server.push(*[Fault("json", payload=EMPTY_REPLIES[backend])] * 3)
+    ranker = build_ranker(make_config(backend, server, tmp_path), corpus)
+    [res] = ranker.rank(requests_for(corpus, 1))
+    assert res.error is not None and res.error.startswith("empty reply (")
+    assert "ChatCompletion(" not in res.error and "GenerateContentResponse(" not in res.error
+    assert ("no choices" if backend == "openai" else "no candidates") in res.error
+    assert server.n_hits == 1 and res.usage["attempts"] == 1
+    st = ranker.stats()
+    assert st["retries"] == 0 and st["failures"] == 1
+    assert len(ResponseCache(tmp_path / "cache.sqlite")) == 0

@@ -57,6 +57,7 @@ class RankerStats:
     prompts_trimmed: int = 0  # metadata trimmed to fit the budget or the window
     prompts_over_budget: int = 0  # sent with titles only, still above max_prompt_tokens
     prompts_too_long: int = 0  # not sent: past the context window even with titles only
+    replies_truncated: int = 0  # replies cut to max_reply_chars before parsing and storing
 
     @property
     def hallucination_rate(self) -> float:

@@ -14,7 +14,10 @@ retries queue again. So the client starts low and finds the capacity itself:
 - :class:`CircuitBreaker` counts consecutive "server unavailable" failures with no success
   in between; once they persist (at least `threshold` failures and `open_after_s` seconds)
   the run stops with :class:`RankerUnavailable`. Until then requests wait for backoff probes,
-  so a server restart of a few seconds is ridden out.
+  so a server restart of a few seconds is ridden out. A server that accepts connections and
+  never answers gives only timeouts, which grow: it stops the run as :class:`RankerHung` once a
+  request has spent its retries or `limits.max_call_s` on them with no reply to any call for
+  `open_after_s` (`rar.rankers.ranker_calls`).
 
 The three classes are pure (time is passed in), so they are tested deterministically;
 :class:`AdaptiveGate` is the asyncio side that admits requests up to the current limit.
@@ -40,11 +43,28 @@ class RankerUnavailable(RarError, RuntimeError):
         self.failures = failures
         self.last_error = last_error
         self.seconds = seconds
-        over = f" over {seconds:.0f} s" if seconds is not None else ""
-        super().__init__(
-            f"ranker server {url} is unavailable: {failures} consecutive failed calls{over} with "
-            f"no success (last error: {last_error}); start the server and rerun to resume from "
-            "the cache"
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """The one line the CLI prints."""
+        over = f" over {self.seconds:.0f} s" if self.seconds is not None else ""
+        return (
+            f"ranker server {self.url} is unavailable: {self.failures} consecutive failed calls"
+            f"{over} with no success (last error: {self.last_error}); start the server and rerun "
+            "to resume from the cache"
+        )
+
+
+class RankerHung(RankerUnavailable):
+    """The server accepts connections but answers nothing: a request spent its retries or its
+    `limits.max_call_s` on timeouts while no call got a reply for `breaker_open_after_s`."""
+
+    def describe(self) -> str:
+        return (
+            f"ranker server {self.url} accepts connections but answered no call for "
+            f"{self.seconds or 0:.0f} s ({self.failures} failed calls, last error: "
+            f"{self.last_error}); restart the server (if it is only slow, raise "
+            "ranker.limits.timeout_s or max_call_s) and rerun to resume from the cache"
         )
 
 
@@ -165,6 +185,7 @@ class CircuitBreaker:
         self.last_error = ""
         self.probes = 0  # probe delays handed out in this streak
         self.streak_s = 0.0  # the streak's length at its last failure
+        self.answered_at: float | None = None  # the server's last answer (None = none yet)
 
     @property
     def enabled(self) -> bool:
@@ -175,7 +196,18 @@ class CircuitBreaker:
         """A failure streak is open (no success since the last unavailability failure)."""
         return self.consecutive > 0
 
-    def on_success(self) -> None:
+    def on_success(self, now: float | None = None) -> None:
+        """The server answered (a reply, or an error that only a live server gives)."""
+        self.answered_at = time.monotonic() if now is None else now
+        self._reset()
+
+    def silent_since(self, since: float, now: float | None = None) -> float | None:
+        """Seconds from `since` to now when the server answered nothing in between, else None."""
+        if self.answered_at is not None and self.answered_at >= since:
+            return None
+        return max(0.0, (time.monotonic() if now is None else now) - since)
+
+    def _reset(self) -> None:
         self.consecutive = 0
         self.first_failure_at = None
         self.probes = 0
@@ -205,7 +237,7 @@ class CircuitBreaker:
     def trip_reset(self) -> tuple[int, float]:
         """(failures, seconds) of the streak that tripped; resets for a later run."""
         out = (self.consecutive, self.streak_s)
-        self.on_success()
+        self._reset()
         return out
 
     def probe_delay(self) -> float:

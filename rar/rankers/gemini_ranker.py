@@ -33,6 +33,19 @@ def _http_error_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     return tuple(timeouts), tuple(transport)
 
 
+def reply_text(resp: Any) -> str:
+    """The reply's text; no candidates (e.g. a blocked prompt) or no text is an empty reply,
+    which is not retried."""
+    if not resp.candidates:
+        feedback = resp.prompt_feedback
+        reason = feedback.block_reason if feedback is not None else None
+        raise CallError(f"empty reply (no candidates, block_reason={reason})", False, kind="empty")
+    if not resp.text:
+        reason = resp.candidates[0].finish_reason
+        raise CallError(f"empty reply (finish_reason={reason})", retryable=False, kind="empty")
+    return str(resp.text)
+
+
 class GeminiRanker(PromptRanker):
     backend = "gemini"
 
@@ -92,10 +105,7 @@ class GeminiRanker(PromptRanker):
         resp = await self._client.aio.models.generate_content(
             model=c.model, contents=prompt, config=types.GenerateContentConfig(**cfg)
         )
-        text = resp.text
-        if not text:
-            reason = resp.candidates[0].finish_reason if resp.candidates else None
-            raise CallError(f"empty reply (finish_reason={reason})", retryable=False)
+        text = reply_text(resp)
         meta = resp.usage_metadata
         prompt_tokens = int(getattr(meta, "prompt_token_count", 0) or 0)
         completion_tokens = int(getattr(meta, "candidates_token_count", 0) or 0) + int(

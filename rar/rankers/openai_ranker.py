@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rar.corpus import Corpus
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+PLACEHOLDER_KEY = "not-needed"  # sent to local servers that need no key
 
 
 def read_api_key(
@@ -32,14 +33,30 @@ def read_api_key(
     raise InputError(f"API key not found: set the environment variable {name} (ranker.api_key_env)")
 
 
+def reply_text(resp: Any) -> str:
+    """The reply's text; an answer without text (no choices, empty content) is an empty reply,
+    which the server gave on purpose and is not retried."""
+    if isinstance(resp, str):  # the SDK hands back a body it could not parse as JSON
+        raise CallError(f"malformed response: {resp[:200]!r}", retryable=True, kind="malformed")
+    if not resp.choices:
+        raise CallError("empty reply (the server returned no choices)", False, kind="empty")
+    choice = resp.choices[0]
+    if not choice.message.content:
+        reason = choice.finish_reason
+        raise CallError(f"empty reply (finish_reason={reason})", retryable=False, kind="empty")
+    return str(choice.message.content)
+
+
 class OpenAIRanker(PromptRanker):
     backend = "openai"
 
     def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
-        self._secret = read_api_key(
-            config.api_key_env, DEFAULT_KEY_ENV, config.base_url, "not-needed"
+        self._api_key = read_api_key(
+            config.api_key_env, DEFAULT_KEY_ENV, config.base_url, PLACEHOLDER_KEY
         )
+        # a real key is a secret (scrubbed from messages and replies); the placeholder is not
+        self._secret = None if self._api_key == PLACEHOLDER_KEY else self._api_key
         self._client = None
 
     def generation_params(self) -> dict[str, Any]:
@@ -56,7 +73,7 @@ class OpenAIRanker(PromptRanker):
         from openai import AsyncOpenAI
 
         self._client = AsyncOpenAI(
-            api_key=self._secret,
+            api_key=self._api_key,
             base_url=self.config.base_url,
             max_retries=0,
             timeout=max(self.config.limits.timeout_s, self.config.limits.max_timeout_s) + 5,
@@ -84,15 +101,9 @@ class OpenAIRanker(PromptRanker):
         if c.extra_body:
             kwargs["extra_body"] = dict(c.extra_body)  # engine-specific fields, e.g. cache_prompt
         resp = await self._client.chat.completions.create(**kwargs)
-        if isinstance(resp, str) or not getattr(resp, "choices", None):
-            raise CallError(f"malformed response: {str(resp)[:200]!r}", retryable=True)
-        text = resp.choices[0].message.content
-        if not text:
-            reason = resp.choices[0].finish_reason
-            raise CallError(f"empty reply (finish_reason={reason})", retryable=False)
         usage = resp.usage
         return Completion(
-            text=text,
+            text=reply_text(resp),
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         )

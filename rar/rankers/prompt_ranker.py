@@ -34,6 +34,7 @@ from rar.rankers.prompt import (
 )
 from rar.rankers.ranker_calls import CallError, Completion, RankerCalls, classify
 from rar.rankers.ranker_config import PromptConfig, RankerConfig
+from rar.rankers.replies import StoredReply, storable
 from rar.rankers.tokens import TokenCounter, build_counter
 from rar.rankers.types import RankRequest, RankResult
 
@@ -195,8 +196,8 @@ class PromptRanker(Ranker):
         key = cache_key(self.backend, self.model_name, key_text, self.generation_params())
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
-            self._stats.cache_hits += 1
-            return cached.reply, dict(cached.usage), cached.latency_s, True
+            self._stats.cache_hits += 1  # redacted and capped again: the entry may predate both
+            return self._storable(cached.reply).text, dict(cached.usage), cached.latency_s, True
         if self.cache is not None:
             self._stats.cache_misses += 1
         start = time.perf_counter()
@@ -210,12 +211,15 @@ class PromptRanker(Ranker):
             self._stats.failures += 1
             raise
         latency = time.perf_counter() - start
+        reply = self._storable(completion.text)
         usage = {
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
             "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
             "attempts": attempts,
         }
+        if reply.truncated:
+            usage["reply_chars"] = reply.original_chars  # as received, before the cut
         self._stats.answered += 1
         self._stats.prompt_tokens += completion.prompt_tokens
         self._stats.completion_tokens += completion.completion_tokens
@@ -223,9 +227,15 @@ class PromptRanker(Ranker):
         self._stats.latency_s += latency
         if self.cache is not None:
             self.cache.put(
-                key, self.backend, self.model_name, CachedReply(completion.text, usage, latency)
+                key, self.backend, self.model_name, CachedReply(reply.text, usage, latency)
             )
-        return completion.text, usage, latency, False
+        return reply.text, usage, latency, False
+
+    def _storable(self, text: str) -> StoredReply:
+        """The reply as it may be parsed and stored (`rar.rankers.replies`); cuts are counted."""
+        reply = storable(text, self._secret, self.config.max_reply_chars)
+        self._stats.replies_truncated += reply.truncated
+        return reply
 
     async def _rank_one(self, request: RankRequest) -> RankResult:
         score_appended = self.config.parser.score_appended
@@ -244,7 +254,7 @@ class PromptRanker(Ranker):
             log.warning(
                 "ranker call for %s failed after %s attempt(s): %s",
                 request.sample_id,
-                getattr(err, "attempts", "?"),
+                err.attempts,
                 message,
             )
             return RankResult(
@@ -252,7 +262,7 @@ class PromptRanker(Ranker):
                 self._fallback_ids(request),
                 latency_s=time.perf_counter() - start,
                 error=message,
-                usage={"attempts": getattr(err, "attempts", 1)},
+                usage={"attempts": err.attempts},
                 n_model_ranked=0,
                 score_appended=score_appended,
             )

@@ -12,13 +12,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 from rar.rankers.base import RankerStats
 from rar.rankers.concurrency import (
     AdaptiveGate,
     AIMDController,
     CircuitBreaker,
+    RankerHung,
     RankerUnavailable,
     RetryBudget,
     ThroughputMeter,
@@ -36,27 +38,34 @@ class Completion:
     completion_tokens: int = 0
 
 
+CallKind = Literal["timeout", "connection", "http", "malformed", "empty", "other"]
+
+
+@dataclass(eq=False)
 class CallError(Exception):
     """A backend call failed; `retryable` says whether trying again may help.
 
-    `kind` says what failed ("timeout", "connection", "http", "malformed", "other") and
-    `status` the HTTP status, so the concurrency controller and the circuit breaker can tell
-    an overloaded or dead server from a bad request.
+    `kind` says what failed and `status` the HTTP status, so the concurrency controller and the
+    circuit breaker can tell an overloaded or dead server from a bad request; `attempts` is how
+    many calls the request made before it gave up (set by `RankerCalls`).
     """
 
-    def __init__(
-        self,
-        message: str,
-        retryable: bool,
-        retry_after: float | None = None,
-        kind: str = "other",
-        status: int | None = None,
-    ):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.kind = kind
-        self.status = status
+    message: str
+    retryable: bool
+    retry_after: float | None = None
+    kind: CallKind = "other"
+    status: int | None = None
+    attempts: int = 1
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)  # str(err) is the message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[type[CallError], tuple[Any, ...]]:
+        """Pickle by fields (Exception's default would rebuild from the message alone)."""
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
 
     @property
     def overload(self) -> bool:
@@ -85,6 +94,21 @@ def classify(exc: BaseException, timeout_s: float) -> CallError:
     if isinstance(exc, ConnectionError):
         return CallError(f"{type(exc).__name__}: {exc}", retryable=True, kind="connection")
     return CallError(f"{type(exc).__name__}: {exc}", retryable=False)
+
+
+@dataclass
+class CallClock:
+    """One request's wait for a reply against `limits.max_call_s`: the time its attempts and
+    backoffs took (not its waits at our own gate, rate limits or outage probes), and when its
+    first attempt went out (a server silent since then may be hung)."""
+
+    max_s: float
+    spent: float = 0.0
+    first_sent: float | None = None
+
+    @property
+    def left(self) -> float:
+        return self.max_s - self.spent
 
 
 class RankerCalls:
@@ -133,10 +157,15 @@ class RankerCalls:
         self.meter = ThroughputMeter()
 
     async def send(
-        self, complete: Callable[[], Awaitable[Completion]], estimate: float
+        self,
+        complete: Callable[[], Awaitable[Completion]],
+        estimate: float,
+        clock: CallClock | None = None,
     ) -> Completion:
         """One call under the concurrency gate and rate limits. The timeout counts from the
-        send: waiting for our own gate or rate limiter never eats into it."""
+        send (waiting for our own gate or rate limiter never eats into it) and is cut to what
+        is left of the request's `clock`."""
+        clock = clock or CallClock(self.limits.max_call_s)
         await self.gate.acquire()
         try:
             if self.breaker.failing and self.breaker.enabled:
@@ -146,14 +175,17 @@ class RankerCalls:
             if self.tpm is not None:
                 await self.tpm.acquire(estimate)
             sent_at = time.monotonic()
+            clock.first_sent = clock.first_sent or sent_at
             self._stats.calls += 1
-            timeout = self.timeout_s
+            timeout = min(self.timeout_s, clock.left)
             try:
                 reply = await asyncio.wait_for(complete(), timeout)
             except Exception as exc:  # classified; only the breaker's exception escapes
+                clock.spent += time.monotonic() - sent_at
                 if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
                     err = CallError(f"timeout after {timeout:g}s", retryable=True, kind="timeout")
-                    self.grow_timeout(timeout)
+                    if timeout >= self.timeout_s:  # not cut short by the request's clock
+                        self.grow_timeout(timeout)
                 else:
                     err = self._classify(exc)
                 self.on_call_failed(err, sent_at)
@@ -207,34 +239,59 @@ class RankerCalls:
     async def call_with_retries(
         self, complete: Callable[[], Awaitable[Completion]], estimate: float
     ) -> tuple[Completion, int]:
-        """Call until success, a non-retryable error, or the retry limit or retry budget is
-        spent; returns (reply, attempts). `complete` makes one fresh backend call."""
+        """Call until success, a non-retryable error, or the retry limit, `limits.max_call_s` or
+        the retry budget is spent; returns (reply, attempts). `complete` makes one fresh
+        backend call."""
         self.retry_budget.record_attempt(time.monotonic())
+        clock = CallClock(self.limits.max_call_s)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self.send(complete, estimate), attempt
+                return await self.send(complete, estimate, clock), attempt
             except CallError as exc:
                 err = exc
-            if err.retryable and err.outage and self.breaker.enabled:
+            if err.retryable and err.outage and self.breaker.enabled and clock.left > 0:
                 # a restart or a dead server: no retry of our own (nor retry budget); wait
                 # for a probe slot until the server answers or the breaker trips
                 self._stats.outage_retries += 1
                 attempt -= 1
                 log.info("ranker server unavailable (%s); waiting for it", self._scrub(str(err)))
                 continue
-            if not err.retryable or attempt > self.retry.max_retries:
-                err.attempts = attempt  # type: ignore[attr-defined]
-                raise err
-            if not self.retry_budget.try_retry(time.monotonic()):
-                self._stats.retries_denied += 1
-                denied = CallError(f"{err} (retry budget spent)", retryable=False, kind=err.kind)
-                denied.attempts = attempt  # type: ignore[attr-defined]
-                raise denied
+            delay = self.retry_delay(err, attempt, clock)  # or the error that ends the request
             self._stats.retries += 1
-            delay = self.retry.delay(attempt, err.retry_after, self._rng)
             log.info(
                 "ranker call failed (%s); retry %d in %.2fs", self._scrub(str(err)), attempt, delay
             )
+            clock.spent += delay
             await asyncio.sleep(delay)
+
+    def retry_delay(self, err: CallError, attempt: int, clock: CallClock) -> float:
+        """The backoff before retrying after failed attempt `attempt`. Raises the error that
+        ends the request instead: not retryable, retries spent, no time left within
+        `limits.max_call_s`, or the retry budget spent (RankerHung when the server is hung)."""
+        final = err
+        if err.retryable and attempt <= self.retry.max_retries:
+            delay = self.retry.delay(attempt, err.retry_after, self._rng)
+            if clock.left <= delay:
+                limit = f"limits.max_call_s = {self.limits.max_call_s:g} s"
+                final = CallError(f"{err}; no reply within {limit}", False, kind=err.kind)
+            elif not self.retry_budget.try_retry(time.monotonic()):
+                self._stats.retries_denied += 1
+                final = CallError(f"{err} (retry budget spent)", retryable=False, kind=err.kind)
+            else:
+                return delay
+        final.attempts = attempt
+        self.check_hung(final, clock)
+        raise final
+
+    def check_hung(self, err: CallError, clock: CallClock) -> None:
+        """A request that ends on a timeout while the server has answered no call since its
+        first attempt, for at least `breaker_open_after_s`, meets a server that accepts
+        connections and never answers: stop the run (its timeouts only grow)."""
+        if err.kind != "timeout" or not self.breaker.enabled or clock.first_sent is None:
+            return
+        silent = self.breaker.silent_since(clock.first_sent)
+        if silent is not None and silent >= self.limits.breaker_open_after_s:
+            failures, _ = self.breaker.trip_reset()
+            raise RankerHung(self._server_url(), failures, self._scrub(str(err)), silent)

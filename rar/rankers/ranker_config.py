@@ -133,6 +133,15 @@ class LimitsConfig(ConfigModel):
     max_timeout_s: float = Field(
         1800.0, gt=0, description="Ceiling of the grown per-call timeout, in seconds."
     )
+    max_call_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Longest one request waits for a reply, in seconds, over all its attempts "
+        "and the backoffs between them (not its wait for our own gate or rate limits): an "
+        "attempt's timeout is cut to what is left. A request that ends on a timeout when the "
+        "server has answered no call for breaker_open_after_s stops the run: a server that "
+        "accepts connections and never answers.",
+    )
     max_retries: int = Field(
         4, ge=0, description="Retries after the first attempt on transient errors."
     )
@@ -282,6 +291,13 @@ class RankerConfig(ConfigModel):
         0.0, ge=0, description="Sampling temperature (None = server default)."
     )
     max_tokens: int | None = Field(1024, ge=1, description="Maximum completion tokens.")
+    max_reply_chars: int = Field(
+        65_536,
+        ge=1,
+        description="Longest reply kept, in characters: a longer one (a server ignoring "
+        "max_tokens) is cut before it is parsed, cached or saved, and counted as "
+        "replies_truncated. 1,024 tokens are about 4,000 characters.",
+    )
     context_window: int | None = Field(
         None,
         ge=1,

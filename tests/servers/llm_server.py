@@ -29,13 +29,15 @@ _GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
 @dataclass
 class Fault:
     """One scripted reply. kind: "status" (HTTP error, optional Retry-After), "malformed"
-    (invalid JSON body), "slow" (sleep `delay` then reply normally), "text" (reply `text`)."""
+    (invalid JSON body), "slow" (sleep `delay` then reply normally), "text" (reply `text`),
+    "json" (HTTP 200 with `payload` as the body, verbatim)."""
 
     kind: str
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
     text: str = ""
+    payload: Any = None
 
 
 def prompt_candidates(prompt: str) -> list[str]:
@@ -219,6 +221,9 @@ class FakeLLMServer:
                     }
                 )
                 self._send(h, fault.status, payload, headers)
+                return
+            if fault is not None and fault.kind == "json":
+                self._send(h, 200, fault.payload)
                 return
             if fault is not None and fault.kind == "malformed":
                 self._send_raw(h, 200, b'{"choices": [ this is not json', {})
