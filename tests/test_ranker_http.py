@@ -273,5 +273,5 @@ def test_a_reply_without_choices_is_an_empty_reply_and_not_retried(
     assert ("no choices" if backend == "openai" else "no candidates") in res.error
     assert server.n_hits == 1 and res.usage["attempts"] == 1
     st = ranker.stats()
-    assert st["retries"] == 0 and st["failures"] == 1
+    assert st.retries == 0 and st.failures == 1
     assert len(ResponseCache(tmp_path / "cache.sqlite")) == 0

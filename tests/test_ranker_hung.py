@@ -85,7 +85,7 @@ def test_a_server_that_never_answers_stops_the_run_promptly(backend, corpus, tmp
     assert "rerun to resume from the cache" in message
     assert elapsed < 60  # max_call_s (4 s) plus teardown, not the hours of the issue
     st = ranker.stats()
-    assert st["answered"] == 0 and st["calls"] <= 20
+    assert st.answered == 0 and st.calls <= 20
 
 
 @pytest.mark.timeout(120)

@@ -116,7 +116,7 @@ def test_a_huge_reply_is_cut_counted_and_never_stored_whole(backend, corpus, tmp
         results = ranker.rank(requests_for(corpus, 3))
         assert server.n_hits == 3
     st = ranker.stats()
-    assert st["replies_truncated"] == 3 and st["failures"] == 0
+    assert st.replies_truncated == 3 and st.failures == 0
     for res in results:
         assert res.error is None and len(res.raw_reply) == 4_000
         assert res.n_model_ranked == 5  # the ranking at the head of the reply is kept
@@ -131,7 +131,7 @@ def test_the_default_cap_is_64k_characters(corpus, tmp_path):
         ranker = build_ranker(make_config("openai", server, tmp_path), corpus)
         [res] = ranker.rank(requests_for(corpus, 1))
     assert RankerConfig().max_reply_chars == 65_536 == len(res.raw_reply)
-    assert ranker.stats()["replies_truncated"] == 1
+    assert ranker.stats().replies_truncated == 1
 
 
 @pytest.mark.slow
