@@ -37,6 +37,13 @@ def main() -> None:
     ap.add_argument("--config", default="rar_quickstart", help="a config path or packaged name")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument(
+        "--feedback-retriever-weight",
+        type=float,
+        default=None,
+        help="the feedback ranker's retriever_weight (0 = order-free: its own judgement, not an "
+        "echo of the policy's order; None = the fitted value)",
+    )
     ap.add_argument("--set", action="append", default=[], help="extra key=value overrides")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -50,9 +57,8 @@ def main() -> None:
     from rar.tracking import is_finished
 
     corpus = Corpus.load(args.corpus)
-    ranker = TrainedRanker(
-        RankerConfig(backend="trained", trained={"path": str(args.ranker)}), corpus
-    )
+    trained = {"path": str(args.ranker), "retriever_weight": args.feedback_retriever_weight}
+    ranker = TrainedRanker(RankerConfig(backend="trained", trained=trained), corpus)
     try:
         for variant in args.variants:
             for seed in args.seeds:
@@ -69,6 +75,11 @@ def main() -> None:
                         f"corpus={args.corpus}",
                         f"pretrained_run={args.sft}",
                         f"ranker.trained.path={args.ranker}",
+                        *(
+                            [f"ranker.trained.retriever_weight={args.feedback_retriever_weight}"]
+                            if args.feedback_retriever_weight is not None
+                            else []
+                        ),
                         f"data.data_dir={args.data_dir}",
                         f"tracking.runs_dir={args.out}",
                         *VARIANTS[variant],
