@@ -39,8 +39,9 @@ REAL_DATA_FILES = (
 
 
 def shared_data_dir() -> Path:
+    """Absolute, so tests that run commands from another working directory find it too."""
     env = os.environ.get("RAR_DATA_DIR")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
+    return (Path(env) if env else ROOT.parent / "shared" / "data").resolve()
 
 
 def missing_real_data() -> list[str]:
