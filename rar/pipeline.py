@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from rar.retrievers.retrieval_batch import CandidateSource, RetrievalBatch
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.base import Ranker
+    from rar.rankers.llm_only import LLMOnlyResult
+    from rar.rankers.types import RankResult
     from rar.retrievers import Retriever
 
 RETRIEVE_BATCH = 256  # histories per retriever forward pass
@@ -94,12 +97,12 @@ def retrieve(
 
 
 def rank(
-    ranker: Any,
+    ranker: Ranker,
     linked: Sequence[LinkedSample],
     candidates: Sequence[Sequence[str]],
     ranker_batch: int = RANKER_BATCH,
     progress: bool = False,
-) -> list[Any]:
+) -> list[RankResult]:
     """The ranker's RankResult for each sample's candidates, in request order.
 
     Per-item rows of one turn (same `turn_id`, same candidates) are one request: the ranker
@@ -119,13 +122,13 @@ def rank(
         requests.append(
             RankRequest(sample_id, item.sample.context, list(cands), list(item.history_ids))
         )
-    results: list[Any] = []
+    results: list[RankResult] = []
     for start in range(0, len(requests), ranker_batch):
         results.extend(ranker.rank(requests[start : start + ranker_batch], progress=progress))
     return [results[i] for i in where]
 
 
-def scored_ranking(result: Any) -> list[str]:
+def scored_ranking(result: RankResult | LLMOnlyResult) -> list[str]:
     """What a RankResult (or LLM-only result) is scored on: what the model ranked itself
     (`RankResult.scored_ids`), or nothing (a miss, 0 on every metric) when the call failed --
     never the retriever-order fallback, whatever `parser.score_appended` says."""
@@ -135,7 +138,7 @@ def scored_ranking(result: Any) -> list[str]:
     return list(scored) if scored is not None else list(result.ranked_ids)
 
 
-def first_error(results: Sequence[Any]) -> str | None:
+def first_error(results: Sequence[RankResult | LLMOnlyResult]) -> str | None:
     """The first failed call's message (one example to show the user)."""
     return next((r.error for r in results if getattr(r, "error", None) is not None), None)
 
@@ -155,7 +158,7 @@ class PipelineResult:
 
     sample_ids: list[str]
     candidates: list[list[str]]  # the retriever's top-k, its own order
-    results: list[Any] | None  # RankResults (None: no ranker, the retriever's order is final)
+    results: list[RankResult] | None  # None: no ranker, the retriever order is final
     per_sample: dict[str, np.ndarray]  # e.g. "ndcg@10" (final) and "retriever/ndcg@10"
     metrics: dict[str, float] = field(default_factory=dict)  # means, plus ranker_* shares
 
@@ -178,8 +181,8 @@ class PipelineResult:
 def run_pipeline(
     linked: Sequence[LinkedSample],
     corpus: Corpus,
-    retriever: Any,
-    ranker: Any | None,
+    retriever: CandidateSource,
+    ranker: Ranker | None,
     k: int,
     ks: Sequence[int] = (5, 10),
     candidates: Sequence[Sequence[str]] | None = None,
