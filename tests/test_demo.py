@@ -516,6 +516,7 @@ def test_demo_in_headless_chromium(small_corpus, pretrained_run, tmp_path):
         chromium_paths,
         free_port,
         start_demo,
+        stop_demo,
         wait_for_http,
     )
 
@@ -596,11 +597,7 @@ def test_demo_in_headless_chromium(small_corpus, pretrained_run, tmp_path):
     finally:
         if driver is not None:
             driver.quit()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except Exception:
-            server.kill()
+        stop_demo(server)
     assert "Traceback" not in log.read_text(encoding="utf-8"), log.read_text(encoding="utf-8")
 
 
@@ -615,7 +612,14 @@ def test_demo_llm_ranker_shows_cost_and_failures_in_the_browser(
     sys.path.insert(0, str(ROOT / "tests"))
     from servers.llm_server import FakeLLMServer, Fault
 
-    from rar.demo.browser import DemoPage, chromium_driver, free_port, start_demo, wait_for_http
+    from rar.demo.browser import (
+        DemoPage,
+        chromium_driver,
+        free_port,
+        start_demo,
+        stop_demo,
+        wait_for_http,
+    )
 
     a, b = _two_movies(small_corpus)
     secret = "sk-demo-fake-secret-424242"
@@ -670,11 +674,7 @@ def test_demo_llm_ranker_shows_cost_and_failures_in_the_browser(
         finally:
             if driver is not None:
                 driver.quit()
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except Exception:
-                server.kill()
+            stop_demo(server)
     text = log.read_text(encoding="utf-8")
     assert secret not in text and "Traceback" not in text, text
     assert llm.n_hits >= 2

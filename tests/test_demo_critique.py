@@ -73,6 +73,7 @@ def test_demo_answers_a_critique_with_dark_genres(small_corpus, fused_run, tmp_p
         chromium_paths,
         free_port,
         start_demo,
+        stop_demo,
         wait_for_http,
     )
 
@@ -118,9 +119,5 @@ def test_demo_answers_a_critique_with_dark_genres(small_corpus, fused_run, tmp_p
     finally:
         if driver is not None:
             driver.quit()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except Exception:
-            server.kill()
+        stop_demo(server)
     assert "Traceback" not in log.read_text(encoding="utf-8"), log.read_text(encoding="utf-8")

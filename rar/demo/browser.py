@@ -57,6 +57,16 @@ def start_demo(args: list[str], cwd: str | Path, log: Path, env: dict | None = N
     )
 
 
+def stop_demo(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Stop a demo started by :func:`start_demo`: SIGTERM (it cleans up), then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_for_http(url: str, process=None, timeout: float = 240.0, log: Path | None = None) -> None:
     """Until `url` answers 200; fails early when the server process exits."""
     deadline = time.monotonic() + timeout

@@ -205,7 +205,12 @@ class SemanticConfig(ConfigModel):
         description="Reciprocal-rank blend weight of the retriever order (0 = off).",
     )
     rrf_k: float = Field(10.0, gt=0, description="Reciprocal-rank constant: 1 / (rrf_k + rank).")
-    batch_size: int = Field(64, ge=1, description="Sentence-embedding batch size.")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="Unused: turns are embedded by the corpus's shared turn encoder "
+        "(rar/corpus/turn_encoder.py, batches of 256); kept so existing configs still load.",
+    )
 
 
 class LocalConfig(ConfigModel):
