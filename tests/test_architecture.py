@@ -82,8 +82,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "rar/commands/rank_cmd.py::rank": "being split on branch h-funcs",
     "rar/commands/report_cmd.py::recall_vs_k": "being split on branch h-funcs",
     "rar/commands/train_cmd.py::train": "being split on branch h-funcs",
-    "rar/demo/app.py::DemoApp.build": "being split on branch h-funcs",
-    "rar/demo/cards.py::stages_html": "being split on branch h-funcs",
     "rar/evaluation/evaluator.py::Evaluator.evaluate": "shrunk on branch h-trainer/h-types",
     "rar/evaluation/evaluator.py::Evaluator.score": "shrunk on branch h-trainer/h-types",
     "rar/evaluation/ranker_fit.py::fit_trained_ranker": "being split on branch h-funcs",
