@@ -84,7 +84,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "rar/commands/train_cmd.py::train": "being split on branch h-funcs",
     "rar/evaluation/evaluator.py::Evaluator.evaluate": "shrunk on branch h-trainer/h-types",
     "rar/evaluation/evaluator.py::Evaluator.score": "shrunk on branch h-trainer/h-types",
-    "rar/evaluation/runner.py::evaluate_runs": "being split on branch h-funcs",
     "rar/rankers/prompt_ranker.py::PromptRanker._rank_one": "shrunk on branch h-trainer/h-types",
     "rar/retrievers/pretrain.py::_pretrain": "shrunk on branch h-trainer/h-types",
     "rar/retrievers/pretrain.py::train_retriever": "shrunk on branch h-trainer/h-types",
