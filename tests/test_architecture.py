@@ -82,7 +82,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     ),
     "rar/commands/rank_cmd.py::rank": "being split on branch h-funcs",
     "rar/commands/report_cmd.py::recall_vs_k": "being split on branch h-funcs",
-    "rar/commands/train_cmd.py::train": "being split on branch h-funcs",
     "rar/evaluation/evaluator.py::Evaluator.evaluate": "shrunk on branch h-trainer/h-types",
     "rar/evaluation/evaluator.py::Evaluator.score": "shrunk on branch h-trainer/h-types",
     "rar/rankers/prompt_ranker.py::PromptRanker._rank_one": "shrunk on branch h-trainer/h-types",
