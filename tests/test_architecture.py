@@ -80,7 +80,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "rar/commands/evaluate_cmd.py::evaluate": (
         "the Typer declarations of its 21 options (82 lines); the body is four calls"
     ),
-    "rar/commands/report_cmd.py::recall_vs_k": "being split on branch h-funcs",
     "rar/evaluation/evaluator.py::Evaluator.evaluate": "shrunk on branch h-trainer/h-types",
     "rar/evaluation/evaluator.py::Evaluator.score": "shrunk on branch h-trainer/h-types",
     "rar/rankers/prompt_ranker.py::PromptRanker._rank_one": "shrunk on branch h-trainer/h-types",
