@@ -73,7 +73,6 @@ MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS: dict[str, str] = {
     "corpus_builder/embed.py::encode_texts": "corpus_builder: not split yet",
     "corpus_builder/filter.py::filter_movies": "corpus_builder: not split yet",
-    "corpus_builder/merge.py::merge_records": "corpus_builder: not split yet",
     "corpus_builder/resolve.py::resolve_movie": "corpus_builder: not split yet",
     "corpus_builder/sources/imdb_tsv.py::read": "corpus_builder: not split yet",
     "rar/commands/evaluate_cmd.py::evaluate": (
