@@ -29,7 +29,7 @@ from corpus_builder.link import (
     collect_mentions,
     link_dataset,
 )
-from corpus_builder.merge import merge_records, title_year_collisions
+from corpus_builder.merge import MergeResult, merge_records, title_year_collisions
 from corpus_builder.records import MovieRecord, SkipLog
 from corpus_builder.sources.base import SourceResult, find_inputs
 from corpus_builder.writer import write_links, write_movies
@@ -170,6 +170,30 @@ def _check_output(out: Path) -> None:
         )
 
 
+class _Laps:
+    """Seconds per build stage, for build_log.json (never the manifest)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
+
+
+@dataclass
+class _Records:
+    """Every source's records in one list, with dataset keys and popularity by list index."""
+
+    results: list[tuple[str, SourceResult]]
+    source_report: dict
+    records: list[MovieRecord]
+    dataset_keys: dict[str, dict[str, list[int]]]
+    popularity: dict[int, int]
+
+
 def build_corpus(
     data_dir: Path,
     out: Path,
@@ -182,16 +206,55 @@ def build_corpus(
     if not data_dir.is_dir():
         raise MissingPathError(f"data directory {data_dir} does not exist")
     _check_output(out)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
-
+    lap = _Laps()
     skips = SkipLog(strict=config.strict)
+    read = _read_records(data_dir, config, skips)
+    lap("read")
+    merged = merge_records(
+        read.records,
+        {d: dict(k) for d, k in read.dataset_keys.items()},
+        fuzzy_threshold=config.merge.fuzzy_threshold,
+        year_tolerance=config.merge.year_tolerance,
+        source_priority=config.merge.source_priority,
+        conflict_year_gap=config.merge.conflict_year_gap,
+    )
+    lap("merge")
+    tables, linked_by, popularity = _link(read, merged, config, data_dir)
+    lap("link")
+    filtered = filter_movies(merged.movies, linked_by, popularity, config.filter)
+    movies = _keep(merged.movies, filtered.keep, tables)
+    lap("filter")
+    # write into a staging sibling that replaces `out` whole
+    with atomic_directory(out) as tmp:
+        link_report = _write_tables(tmp, movies, tables)
+        manifest = {
+            "format": CORPUS_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "corpus_version": config.version,
+            "config": config.model_dump(mode="json"),
+            "inputs": _input_files(read.results, data_dir),
+            "sources": source_report_without_times(read.source_report),
+            "skips": skips.to_json(),
+            "merge": merged.stats.to_json(),
+            "filter": filtered.report,
+            "links": link_report,
+            "counts": corpus_counts(movies),
+            "checks": {"title_year_collisions": _collisions(movies)},
+        }
+        lap("write")
+        build_log: dict = {"timings": lap.timings, "sources": read.source_report}
+        if config.embedding.enabled:
+            _embed_and_index(tmp, out, movies, config, progress, lap, manifest, build_log)
+        (tmp / MANIFEST_FILE).write_text(
+            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
+        (tmp / BUILD_LOG_FILE).write_text(json.dumps(build_log, indent=2, sort_keys=True) + "\n")
+    return BuildResult(out, manifest, build_log)
+
+
+def _read_records(data_dir: Path, config: CorpusConfig, skips: SkipLog) -> _Records:
+    """Stage read: every source's records, one list; each source's dataset keys and popularity
+    shifted to the records' indices in it."""
     results, source_report = read_sources(data_dir, config, skips)
     if not results:
         raise MissingPathError(
@@ -210,22 +273,18 @@ def build_corpus(
                 dataset_keys[dataset][key].append(offset + index)
         for index, count in result.popularity.items():
             record_popularity[offset + index] = count
-    lap("read")
+    return _Records(results, source_report, records, dataset_keys, record_popularity)
 
-    merged = merge_records(
-        records,
-        {d: dict(k) for d, k in dataset_keys.items()},
-        fuzzy_threshold=config.merge.fuzzy_threshold,
-        year_tolerance=config.merge.year_tolerance,
-        source_priority=config.merge.source_priority,
-        conflict_year_gap=config.merge.conflict_year_gap,
-    )
+
+def _link(
+    read: _Records, merged: MergeResult, config: CorpusConfig, data_dir: Path
+) -> tuple[dict[str, LinkTable], list[list[str]], np.ndarray]:
+    """Stage link: a link table per dataset (its catalogue keys and, with the data loaders, its
+    conversations' mentions); returns the tables, the datasets linking to each movie, and each
+    movie's popularity (its records' counts plus its links' mentions)."""
     movies = merged.movies
-    lap("merge")
-
-    # link every dataset
     popularity = np.zeros(len(movies), dtype=np.float64)
-    for index, count in record_popularity.items():
+    for index, count in read.popularity.items():
         row = merged.record_movie[index]
         if row >= 0:
             popularity[row] += count
@@ -234,19 +293,13 @@ def build_corpus(
         popularity + np.array([m.votes or 0 for m in movies]) * 1e-6,
         config.link.fuzzy_threshold,
     )
-    datasets: list[str] = []
-    for name in config.link.datasets:
-        if name == "movielens":
-            datasets.extend(sorted(d for d in dataset_keys if d.startswith("movielens-")))
-        elif name not in datasets:
-            datasets.append(name)
-    record_titles = [r.title if r.year is None else f"{r.title} ({r.year})" for r in records]
+    record_titles = [r.title if r.year is None else f"{r.title} ({r.year})" for r in read.records]
     tables: dict[str, LinkTable] = {}
-    for dataset in datasets:
+    for dataset in _datasets_to_link(config, read.dataset_keys):
         mentions = None
         if config.link.use_data_loaders and dataset in CONVERSATION_DATASETS:
             mentions = collect_mentions(dataset, data_dir)
-        catalogue = dataset_keys.get(dataset, {})
+        catalogue = read.dataset_keys.get(dataset, {})
         if not catalogue and not mentions:
             continue
         tables[dataset] = link_dataset(
@@ -259,110 +312,129 @@ def build_corpus(
                 if dataset not in linked_by[row]:
                     linked_by[row].append(dataset)
                 popularity[row] += count
-    lap("link")
+    return tables, linked_by, popularity
 
-    filtered = filter_movies(movies, linked_by, popularity, config.filter)
+
+def _datasets_to_link(
+    config: CorpusConfig, dataset_keys: dict[str, dict[str, list[int]]]
+) -> list[str]:
+    """`link.datasets` in order, `movielens` standing for every MovieLens release read."""
+    datasets: list[str] = []
+    for name in config.link.datasets:
+        if name == "movielens":
+            datasets.extend(sorted(d for d in dataset_keys if d.startswith("movielens-")))
+        elif name not in datasets:
+            datasets.append(name)
+    return datasets
+
+
+def _keep(movies: list[Movie], keep: np.ndarray, tables: dict[str, LinkTable]) -> list[Movie]:
+    """Stage filter, applied: the kept movies, and each link table renumbered to them (a link
+    to a dropped movie becomes unlinked, method "filtered")."""
     new_row = np.full(len(movies), -1, dtype=np.int64)
-    kept = np.flatnonzero(filtered.keep)
+    kept = np.flatnonzero(keep)
     new_row[kept] = np.arange(len(kept))
-    movies = [movies[i] for i in kept]
     for table in tables.values():
         for i, row in enumerate(table.rows):
             if row >= 0 and new_row[row] < 0:
                 table.methods[i] = "filtered"
             table.rows[i] = int(new_row[row]) if row >= 0 else -1
-    lap("filter")
+    return [movies[i] for i in kept]
 
-    # write into a staging sibling that replaces `out` whole
-    with atomic_directory(out) as tmp:
-        write_movies(movies, tmp / MOVIES_FILE)
-        (tmp / LINKS_DIR).mkdir()
-        link_report: dict[str, dict] = {}
-        for dataset, table in sorted(tables.items()):
-            write_links(table, movies, tmp / LINKS_DIR / f"{dataset}.parquet")
-            unlinked = table.unlinked()
-            link_report[dataset] = {
-                **table.stats(),
-                "unlinked_total": len(unlinked),
-                "unlinked": unlinked[:200],
-            }
-        input_files = []
-        for name, result in results:
-            for path in sorted(set(result.files)):
-                input_files.append(
-                    {
-                        "source": name,
-                        "path": _relative(path, data_dir),
-                        "bytes": path.stat().st_size,
-                        "sha256": file_sha256(path),
-                    }
-                )
-        collisions = title_year_collisions(movies)
-        if collisions["count"]:
-            log.warning(
-                "%d (title, year) pairs are held by two or more IMDb ids, e.g. %s "
-                "(manifest.json checks.title_year_collisions)",
-                collisions["count"],
-                collisions["examples"][0],
-            )
-        manifest = {
-            "format": CORPUS_FORMAT,
-            "format_version": FORMAT_VERSION,
-            "corpus_version": config.version,
-            "config": config.model_dump(mode="json"),
-            "inputs": input_files,
-            "sources": source_report_without_times(source_report),
-            "skips": skips.to_json(),
-            "merge": merged.stats.to_json(),
-            "filter": filtered.report,
-            "links": link_report,
-            "counts": corpus_counts(movies),
-            "checks": {"title_year_collisions": collisions},
+
+def _write_tables(tmp: Path, movies: list[Movie], tables: dict[str, LinkTable]) -> dict:
+    """Stage write: movies.parquet and links/<dataset>.parquet; returns the manifest's link
+    report (each table's stats and its first 200 unlinked keys)."""
+    write_movies(movies, tmp / MOVIES_FILE)
+    (tmp / LINKS_DIR).mkdir()
+    link_report: dict[str, dict] = {}
+    for dataset, table in sorted(tables.items()):
+        write_links(table, movies, tmp / LINKS_DIR / f"{dataset}.parquet")
+        unlinked = table.unlinked()
+        link_report[dataset] = {
+            **table.stats(),
+            "unlinked_total": len(unlinked),
+            "unlinked": unlinked[:200],
         }
-        lap("write")
-        build_log: dict = {"timings": timings, "sources": source_report}
-        if config.embedding.enabled:
-            texts = [movie_text(m, config.embedding.fields) for m in movies]
-            result = embed_texts(
-                texts, config.embedding, previous=[out] if out.exists() else [], progress=progress
+    return link_report
+
+
+def _input_files(results: list[tuple[str, SourceResult]], data_dir: Path) -> list[dict]:
+    """Every file read, per source: path (relative to the data dir), size and SHA-256."""
+    input_files = []
+    for name, result in results:
+        for path in sorted(set(result.files)):
+            input_files.append(
+                {
+                    "source": name,
+                    "path": _relative(path, data_dir),
+                    "bytes": path.stat().st_size,
+                    "sha256": file_sha256(path),
+                }
             )
-            (tmp / EMBEDDINGS_DIR).mkdir()
-            np.save(tmp / EMBEDDINGS_DIR / VECTORS_FILE, result.vectors)
-            np.save(tmp / EMBEDDINGS_DIR / HASHES_FILE, result.hashes)
-            meta = {
-                "model_id": model_id(config.embedding),
-                "model": config.embedding.model,
-                "max_seq_length": config.embedding.max_seq_length,
-                "fields": list(config.embedding.fields),
-                "dim": int(result.vectors.shape[1]) if result.vectors.ndim == 2 else 0,
-                "count": len(movies),
-                "normalized": True,
-            }
-            (tmp / EMBEDDINGS_DIR / EMBEDDING_META_FILE).write_text(
-                json.dumps(meta, indent=2, sort_keys=True) + "\n"
-            )
-            lap("embed")
-            write_index(build_index(result.vectors, config.index), tmp / INDEX_FILE)
-            lap("index")
-            manifest["embeddings"] = {k: meta[k] for k in ("model_id", "dim", "count", "fields")}
-            manifest["index"] = config.index.model_dump(mode="json")
-            build_log["embedding"] = {
-                "computed": result.computed,
-                "reused": result.reused,
-                "seconds": round(result.seconds, 3),
-                "model_load_seconds": round(result.model_seconds, 3),
-                "movies_per_second": round(
-                    result.computed / max(result.seconds - result.model_seconds, 1e-9), 2
-                )
-                if result.computed
-                else None,
-            }
-        (tmp / MANIFEST_FILE).write_text(
-            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return input_files
+
+
+def _collisions(movies: list[Movie]) -> dict:
+    """(title, year) pairs held by two or more IMDb ids, for the manifest; warned about."""
+    collisions = title_year_collisions(movies)
+    if collisions["count"]:
+        log.warning(
+            "%d (title, year) pairs are held by two or more IMDb ids, e.g. %s "
+            "(manifest.json checks.title_year_collisions)",
+            collisions["count"],
+            collisions["examples"][0],
         )
-        build_log["timings"] = timings
-        (tmp / BUILD_LOG_FILE).write_text(json.dumps(build_log, indent=2, sort_keys=True) + "\n")
-    return BuildResult(out, manifest, build_log)
+    return collisions
+
+
+def _embed_and_index(
+    tmp: Path,
+    out: Path,
+    movies: list[Movie],
+    config: CorpusConfig,
+    progress: bool,
+    lap: _Laps,
+    manifest: dict,
+    build_log: dict,
+) -> None:
+    """Stages embed and index: the movie vectors (reusing the previous corpus's and the shared
+    cache's) with their meta, and the FAISS index; adds both to the manifest and the build log."""
+    texts = [movie_text(m, config.embedding.fields) for m in movies]
+    result = embed_texts(
+        texts, config.embedding, previous=[out] if out.exists() else [], progress=progress
+    )
+    (tmp / EMBEDDINGS_DIR).mkdir()
+    np.save(tmp / EMBEDDINGS_DIR / VECTORS_FILE, result.vectors)
+    np.save(tmp / EMBEDDINGS_DIR / HASHES_FILE, result.hashes)
+    meta = {
+        "model_id": model_id(config.embedding),
+        "model": config.embedding.model,
+        "max_seq_length": config.embedding.max_seq_length,
+        "fields": list(config.embedding.fields),
+        "dim": int(result.vectors.shape[1]) if result.vectors.ndim == 2 else 0,
+        "count": len(movies),
+        "normalized": True,
+    }
+    (tmp / EMBEDDINGS_DIR / EMBEDDING_META_FILE).write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    )
+    lap("embed")
+    write_index(build_index(result.vectors, config.index), tmp / INDEX_FILE)
+    lap("index")
+    manifest["embeddings"] = {k: meta[k] for k in ("model_id", "dim", "count", "fields")}
+    manifest["index"] = config.index.model_dump(mode="json")
+    build_log["embedding"] = {
+        "computed": result.computed,
+        "reused": result.reused,
+        "seconds": round(result.seconds, 3),
+        "model_load_seconds": round(result.model_seconds, 3),
+        "movies_per_second": round(
+            result.computed / max(result.seconds - result.model_seconds, 1e-9), 2
+        )
+        if result.computed
+        else None,
+    }
 
 
 def source_report_without_times(report: dict) -> dict:

@@ -9,6 +9,7 @@ changed movies.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -129,6 +130,29 @@ def _copies(model, n: int) -> list:
     return models
 
 
+def _encode_batch(
+    free: queue.SimpleQueue, texts: Sequence[str], threads: int, batch: np.ndarray
+) -> np.ndarray:
+    """Vectors of `texts[batch]`, on a worker thread: a model copy taken from `free` (and put
+    back), torch limited to `threads` threads in this thread (OpenMP's setting is per thread;
+    `encode_texts` restores the caller's)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    worker_model = free.get()
+    try:
+        out = worker_model.encode(
+            [texts[i] for i in batch],
+            batch_size=len(batch),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+    finally:
+        free.put(worker_model)
+    return np.asarray(out, dtype=np.float32)
+
+
 def encode_texts(
     model,
     texts: Sequence[str],
@@ -161,22 +185,7 @@ def encode_texts(
     free: queue.SimpleQueue = queue.SimpleQueue()
     for m in models:
         free.put(m)
-
-    def encode(batch: np.ndarray) -> np.ndarray:
-        torch.set_num_threads(per_worker)  # per thread (OpenMP); restored below for the caller
-        worker_model = free.get()
-        try:
-            out = worker_model.encode(
-                [texts[i] for i in batch],
-                batch_size=len(batch),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        finally:
-            free.put(worker_model)
-        return np.asarray(out, dtype=np.float32)
-
+    encode = functools.partial(_encode_batch, free, texts, per_worker)
     vectors: np.ndarray | None = None
     try:
         with ThreadPoolExecutor(len(models), thread_name_prefix="embed") as pool:

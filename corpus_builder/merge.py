@@ -154,14 +154,31 @@ def merge_records(
     source_priority: list[str] | None = None,
     conflict_year_gap: int = 2,
 ) -> MergeResult:
-    """Group records into movies and resolve each movie's fields (see module doc)."""
+    """Group records into movies and resolve each movie's fields (see module doc): the steps
+    below run in the module doc's order of evidence, strongest first, on one union-find."""
     stats = MergeStats(records=len(records))
     groups = _Groups(records, stats)
     keys = [title_key(r.title) for r in records]
     priority = {name: i for i, name in enumerate(source_priority or [])}
-
-    # 1. identity: IMDb id (after setting aside ids whose years contradict), then dataset keys.
+    # identity: IMDb id (after setting aside ids whose years contradict), then dataset keys
     records = _check_imdb_years(records, priority, year_tolerance, conflict_year_gap, stats)
+    _merge_by_identity(records, dataset_keys, groups, stats)
+    # strong records: not weak, with a year and a title key
+    strong = [i for i, r in enumerate(records) if not r.weak and r.year is not None and keys[i]]
+    _merge_exact_titles(records, keys, strong, groups, year_tolerance, stats)
+    _merge_fuzzy_titles(records, keys, strong, groups, fuzzy_threshold, year_tolerance, stats)
+    dropped = _attach_rest(records, keys, strong, groups, fuzzy_threshold, year_tolerance, stats)
+    return _resolve_groups(records, keys, groups, dropped, priority, stats)
+
+
+def _merge_by_identity(
+    records: list[MovieRecord],
+    dataset_keys: dict[str, dict[str, list[int]]],
+    groups: _Groups,
+    stats: MergeStats,
+) -> None:
+    """Step 1: records with the same IMDb id are one movie (unchecked: the id is the proof),
+    then records with the same key of one dataset (checked against the identity evidence)."""
     groups.imdb = [r.imdb_id for r in records]
     by_imdb: dict[str, int] = {}
     for i, record in enumerate(records):
@@ -175,8 +192,16 @@ def merge_records(
                 if groups.union(indices[0], other):
                     stats.merged_by_key += 1
 
-    # 2. exact normalised title, years within tolerance (strong records with a year).
-    strong = [i for i, r in enumerate(records) if not r.weak and r.year is not None and keys[i]]
+
+def _merge_exact_titles(
+    records: list[MovieRecord],
+    keys: list[str],
+    strong: list[int],
+    groups: _Groups,
+    year_tolerance: int,
+    stats: MergeStats,
+) -> None:
+    """Step 2: strong records with the same normalised title and years within tolerance."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for i in strong:
         by_key[keys[i]].append(i)
@@ -210,7 +235,18 @@ def merge_records(
                     stats.merged_by_exact_title += 1
                     break
 
-    # 3. fuzzy titles inside (prefix|suffix, year) blocks; compare year y with y..y+tolerance.
+
+def _merge_fuzzy_titles(
+    records: list[MovieRecord],
+    keys: list[str],
+    strong: list[int],
+    groups: _Groups,
+    fuzzy_threshold: float,
+    year_tolerance: int,
+    stats: MergeStats,
+) -> None:
+    """Step 3: similar titles inside (prefix|suffix, year) blocks; year y is compared with
+    y..y+tolerance. Members of one distinct (key, year) entry were merged by step 2 already."""
     distinct: dict[tuple[str, int], int] = {}
     for i in strong:
         distinct.setdefault((keys[i], records[i].year), i)
@@ -245,65 +281,94 @@ def merge_records(
                 continue
             if groups.union(entries[a][1], entries[b][1]):
                 stats.merged_by_fuzzy_title += 1
-    # members of one distinct (key, year) entry were merged by the exact step already
 
-    # 4. attach yearless and weak records to the best movie with a matching title.
-    # strong yearless records first, so weak records can also attach to the movies they create
+
+def _attach_rest(
+    records: list[MovieRecord],
+    keys: list[str],
+    strong: list[int],
+    groups: _Groups,
+    fuzzy_threshold: float,
+    year_tolerance: int,
+    stats: MergeStats,
+) -> set[int]:
+    """Step 4: attach yearless and weak records to the best movie with a matching title;
+    strong yearless records first, so weak records can also attach to the movies they create.
+    Returns the weak records that attached nowhere (counted, not kept)."""
     pending = sorted(
         (i for i, r in enumerate(records) if (r.weak or r.year is None) and keys[i]),
         key=lambda i: (records[i].weak, i),
     )
     dropped: set[int] = set()
-    if pending:
-        titles: list[str] = []
-        years: list[int | None] = []
-        popularity: list[float] = []
-        owners: list[int] = []
-        size: dict[int, int] = defaultdict(int)
-        votes: dict[int, int] = defaultdict(int)
-        for i in strong:
-            root = groups.find(i)
-            size[root] += 1
-            votes[root] = max(votes[root], records[i].votes or 0)
-        seen: set[tuple[int, str, int | None]] = set()
-        for i in strong:
-            root = groups.find(i)
-            entry = (root, keys[i], records[i].year)
-            if entry in seen:
-                continue
-            seen.add(entry)
-            titles.append(records[i].title)
-            years.append(records[i].year)
-            popularity.append(size[root] * 1e7 + votes[root])
-            owners.append(root)
-        matcher = TitleMatcher(
-            titles,
-            years,
-            threshold=fuzzy_threshold,
-            popularity=popularity,
-            year_tolerance=year_tolerance,
-        )
-        matches = matcher.match_many(
-            [records[i].title for i in pending], [records[i].year for i in pending]
-        )
-        yearless_by_key: dict[str, int] = {}
-        for i, match in zip(pending, matches, strict=True):
-            record = records[i]
-            if match is not None and groups.union(owners[match.index], i):
-                stats.attached += 1
-            elif match is not None and groups.find(owners[match.index]) == groups.find(i):
-                continue
-            elif keys[i] in yearless_by_key and groups.union(yearless_by_key[keys[i]], i):
-                stats.attached += 1
-            elif record.weak:
-                stats.unattached_weak[record.source] = (
-                    stats.unattached_weak.get(record.source, 0) + 1
-                )
-                dropped.add(i)  # counted, not kept
-            else:
-                yearless_by_key.setdefault(keys[i], i)
+    if not pending:
+        return dropped
+    titles, years, popularity, owners = _attach_targets(records, keys, strong, groups)
+    matcher = TitleMatcher(
+        titles,
+        years,
+        threshold=fuzzy_threshold,
+        popularity=popularity,
+        year_tolerance=year_tolerance,
+    )
+    matches = matcher.match_many(
+        [records[i].title for i in pending], [records[i].year for i in pending]
+    )
+    yearless_by_key: dict[str, int] = {}
+    for i, match in zip(pending, matches, strict=True):
+        record = records[i]
+        if match is not None and groups.union(owners[match.index], i):
+            stats.attached += 1
+        elif match is not None and groups.find(owners[match.index]) == groups.find(i):
+            continue
+        elif keys[i] in yearless_by_key and groups.union(yearless_by_key[keys[i]], i):
+            stats.attached += 1
+        elif record.weak:
+            stats.unattached_weak[record.source] = stats.unattached_weak.get(record.source, 0) + 1
+            dropped.add(i)  # counted, not kept
+        else:
+            yearless_by_key.setdefault(keys[i], i)
+    return dropped
 
-    # 5. resolve fields per group.
+
+def _attach_targets(
+    records: list[MovieRecord], keys: list[str], strong: list[int], groups: _Groups
+) -> tuple[list[str], list[int | None], list[float], list[int]]:
+    """What step 4 matches against: each distinct (movie, title key, year) of the strong
+    records, as title, year, popularity (bigger groups first, then votes) and owning root."""
+    titles: list[str] = []
+    years: list[int | None] = []
+    popularity: list[float] = []
+    owners: list[int] = []
+    size: dict[int, int] = defaultdict(int)
+    votes: dict[int, int] = defaultdict(int)
+    for i in strong:
+        root = groups.find(i)
+        size[root] += 1
+        votes[root] = max(votes[root], records[i].votes or 0)
+    seen: set[tuple[int, str, int | None]] = set()
+    for i in strong:
+        root = groups.find(i)
+        entry = (root, keys[i], records[i].year)
+        if entry in seen:
+            continue
+        seen.add(entry)
+        titles.append(records[i].title)
+        years.append(records[i].year)
+        popularity.append(size[root] * 1e7 + votes[root])
+        owners.append(root)
+    return titles, years, popularity, owners
+
+
+def _resolve_groups(
+    records: list[MovieRecord],
+    keys: list[str],
+    groups: _Groups,
+    dropped: set[int],
+    priority: dict[str, int],
+    stats: MergeStats,
+) -> MergeResult:
+    """Step 5: one movie per group with its fields resolved, ids assigned, sorted by corpus id;
+    and each record's movie row (-1 for records not kept)."""
     members_of: dict[int, list[int]] = defaultdict(list)
     group_size = Counter(groups.find(i) for i in range(len(records)))
     for i in range(len(records)):

@@ -55,28 +55,63 @@ def resolve_movie(records: list[MovieRecord], priority: dict[str, int]) -> dict:
     """One movie from its records: most informative value per field, with the winning source."""
     ranked = sorted(records, key=lambda r: _rank(r, priority))
     provenance: dict[str, object] = {}
-    movie: dict[str, object] = {}
+    movie: dict[str, object] = {"title": _first(ranked, "title", provenance)}
+    _resolve_year(ranked, movie, provenance)
+    _resolve_lists(ranked, movie, provenance)
+    # plot: the longest text
+    plots = [r for r in ranked if r.plot]
+    if plots:
+        best = max(plots, key=lambda r: len(r.plot or ""))
+        movie["plot"] = best.plot
+        provenance["plot"] = best.source
+    else:
+        movie["plot"] = None
+    movie["runtime"] = _first(ranked, "runtime", provenance)
+    movie["rating"] = _first(ranked, "rating", provenance)
+    with_votes = [r for r in ranked if r.votes is not None]
+    if with_votes:
+        best = max(with_votes, key=lambda r: r.votes or 0)
+        movie["votes"] = best.votes
+        provenance["votes"] = best.source
+    else:
+        movie["votes"] = None
+    movie["imdb_id"] = _first(ranked, "imdb_id", provenance)
+    movie["source_ids"] = _source_ids(records)
+    movie["provenance"] = json.dumps(provenance, sort_keys=True)
+    movie["_key"] = min(f"{r.source}:{r.source_id}" for r in records)
+    return movie
 
-    def first(name: str):
-        for record in ranked:
-            if record.filled(name):
-                provenance[name] = record.source
-                return getattr(record, name)
-        return None
 
-    movie["title"] = first("title")
+def _first(ranked: list[MovieRecord], name: str, provenance: dict[str, object]):
+    """Field `name` of the best-ranked record that has it (its source noted), else None."""
+    for record in ranked:
+        if record.filled(name):
+            provenance[name] = record.source
+            return getattr(record, name)
+    return None
+
+
+def _resolve_year(
+    ranked: list[MovieRecord], movie: dict[str, object], provenance: dict[str, object]
+) -> None:
+    """The year comes from a record carrying the movie's IMDb id when one gives a year, so a
+    title-matched record of another source cannot give the id another film's year; the id's
+    other years are kept (`_id_years`, best first) as the fallbacks of a title+year collision."""
     imdb_id = next((r.imdb_id for r in ranked if r.imdb_id), None)
-    # the year comes from a record carrying the movie's IMDb id when one gives a year, so a
-    # title-matched record of another source cannot give the id another film's year
     with_id = [r for r in ranked if imdb_id and r.imdb_id == imdb_id and r.year is not None]
     if with_id:
         movie["year"] = with_id[0].year
         provenance["year"] = with_id[0].source
     else:
-        movie["year"] = first("year")
-    # other years the id's own records give, best first: the fallbacks of a title+year collision
+        movie["year"] = _first(ranked, "year", provenance)
     movie["_id_years"] = [(r.year, r.source) for r in with_id]
-    # genres: the union, in priority order; provenance lists every contributing source
+
+
+def _resolve_lists(
+    ranked: list[MovieRecord], movie: dict[str, object], provenance: dict[str, object]
+) -> None:
+    """Genres: the union in priority order (provenance lists every contributing source).
+    People: the longest list (ties: priority)."""
     genres: list[str] = []
     contributors: list[str] = []
     for record in ranked:
@@ -87,41 +122,23 @@ def resolve_movie(records: list[MovieRecord], priority: dict[str, int]) -> dict:
     movie["genres"] = genres
     if contributors:
         provenance["genres"] = contributors
-    # people: the longest list (ties: priority)
     for name in LIST_FIELDS[1:]:
         best = max(ranked, key=lambda r: len(getattr(r, name)), default=None)
         value = list(getattr(best, name)) if best is not None else []
         movie[name] = value
         if value:
             provenance[name] = best.source
-    # plot: the longest text
-    plots = [r for r in ranked if r.plot]
-    if plots:
-        best = max(plots, key=lambda r: len(r.plot or ""))
-        movie["plot"] = best.plot
-        provenance["plot"] = best.source
-    else:
-        movie["plot"] = None
-    movie["runtime"] = first("runtime")
-    movie["rating"] = first("rating")
-    with_votes = [r for r in ranked if r.votes is not None]
-    if with_votes:
-        best = max(with_votes, key=lambda r: r.votes or 0)
-        movie["votes"] = best.votes
-        provenance["votes"] = best.source
-    else:
-        movie["votes"] = None
-    movie["imdb_id"] = first("imdb_id")
+
+
+def _source_ids(records: list[MovieRecord]) -> str:
+    """Every source's ids of the movie's records, as sorted JSON."""
     source_ids: dict[str, list[str]] = defaultdict(list)
     for record in records:
         if record.source_id not in source_ids[record.source]:
             source_ids[record.source].append(record.source_id)
-    movie["source_ids"] = json.dumps(
+    return json.dumps(
         {s: sorted(v) for s, v in sorted(source_ids.items())}, ensure_ascii=False, sort_keys=True
     )
-    movie["provenance"] = json.dumps(provenance, sort_keys=True)
-    movie["_key"] = min(f"{r.source}:{r.source_id}" for r in records)
-    return movie
 
 
 def avoid_title_year_collisions(movies: list[dict]) -> int:

@@ -203,6 +203,27 @@ class Quickstart:
         self.seconds["ranker"] = time.perf_counter() - clock
         return TrainedRanker(config, movies, model=model), ranker_dir
 
+    def rar(self, movies: Corpus, fused: Path, ranker: TrainedRanker, ranker_dir: Path) -> Path:
+        """Stage 7: RAR, RL from the fused SFT run with the trained ranker's feedback (or reuse
+        it); says so when no RL checkpoint beat the SFT model it started from."""
+        run_dir = self.post_train(
+            7,
+            RAR_LABEL,
+            "rar",
+            "rar_quickstart.yaml",
+            [f"pretrained_run={fused}", f"ranker.trained.path={ranker_dir}"],
+            "RL from the fused SFT run with the trained ranker's feedback",
+            movies,
+            ranker,
+        )
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        if metrics.get("best_step") == 0:
+            self.say(
+                "      no RL checkpoint beat the fused SFT model on validation: RAR keeps step 0, "
+                "the SFT model itself (docs/rl.md)"
+            )
+        return run_dir
+
     def evaluate(
         self, movies: Corpus, run_dirs: dict[str, Path], ranker: TrainedRanker, ranker_dir: Path
     ) -> EvaluationReport:
@@ -317,22 +338,7 @@ def run_quickstart(
     fused = run_dirs["quickstart-sft-fused"]
     ranker, ranker_dir = qs.ranker(movies, fused)
     try:
-        run_dirs["quickstart-rar"] = qs.post_train(
-            7,
-            RAR_LABEL,
-            "rar",
-            "rar_quickstart.yaml",
-            [f"pretrained_run={fused}", f"ranker.trained.path={ranker_dir}"],
-            "RL from the fused SFT run with the trained ranker's feedback",
-            movies,
-            ranker,
-        )
-        rar_metrics = json.loads((run_dirs["quickstart-rar"] / "metrics.json").read_text())
-        if rar_metrics.get("best_step") == 0:
-            say(
-                "      no RL checkpoint beat the fused SFT model on validation: RAR keeps step 0, "
-                "the SFT model itself (docs/rl.md)"
-            )
+        run_dirs["quickstart-rar"] = qs.rar(movies, fused, ranker, ranker_dir)
         report = qs.evaluate(movies, run_dirs, ranker, ranker_dir)
     finally:
         ranker.close()

@@ -72,6 +72,8 @@ def _chunks(path: Path, kind: str):
 
 
 def read(paths: list[Path], skips: SkipLog) -> SourceResult:
+    """Movies from title.basics, then their ratings, then their people (ids from title.crew
+    and title.principals, named from name.basics); each later file is read for kept titles only."""
     result = SourceResult(files=list(paths))
     files: dict[str, Path] = {}
     for path in paths:
@@ -82,10 +84,22 @@ def read(paths: list[Path], skips: SkipLog) -> SourceResult:
         raise BadInputError(
             f"IMDb TSV input needs title.basics.tsv.gz (got {', '.join(p.name for p in paths)})"
         )
+    movies, dropped = _read_basics(files["title.basics"], skips)
+    if "title.ratings" in files:
+        _add_ratings(files["title.ratings"], movies)
+    people_of = _people(files, pd.Index(sorted(movies)))  # kept ids, built once
+    _name_people(files, movies, people_of, skips)
+    for reason, count in dropped.items():
+        skips.note(NAME, f"filtered {reason} titles", count)
+    for tconst in sorted(movies):
+        result.add(movies[tconst])
+    return result
 
+
+def _read_basics(basics: Path, skips: SkipLog) -> tuple[dict[str, MovieRecord], dict[str, int]]:
+    """A record per movie / TV movie of title.basics; adult titles are counted and left out."""
     movies: dict[str, MovieRecord] = {}
-    basics = files["title.basics"]
-    dropped = defaultdict(int)
+    dropped: dict[str, int] = defaultdict(int)
     for chunk in _chunks(basics, "title.basics"):
         chunk = chunk[chunk["titleType"].isin(TITLE_TYPES)]
         adult = chunk["isAdult"].fillna("0") == "1"
@@ -114,20 +128,24 @@ def read(paths: list[Path], skips: SkipLog) -> SourceResult:
                 genres=genres(row.genres) if isinstance(row.genres, str) else [],
                 runtime=runtime, imdb_id=tconst,
             )  # fmt: skip
+    return movies, dropped
 
-    if "title.ratings" in files:
-        for chunk in _chunks(files["title.ratings"], "title.ratings"):
-            for tconst, rating, votes in zip(
-                chunk["tconst"], chunk["averageRating"], chunk["numVotes"], strict=True
-            ):
-                record = movies.get(tconst)
-                if record is not None:
-                    record.rating = float(rating) if isinstance(rating, str) else None
-                    record.votes = (
-                        int(votes) if isinstance(votes, str) and votes.isdigit() else None
-                    )
 
-    kept = pd.Index(sorted(movies))  # built once; every later file is filtered against it
+def _add_ratings(path: Path, movies: dict[str, MovieRecord]) -> None:
+    """Rating and votes of the kept movies, from title.ratings."""
+    for chunk in _chunks(path, "title.ratings"):
+        for tconst, rating, votes in zip(
+            chunk["tconst"], chunk["averageRating"], chunk["numVotes"], strict=True
+        ):
+            record = movies.get(tconst)
+            if record is not None:
+                record.rating = float(rating) if isinstance(rating, str) else None
+                record.votes = int(votes) if isinstance(votes, str) and votes.isdigit() else None
+
+
+def _people(files: dict[str, Path], kept: pd.Index) -> dict[str, dict[str, list[str]]]:
+    """Person ids per kept movie: directors and writers (title.crew), and the first
+    CAST_PER_MOVIE actors by ordering (title.principals)."""
     people_of: dict[str, dict[str, list[str]]] = defaultdict(
         lambda: {"directors": [], "writers": [], "cast": []}
     )
@@ -152,7 +170,17 @@ def read(paths: list[Path], skips: SkipLog) -> SourceResult:
                 cast[tconst].append((int(ordering) if str(ordering).isdigit() else 999, nconst))
         for tconst, entries in cast.items():
             people_of[tconst]["cast"] = [n for _, n in sorted(entries)[:CAST_PER_MOVIE]]
+    return people_of
 
+
+def _name_people(
+    files: dict[str, Path],
+    movies: dict[str, MovieRecord],
+    people_of: dict[str, dict[str, list[str]]],
+    skips: SkipLog,
+) -> None:
+    """Set each movie's directors, writers and cast to the names name.basics gives their ids;
+    ids without a name are left out and counted as one skip."""
     names: dict[str, str] = {}
     if people_of and "name.basics" in files:
         wanted = {n for entry in people_of.values() for ids in entry.values() for n in ids}
@@ -169,12 +197,7 @@ def read(paths: list[Path], skips: SkipLog) -> SourceResult:
     if unnamed:
         skips.skip(
             NAME,
-            files.get("name.basics", basics),
+            files.get("name.basics", files["title.basics"]),
             None,
             f"unresolved person ids: {unnamed} crew/cast ids have no name.basics row",
         )
-    for reason, count in dropped.items():
-        skips.note(NAME, f"filtered {reason} titles", count)
-    for tconst in sorted(movies):
-        result.add(movies[tconst])
-    return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -17,6 +18,10 @@ from rar.commands.common import (
 from rar.data.datasets import dataset_choices
 from rar.errors import InputError
 from rar.rankers.registry import ranker_choices
+
+if TYPE_CHECKING:
+    from rar.evaluation.evaluate_config import EvaluateConfig
+    from rar.evaluation.results import EvaluationReport
 
 
 def evaluate(
@@ -103,34 +108,18 @@ def evaluate(
     A sample whose ranker call failed is scored as a miss and counted per system. Exit status:
     0 done, 2 bad input, 3 too many failed ranker calls (the results are still written)."""
     with user_errors():
-        import json
-
-        from rar.atomic_files import atomic_write_text
-        from rar.config import load_config
-        from rar.evaluation.evaluate_config import EvaluateConfig
         from rar.evaluation.runner import evaluate_runs
         from rar.paths import resolve_data_dir
 
-        extra = flag_overrides(
-            overrides,
-            {
-                "split": split,
-                "k": k,
-                "max_samples": max_samples,
-                "protocol": protocol.replace("-", "_") if protocol else None,
-                "llm_only": llm_only,
-                "max_failed_share": max_failed_share,
-            },
-        )
-        cfg = load_config(EvaluateConfig, config, extra)
-        if baseline:
-            from rar.baselines import baseline_class
-
-            cfg.baselines = [*cfg.baselines, *(baseline_class(b).name for b in baseline)]
-        if ranker is not None:
-            cfg.ranker = ranker_spec_config(ranker, ranker_model, base_url, cfg)
-        elif ranker_model or base_url:
-            raise InputError("--ranker-model/--base-url need --ranker")
+        flags = {
+            "split": split,
+            "k": k,
+            "max_samples": max_samples,
+            "protocol": protocol.replace("-", "_") if protocol else None,
+            "llm_only": llm_only,
+            "max_failed_share": max_failed_share,
+        }
+        cfg = _evaluate_config(config, overrides, flags, baseline, ranker, ranker_model, base_url)
         source = data if data is not None else resolve_data_dir(data_dir)
         report = evaluate_runs(
             [str(r) for r in run],
@@ -142,26 +131,70 @@ def evaluate(
             progress=not quiet,
             train_data_dir=data_dir,
         )
-        text = report.to_markdown()
-        if json_out is not None:
-            atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2))
-        if markdown_out is not None:
-            atomic_write_text(markdown_out, text)
-        from rar.evaluation.failed_calls import check_failed_calls
-        from rar.evaluation.markdown import samples_summary
-        from rar.evaluation.result_table import appended_note, summary_table
+        _write_copies(report, json_out, markdown_out)
+        _print_summary(report, cfg.max_failed_share)
 
-        data = report.to_dict()
-        console.print(summary_table(data))
-        console.print(f"{samples_summary(data['samples'])}; ± = 95% CI half-width", soft_wrap=True)
-        if appended_note(data):
-            console.print(appended_note(data), soft_wrap=True, highlight=False)
-        console.print(
-            f"written to {report.out_dir} (evaluation.json, evaluation.md, samples/)",
-            soft_wrap=True,
-        )
-        for warning in check_failed_calls(data["systems"], cfg.max_failed_share):
-            err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+
+def _evaluate_config(
+    config: Path | None,
+    overrides: list[str],
+    flags: dict[str, object],
+    baselines: list[str],
+    ranker: str | None,
+    ranker_model: str | None,
+    base_url: str | None,
+) -> EvaluateConfig:
+    """The evaluation config: the YAML (or defaults), `--set`, the convenience flags, then
+    `--baseline` appended to its baselines and `--ranker` in place of its ranker."""
+    from rar.config import load_config
+    from rar.evaluation.evaluate_config import EvaluateConfig
+
+    cfg = load_config(EvaluateConfig, config, flag_overrides(overrides, flags))
+    if baselines:
+        from rar.baselines import baseline_class
+
+        cfg.baselines = [*cfg.baselines, *(baseline_class(b).name for b in baselines)]
+    if ranker is not None:
+        cfg.ranker = ranker_spec_config(ranker, ranker_model, base_url, cfg)
+    elif ranker_model or base_url:
+        raise InputError("--ranker-model/--base-url need --ranker")
+    return cfg
+
+
+def _write_copies(
+    report: EvaluationReport, json_out: Path | None, markdown_out: Path | None
+) -> None:
+    """`--json` and `--markdown`: copies of the summary beside the ones in the output dir."""
+    import json
+
+    from rar.atomic_files import atomic_write_text
+
+    text = report.to_markdown()
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2))
+    if markdown_out is not None:
+        atomic_write_text(markdown_out, text)
+
+
+def _print_summary(report: EvaluationReport, max_failed_share: float | None) -> None:
+    """The headline table, what was evaluated and where it was written; then a warning per
+    system whose ranker calls failed, or the error (exit status 3) when too many failed: only
+    after the results are written and shown."""
+    from rar.evaluation.failed_calls import check_failed_calls
+    from rar.evaluation.markdown import samples_summary
+    from rar.evaluation.result_table import appended_note, summary_table
+
+    data = report.to_dict()
+    console.print(summary_table(data))
+    console.print(f"{samples_summary(data['samples'])}; ± = 95% CI half-width", soft_wrap=True)
+    if appended_note(data):
+        console.print(appended_note(data), soft_wrap=True, highlight=False)
+    console.print(
+        f"written to {report.out_dir} (evaluation.json, evaluation.md, samples/)",
+        soft_wrap=True,
+    )
+    for warning in check_failed_calls(data["systems"], max_failed_share):
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 evaluate.command_name = "evaluate"  # type: ignore[attr-defined]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rar.commands.common import console, user_errors
 from rar.errors import MissingPathError
+
+if TYPE_CHECKING:
+    from rar.quickstart import QuickstartResult
 
 
 def quickstart(
@@ -47,17 +51,9 @@ def quickstart(
     R@25/R@50, N@10 on cold movies) with paired tests, and write the reports. Stages that
     already finished are reused (use --fresh to redo them)."""
     with user_errors():
-        from rar.evaluation.markdown import protocol_caption, samples_summary
-        from rar.evaluation.result_table import ResultTable
-        from rar.paths import resolve_data_dir
-        from rar.quickstart import headline_rows, run_quickstart
+        from rar.quickstart import run_quickstart
 
-        try:
-            data = resolve_data_dir(data_dir)
-        except MissingPathError as exc:
-            raise MissingPathError(
-                f"{exc}\nThe quickstart needs ReDial and MovieLens there (see README, 'Data')."
-            ) from None
+        data = _data_dir(data_dir)
         start = time.perf_counter()
         result = run_quickstart(
             data,
@@ -75,26 +71,54 @@ def quickstart(
             say=lambda line: console.print(line, highlight=False, soft_wrap=True),
             corpus=corpus,
         )
-        evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
-        ceiling = json.loads((result.evaluation_dir / "ceiling.json").read_text())
-        table = ResultTable(
-            f"ReDial test split, {protocol_caption(evaluation)} (k = {evaluation['k']} "
-            f"candidates; cold = the {ceiling['cold_rows']} of {ceiling['rows']} rows whose "
-            "movies were never a training target)",
-            ["N@10", "R@10", "R@25", "R@50", "cold N@10"],
-        )
-        for name, values in headline_rows(evaluation, ceiling):
-            table.add_row(name, values)
-        console.print(table)
-        console.print(samples_summary(evaluation["samples"]), soft_wrap=True)
-        console.print(paired_table(result.out_dir / "reports", list(result.report_files)))
-        minutes = (time.perf_counter() - start) / 60
-        console.print(
-            f"done in {minutes:.1f} min. Evaluation: {result.evaluation_dir / 'evaluation.md'}",
-            soft_wrap=True,
-        )
-        console.print(f"Reports: {result.out_dir / 'reports'}", soft_wrap=True)
-        console.print(f"Try it in the browser: rar demo --run {result.out_dir}", soft_wrap=True)
+        _print_results(result, start)
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    """The datasets directory, or an error that says the quickstart needs ReDial and MovieLens."""
+    from rar.paths import resolve_data_dir
+
+    try:
+        return resolve_data_dir(data_dir)
+    except MissingPathError as exc:
+        raise MissingPathError(
+            f"{exc}\nThe quickstart needs ReDial and MovieLens there (see README, 'Data')."
+        ) from None
+
+
+def _print_results(result: QuickstartResult, start: float) -> None:
+    """The headline table, the paired comparisons, the time taken and where everything is."""
+    from rar.evaluation.markdown import samples_summary
+
+    evaluation = json.loads((result.evaluation_dir / "evaluation.json").read_text())
+    ceiling = json.loads((result.evaluation_dir / "ceiling.json").read_text())
+    console.print(headline_table(evaluation, ceiling))
+    console.print(samples_summary(evaluation["samples"]), soft_wrap=True)
+    console.print(paired_table(result.out_dir / "reports", list(result.report_files)))
+    minutes = (time.perf_counter() - start) / 60
+    console.print(
+        f"done in {minutes:.1f} min. Evaluation: {result.evaluation_dir / 'evaluation.md'}",
+        soft_wrap=True,
+    )
+    console.print(f"Reports: {result.out_dir / 'reports'}", soft_wrap=True)
+    console.print(f"Try it in the browser: rar demo --run {result.out_dir}", soft_wrap=True)
+
+
+def headline_table(evaluation: dict[str, Any], ceiling: dict[str, Any]):
+    """N@10, R@10, the retrieval ceiling R@25/R@50 and N@10 on cold movies, per system."""
+    from rar.evaluation.markdown import protocol_caption
+    from rar.evaluation.result_table import ResultTable
+    from rar.quickstart import headline_rows
+
+    table = ResultTable(
+        f"ReDial test split, {protocol_caption(evaluation)} (k = {evaluation['k']} "
+        f"candidates; cold = the {ceiling['cold_rows']} of {ceiling['rows']} rows whose "
+        "movies were never a training target)",
+        ["N@10", "R@10", "R@25", "R@50", "cold N@10"],
+    )
+    for name, values in headline_rows(evaluation, ceiling):
+        table.add_row(name, values)
+    return table
 
 
 def paired_table(reports_dir: Path, keys: list[str]):

@@ -13,6 +13,7 @@ from rar.rankers.registry import ranker_choices
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.types import RankResult
 
 
 def _one_line(text: Any, width: int = 110) -> str:
@@ -89,34 +90,41 @@ def rank(
         if not ids:
             raise InputError("no candidates found for this conversation")
         [result] = rk.rank([RankRequest(conversation.stem, turns, ids)])
-        console.print(
-            f"[dim]{len(ids)} candidates from {how}; ranked by {cfg.backend}"
-            f"{'' if cfg.backend == 'semantic' else ' ' + rk.info().get('model', '')}"
-            f"{' (cached)' if result.cached else ''}[/]",
-            highlight=False,
-        )
-        if result.error:
-            console.print(
-                f"[yellow]ranker failed ({result.error}); showing retriever order[/]",
-                highlight=False,
-            )
-        if result.hallucinations or result.non_titles:
-            console.print(
-                f"[dim]{len(result.hallucinations)} listed title(s) matched no candidate; "
-                f"{len(result.non_titles)} reply line(s) were not titles[/]",
-                highlight=False,
-            )
-        if result.ok and result.n_appended:
-            console.print(
-                f"[dim]the model ranked {result.n_model_ranked} of {len(ids)}; the other "
-                f"{result.n_appended} follow in retriever order[/]",
-                highlight=False,
-            )
+        _print_notes(result, len(ids), how, cfg.backend, rk.info().get("model", ""))
         print_ranking(corpus, result.ranked_ids, top or len(result.ranked_ids))
         rk.close()
 
 
 rank.command_name = "rank"  # type: ignore[attr-defined]
+
+
+def _print_notes(result: RankResult, n: int, how: str, backend: str, model: str) -> None:
+    """What the ranking above the list came from: the candidates' source and the ranker, then
+    whether the call failed, titles the reply named that matched nothing, and candidates the
+    model left out (appended in retriever order)."""
+    console.print(
+        f"[dim]{n} candidates from {how}; ranked by {backend}"
+        f"{'' if backend == 'semantic' else ' ' + model}"
+        f"{' (cached)' if result.cached else ''}[/]",
+        highlight=False,
+    )
+    if result.error:
+        console.print(
+            f"[yellow]ranker failed ({result.error}); showing retriever order[/]",
+            highlight=False,
+        )
+    if result.hallucinations or result.non_titles:
+        console.print(
+            f"[dim]{len(result.hallucinations)} listed title(s) matched no candidate; "
+            f"{len(result.non_titles)} reply line(s) were not titles[/]",
+            highlight=False,
+        )
+    if result.ok and result.n_appended:
+        console.print(
+            f"[dim]the model ranked {result.n_model_ranked} of {n}; the other "
+            f"{result.n_appended} follow in retriever order[/]",
+            highlight=False,
+        )
 
 
 def recommend(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from rar.commands.common import console, ranker_spec_config, user_errors
 from rar.data.datasets import dataset_choices
 from rar.errors import InputError
+
+if TYPE_CHECKING:
+    from rar.corpus import Corpus
+    from rar.data.types import Sample
+    from rar.retrievers.base import Retriever
 
 report = typer.Typer(
     name="report",
@@ -153,24 +159,15 @@ def recall_vs_k(
     """N@10 / R@10 as the number of retrieved candidates grows (paper Figure 3)."""
     with user_errors():
         from rar.config import validate_config
-        from rar.corpus import Corpus
         from rar.evaluation.evaluate_config import EvaluateConfig
         from rar.evaluation.reports.recall_vs_k import recall_vs_k_report
-        from rar.evaluation.runner import find_run_corpus, load_eval_samples
-        from rar.paths import resolve_data_dir
-        from rar.retrievers import load_pretrained_run
 
         try:
             k_list = [int(x) for x in ks.split(",") if x.strip()]
         except ValueError:
             raise InputError(f"--ks must be comma-separated integers, got '{ks}'") from None
         cfg = validate_config(EvaluateConfig, {"split": split, "max_samples": max_samples}, "flags")
-        corpus_dir = corpus or find_run_corpus(run)
-        corp = Corpus.load(corpus_dir)
-        samples, _ = load_eval_samples(
-            dataset, data if data is not None else resolve_data_dir(data_dir), split
-        )
-        retriever = load_pretrained_run(run, corp)
+        corp, samples, retriever = _curve_inputs(run, corpus, dataset, data, data_dir, split)
         rk = None
         if ranker and ranker.lower() != "none":
             from rar.rankers import build_ranker
@@ -192,3 +189,25 @@ def recall_vs_k(
             if rk is not None:
                 rk.close()
         _done(written)
+
+
+def _curve_inputs(
+    run: Path,
+    corpus: Path | None,
+    dataset: str,
+    data: Path | None,
+    data_dir: Path | None,
+    split: str,
+) -> tuple[Corpus, list[Sample], Retriever]:
+    """What the curve is measured on: the corpus (`--corpus`, else the run's), the samples
+    (`--data`, else the data directory's `split`) and the run's retriever."""
+    from rar.corpus import Corpus
+    from rar.evaluation.runner import find_run_corpus, load_eval_samples
+    from rar.paths import resolve_data_dir
+    from rar.retrievers import load_pretrained_run
+
+    corp = Corpus.load(corpus or find_run_corpus(run))
+    samples, _ = load_eval_samples(
+        dataset, data if data is not None else resolve_data_dir(data_dir), split
+    )
+    return corp, samples, load_pretrained_run(run, corp)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rar.commands.common import console, flag_overrides, user_errors
+
+if TYPE_CHECKING:
+    from rar.rl.train_config import TrainConfig
 
 
 def train(
@@ -62,25 +66,31 @@ def train(
         )
         cfg = load_config(TrainConfig, config, extra)
         final = run_train(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
-        console.print(
-            f"[bold]{cfg.rl.method}[/] on {cfg.data.dataset}: {final['steps']} of "
-            f"{final['budget_steps']} steps"
-            f"{' (stopped early)' if final['stopped_early'] else ''}, best step "
-            f"{final['best_step']} (restored) -> {final['run_dir']}"
-        )
-        for split in ("val", "test"):
-            keys = [f"{split}/{m}@{k}" for k in cfg.eval_ks for m in ("ndcg", "recall")]
-            if all(key in final for key in keys):
-                console.print(
-                    f"  {split}: "
-                    + "  ".join(f"{key.split('/')[1]} {final[key]:.4f}" for key in keys)
-                    + "   (retriever alone: "
-                    + "  ".join(
-                        f"{key.split('/')[1]} {final[f'{split}/retriever/' + key.split('/')[1]]:.4f}"
-                        for key in keys
-                    )
-                    + ")"
+        _print_summary(cfg, final)
+
+
+def _print_summary(cfg: TrainConfig, final: dict[str, Any]) -> None:
+    """Steps run, the best step and where the run is; then val and test N@k and R@k beside the
+    retriever alone's (the starting point), for the splits the run scored."""
+    console.print(
+        f"[bold]{cfg.rl.method}[/] on {cfg.data.dataset}: {final['steps']} of "
+        f"{final['budget_steps']} steps"
+        f"{' (stopped early)' if final['stopped_early'] else ''}, best step "
+        f"{final['best_step']} (restored) -> {final['run_dir']}"
+    )
+    for split in ("val", "test"):
+        keys = [f"{split}/{m}@{k}" for k in cfg.eval_ks for m in ("ndcg", "recall")]
+        if all(key in final for key in keys):
+            console.print(
+                f"  {split}: "
+                + "  ".join(f"{key.split('/')[1]} {final[key]:.4f}" for key in keys)
+                + "   (retriever alone: "
+                + "  ".join(
+                    f"{key.split('/')[1]} {final[f'{split}/retriever/' + key.split('/')[1]]:.4f}"
+                    for key in keys
                 )
+                + ")"
+            )
 
 
 train.command_name = "train"  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,27 @@ if TYPE_CHECKING:
     from rar.corpus import Movie
 
 SHOWN_IN_TEXT = 3  # recommendations named in the recommender's chat message
+
+
+@dataclass
+class _Page:
+    """The page's Gradio components, so the layout and the event wiring read apart."""
+
+    session: Any
+    chat: Any
+    text: Any
+    chips: Any
+    meant: Any
+    send: Any
+    reset: Any
+    ranker: Any
+    k: Any
+    turn: Any
+    picks: Any
+    download: Any
+    export_note: Any
+    stages: Any
+    costs: Any
 
 
 def new_session() -> Session:
@@ -234,71 +256,93 @@ class DemoApp:
 
     # ------------------------------------------------------------------ layout
     def build(self):
+        """The page: chat and its controls side by side, both stages' lists and the costs
+        below, then the events wired to the callbacks above."""
         quiet_gradio()
         import gradio as gr
 
-        backends = self.engine.backends
         with gr.Blocks(title=self.title, analytics_enabled=False) as blocks:
             session = gr.State(new_session)  # called once per browser session
             gr.Markdown(f"## {self.title}\n{self.about}")
             with gr.Row():
                 with gr.Column(scale=3):
-                    chat = gr.Chatbot(elem_id="rar-chat", height=380, label="Conversation")
-                    text = gr.Textbox(
-                        elem_id="rar-input",
-                        label="Your message",
-                        placeholder='Tell me what you like, e.g. I loved "Heat" and Alien',
-                        lines=1,
-                        max_lines=4,
-                    )
-                    chips = gr.HTML(chips_html([]), elem_id="rar-chips")
-                    meant = gr.Radio(
-                        choices=[], visible=False, elem_id="rar-meant", label="Did you mean"
-                    )
-                    with gr.Row():
-                        send = gr.Button("Send", variant="primary", elem_id="rar-send")
-                        reset = gr.Button("New conversation", elem_id="rar-reset")
+                    chat = self._chat_column(gr)
                 with gr.Column(scale=2):
-                    ranker = gr.Radio(
-                        choices=backends, value=backends[0], label="Ranker", elem_id="rar-ranker"
-                    )
-                    k = gr.Slider(1, 25, value=self.k, step=1, label="k", elem_id="rar-k")
-                    turn = gr.Dropdown(
-                        choices=[], value=None, label="Show turn", elem_id="rar-turn"
-                    )
-                    picks = gr.CheckboxGroup(
-                        choices=[],
-                        label="I'd watch these (the labels of the download)",
-                        elem_id="rar-picks",
-                        visible=False,
-                    )
-                    download = gr.DownloadButton(
-                        "Download this conversation",
-                        elem_id="rar-download",
-                        interactive=False,
-                    )
-                    export_note = gr.Markdown(elem_id="rar-export-note")
+                    controls = self._controls_column(gr)
             stages = gr.HTML(empty_stages_html(), elem_id="rar-recs")
             costs = gr.HTML(costs_html(Session()), elem_id="rar-costs")
-
-            rendered = [chat, stages, costs, turn, picks, download, export_note, session]
-            sent = [text, chips, meant, *rendered]
-            text.change(
-                self.on_type,
-                [text, session],
-                [chips, meant, session],
-                trigger_mode="always_last",
-                show_progress="hidden",
-            )
-            meant.input(self.on_meant, [meant, text, session], [chips, meant, session])
-            text.submit(self.on_send, [text, ranker, k, session], sent)
-            send.click(self.on_send, [text, ranker, k, session], sent)
-            ranker.input(self.on_rerank, [ranker, k, session], rendered)
-            k.change(self.on_rerank, [ranker, k, session], rendered, trigger_mode="always_last")
-            turn.input(self.on_show_turn, [turn, session], rendered)
-            picks.input(self.on_picks, [picks, turn, session], [download, export_note, session])
-            reset.click(self.on_reset, None, sent)
+            self._wire(_Page(session=session, stages=stages, costs=costs, **chat, **controls))
         return blocks
+
+    def _chat_column(self, gr: Any) -> dict[str, Any]:
+        """The conversation, the message box, the chips of linked titles, send and reset."""
+        chat = gr.Chatbot(elem_id="rar-chat", height=380, label="Conversation")
+        text = gr.Textbox(
+            elem_id="rar-input",
+            label="Your message",
+            placeholder='Tell me what you like, e.g. I loved "Heat" and Alien',
+            lines=1,
+            max_lines=4,
+        )
+        chips = gr.HTML(chips_html([]), elem_id="rar-chips")
+        meant = gr.Radio(choices=[], visible=False, elem_id="rar-meant", label="Did you mean")
+        with gr.Row():
+            send = gr.Button("Send", variant="primary", elem_id="rar-send")
+            reset = gr.Button("New conversation", elem_id="rar-reset")
+        return dict(chat=chat, text=text, chips=chips, meant=meant, send=send, reset=reset)
+
+    def _controls_column(self, gr: Any) -> dict[str, Any]:
+        """Ranker and k, the turn shown, and the picks that label the download."""
+        backends = self.engine.backends
+        ranker = gr.Radio(choices=backends, value=backends[0], label="Ranker", elem_id="rar-ranker")
+        k = gr.Slider(1, 25, value=self.k, step=1, label="k", elem_id="rar-k")
+        turn = gr.Dropdown(choices=[], value=None, label="Show turn", elem_id="rar-turn")
+        picks = gr.CheckboxGroup(
+            choices=[],
+            label="I'd watch these (the labels of the download)",
+            elem_id="rar-picks",
+            visible=False,
+        )
+        download = gr.DownloadButton(
+            "Download this conversation",
+            elem_id="rar-download",
+            interactive=False,
+        )
+        export_note = gr.Markdown(elem_id="rar-export-note")
+        return dict(
+            ranker=ranker, k=k, turn=turn, picks=picks, download=download, export_note=export_note
+        )
+
+    def _wire(self, p: _Page) -> None:
+        """Each input's event to its callback, with what the callback reads and redraws."""
+        rendered = [
+            p.chat,
+            p.stages,
+            p.costs,
+            p.turn,
+            p.picks,
+            p.download,
+            p.export_note,
+            p.session,
+        ]
+        sent = [p.text, p.chips, p.meant, *rendered]
+        p.text.change(
+            self.on_type,
+            [p.text, p.session],
+            [p.chips, p.meant, p.session],
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
+        p.meant.input(self.on_meant, [p.meant, p.text, p.session], [p.chips, p.meant, p.session])
+        p.text.submit(self.on_send, [p.text, p.ranker, p.k, p.session], sent)
+        p.send.click(self.on_send, [p.text, p.ranker, p.k, p.session], sent)
+        p.ranker.input(self.on_rerank, [p.ranker, p.k, p.session], rendered)
+        p.k.change(self.on_rerank, [p.ranker, p.k, p.session], rendered, trigger_mode="always_last")
+        p.turn.input(self.on_show_turn, [p.turn, p.session], rendered)
+        p.picks.input(
+            self.on_picks, [p.picks, p.turn, p.session], [p.download, p.export_note, p.session]
+        )
+        p.reset.click(self.on_reset, None, sent)
 
     def theme_and_css(self) -> dict[str, Any]:
         import gradio as gr

@@ -173,65 +173,84 @@ def cost_line(record: TurnRecord) -> str:
 
 def stages_html(record: TurnRecord, movie_of: Callable[[str], Movie], turn_number: int) -> str:
     """The ranker's top-k beside the retriever's top-k for one recommender turn."""
-    k = record.k
-    retr = record.retriever_ids
-    position = {cid: i + 1 for i, cid in enumerate(retr)}
-    retriever_cards = "".join(
+    retriever_col = _retriever_stage(record, movie_of)
+    if record.backend == "retriever only" and not record.error:
+        ranker_col = _skipped_ranker_stage()
+    elif record.error or record.ranked_ids is None:
+        ranker_col = _failed_ranker_stage(record)
+    else:
+        ranker_col = _ranker_stage(record, record.ranked_ids, movie_of)
+    return (
+        f'<div class="rar-turn" data-turn="{turn_number}"><div class="rar-stages">'
+        f"{ranker_col}{retriever_col}</div></div>"
+    )
+
+
+def _retriever_stage(record: TurnRecord, movie_of: Callable[[str], Movie]) -> str:
+    """The retriever's top-k: how the candidates were found, and how many the ranker got."""
+    k, retr = record.k, record.retriever_ids
+    cards = "".join(
         card_html(movie_of(cid), cid, i + 1, "retriever") for i, cid in enumerate(retr[:k])
     )
-    retriever_head = (
+    head = (
         f'<h3>Retriever top-{k}</h3><div class="rar-meta">{escape(record.how)}'
         + (" (named so far, by you or in a recommendation)" if "mentioned" in record.how else "")
         + f"; {len(retr)} candidates passed to the ranker</div>"
     )
-    if record.backend == "retriever only" and not record.error:
-        ranker_col = (
-            '<div class="rar-stage" id="rar-ranker-stage" data-status="skipped"><h3>Ranker</h3>'
-            '<div class="rar-meta">retriever only: no ranker selected, so the list shown to '
-            "the user is the retriever's own</div></div>"
+    return f'<div class="rar-stage" id="rar-retriever-stage">{head}{cards}</div>'
+
+
+def _skipped_ranker_stage() -> str:
+    """No ranker selected: say so, since the list the user sees is the retriever's."""
+    return (
+        '<div class="rar-stage" id="rar-ranker-stage" data-status="skipped"><h3>Ranker</h3>'
+        '<div class="rar-meta">retriever only: no ranker selected, so the list shown to '
+        "the user is the retriever's own</div></div>"
+    )
+
+
+def _failed_ranker_stage(record: TurnRecord) -> str:
+    """The ranker call failed: its error and cost, and no ranking (never a stand-in one)."""
+    return (
+        f'<div class="rar-stage" id="rar-ranker-stage" data-status="failed">'
+        f"<h3>Ranker: {escape(record.backend)}</h3>"
+        f'<div class="rar-failed"><b>The ranker call failed</b>: {escape(record.error or "")}'
+        f"<br>No ranking is shown for this turn; the retriever's candidates are on the right, "
+        f"in the retriever's order.</div>"
+        f'<div class="rar-meta">{escape(cost_line(record))}</div></div>'
+    )
+
+
+def _ranker_stage(record: TurnRecord, ranked: list[str], movie_of: Callable[[str], Movie]) -> str:
+    """The ranker's top-k with how far each movie moved versus the retriever, the candidates
+    it appended (dashed), and the retriever's movies it pushed out of the top-k."""
+    k, retr = record.k, record.retriever_ids
+    position = {cid: i + 1 for i, cid in enumerate(retr)}
+    moves = movement(retr, ranked)
+    model_ranked = record.n_model_ranked
+    cards = []
+    for i, cid in enumerate(ranked[:k]):
+        appended = model_ranked is not None and i >= model_ranked
+        badge = _move_badge(moves.get(cid), position.get(cid))
+        cards.append(card_html(movie_of(cid), cid, i + 1, "ranker", badge, appended))
+    out = dropped_out(retr, ranked, k)
+    out_html = ""
+    if out:
+        names = ", ".join(escape(movie_of(c).display) for c in out)
+        out_html = (
+            f'<div class="rar-meta" id="rar-pushed-out">Moved out of the top-{k}: {names}</div>'
         )
-    elif record.error or record.ranked_ids is None:
-        ranker_col = (
-            f'<div class="rar-stage" id="rar-ranker-stage" data-status="failed">'
-            f"<h3>Ranker: {escape(record.backend)}</h3>"
-            f'<div class="rar-failed"><b>The ranker call failed</b>: {escape(record.error or "")}'
-            f"<br>No ranking is shown for this turn; the retriever's candidates are on the right, "
-            f"in the retriever's order.</div>"
-            f'<div class="rar-meta">{escape(cost_line(record))}</div></div>'
-        )
-    else:
-        ranked = record.ranked_ids
-        moves = movement(retr, ranked)
-        model_ranked = record.n_model_ranked
-        cards = []
-        for i, cid in enumerate(ranked[:k]):
-            appended = model_ranked is not None and i >= model_ranked
-            badge = _move_badge(moves.get(cid), position.get(cid))
-            cards.append(card_html(movie_of(cid), cid, i + 1, "ranker", badge, appended))
-        out = dropped_out(retr, ranked, k)
-        out_html = ""
-        if out:
-            names = ", ".join(escape(movie_of(c).display) for c in out)
-            out_html = (
-                f'<div class="rar-meta" id="rar-pushed-out">Moved out of the top-{k}: {names}</div>'
-            )
-        note = ""
-        if model_ranked is not None and model_ranked < min(k, len(ranked)):
-            note = (
-                f'<div class="rar-meta">the model ranked {model_ranked} of {len(retr)}; dashed '
-                "cards follow in retriever order</div>"
-            )
-        ranker_col = (
-            f'<div class="rar-stage" id="rar-ranker-stage" data-status="{record.status}">'
-            f"<h3>Ranker top-{k}: {escape(record.backend)}</h3>"
-            f'<div class="rar-meta">{escape(cost_line(record))}; ▲/▼ = places moved versus '
-            f"the retriever</div>{note}" + "".join(cards) + out_html + "</div>"
+    note = ""
+    if model_ranked is not None and model_ranked < min(k, len(ranked)):
+        note = (
+            f'<div class="rar-meta">the model ranked {model_ranked} of {len(retr)}; dashed '
+            "cards follow in retriever order</div>"
         )
     return (
-        f'<div class="rar-turn" data-turn="{turn_number}"><div class="rar-stages">'
-        f"{ranker_col}"
-        f'<div class="rar-stage" id="rar-retriever-stage">{retriever_head}{retriever_cards}</div>'
-        "</div></div>"
+        f'<div class="rar-stage" id="rar-ranker-stage" data-status="{record.status}">'
+        f"<h3>Ranker top-{k}: {escape(record.backend)}</h3>"
+        f'<div class="rar-meta">{escape(cost_line(record))}; ▲/▼ = places moved versus '
+        f"the retriever</div>{note}" + "".join(cards) + out_html + "</div>"
     )
 
 

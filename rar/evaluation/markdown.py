@@ -69,8 +69,16 @@ _PROTOCOL_NOTE = {
 def render_markdown(data: dict[str, Any]) -> str:
     """Markdown tables from an evaluation.json dict (paper columns first, then CIs, then costs)."""
     systems: dict[str, Any] = data["systems"]
+    lines = _header(data) + _headline_table(systems) + _ci_table(systems)
+    if any(v.get("ranker") for v in systems.values()):
+        lines += _ranker_table(systems)
+    return "\n".join(lines) + "\n"
+
+
+def _header(data: dict[str, Any]) -> list[str]:
+    """Title, where the samples came from and how many were linked, and what one row is."""
     s = data.get("samples", {})
-    lines = [
+    return [
         f"# Evaluation: {data.get('dataset', '')} ({data.get('split', '')})",
         "",
         f"Data: `{data.get('data_source', '')}`; {samples_summary(s)}; "
@@ -82,8 +90,12 @@ def render_markdown(data: dict[str, Any]) -> str:
         + _PROTOCOL_NOTE.get(data.get("protocol") or "per_turn", ""),
         "",
     ]
+
+
+def _headline_table(systems: dict[str, Any]) -> list[str]:
+    """The paper's columns (those computed), rows and failed calls; a note when any failed."""
     head = [k for k in HEADLINE if any(k in v["metrics"] for v in systems.values())]
-    lines += [
+    lines = [
         "| system | " + " | ".join(metric_label(k) for k in head) + " | rows | failed calls |",
         "|---|" + "---:|" * (len(head) + 2),
     ]
@@ -96,10 +108,15 @@ def render_markdown(data: dict[str, Any]) -> str:
             "**Failed ranker calls:** a sample whose ranker call failed is scored as a miss "
             "(0 on every metric), not as the retriever's order.",
         ]
+    return lines
+
+
+def _ci_table(systems: dict[str, Any]) -> list[str]:
+    """Every metric of every system with its standard error and 95% CI."""
     all_keys: list[str] = []
     for v in systems.values():
         all_keys += [k for k in v["metrics"] if k not in all_keys]
-    lines += ["", "## All metrics (mean ± standard error, [95% CI])", ""]
+    lines = ["", "## All metrics (mean ± standard error, [95% CI])", ""]
     lines += ["| system | metric | mean | se | 95% CI |", "|---|---|---:|---:|---|"]
     for name, v in systems.items():
         for key in all_keys:
@@ -110,31 +127,35 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {name} | {metric_label(key)} | {v['metrics'][key]:.4f} | {_fmt(ci['se'])} | "
                 f"[{_fmt(ci['ci_low'])}, {_fmt(ci['ci_high'])}] |"
             )
-    rankers = {n: v["ranker"] for n, v in systems.items() if v.get("ranker")}
-    if rankers:
-        lines += [
-            "",
-            "## Ranker usage",
-            "",
-            "Hallucination rate: listed titles matching no candidate, per title attempt; "
-            "non-title lines (chatter, headers) are counted apart. Appended: share of candidates "
-            "an LLM left out; they score as misses unless `parser.score_appended` is set.",
-            "",
-        ]
-        lines += [
-            "| system | backend | calls | cache hits | failures | prompt tokens | completion tokens "
-            "| cost (USD) | hallucination rate | non-title lines | appended | seconds |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for name, r in rankers.items():
-            backend = r.get("backend", "")
-            if r.get("model") and backend != "semantic":
-                backend += f" ({r['model']})"
-            lines.append(
-                f"| {name} | {backend} | {r.get('calls', 0)} | {r.get('cache_hits', 0)} | "
-                f"{r.get('failures', 0)} | {r.get('prompt_tokens', 0)} | {r.get('completion_tokens', 0)} | "
-                f"{r.get('cost_usd', 0.0):.4f} | {r.get('hallucination_rate', 0.0):.2%} | "
-                f"{r.get('non_title_lines', 0)} | {r.get('appended_share', 0.0):.1%} | "
-                f"{systems[name].get('seconds', 0):.1f} |"
-            )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _ranker_table(systems: dict[str, Any]) -> list[str]:
+    """Per system with a ranker: calls, cache hits, failures, tokens, cost, parse outcomes."""
+    lines = [
+        "",
+        "## Ranker usage",
+        "",
+        "Hallucination rate: listed titles matching no candidate, per title attempt; "
+        "non-title lines (chatter, headers) are counted apart. Appended: share of candidates "
+        "an LLM left out; they score as misses unless `parser.score_appended` is set.",
+        "",
+        "| system | backend | calls | cache hits | failures | prompt tokens | completion tokens "
+        "| cost (USD) | hallucination rate | non-title lines | appended | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in systems.items():
+        r = v.get("ranker")
+        if not r:
+            continue
+        backend = r.get("backend", "")
+        if r.get("model") and backend != "semantic":
+            backend += f" ({r['model']})"
+        lines.append(
+            f"| {name} | {backend} | {r.get('calls', 0)} | {r.get('cache_hits', 0)} | "
+            f"{r.get('failures', 0)} | {r.get('prompt_tokens', 0)} | {r.get('completion_tokens', 0)} | "
+            f"{r.get('cost_usd', 0.0):.4f} | {r.get('hallucination_rate', 0.0):.2%} | "
+            f"{r.get('non_title_lines', 0)} | {r.get('appended_share', 0.0):.1%} | "
+            f"{v.get('seconds', 0):.1f} |"
+        )
+    return lines

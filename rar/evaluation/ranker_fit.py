@@ -199,8 +199,7 @@ def fit_trained_ranker(
     if not train:
         raise InputError("no training sample has a target in the corpus; nothing to fit")
     pop = popularity(train)
-    ids = list(corpus.ids)
-    pop_vec = torch.tensor([pop.get(cid, 0.0) for cid in ids], dtype=torch.float32)
+    pop_vec = torch.tensor([pop.get(cid, 0.0) for cid in corpus.ids], dtype=torch.float32)
     V = np.array(embedder._vectors, dtype=np.float32)
     tr = _Split.of(embedder, train, corpus)
     va = None
@@ -208,6 +207,30 @@ def fit_trained_ranker(
         val_linked, _ = link_samples(val_samples, corpus)
         if val_linked:
             va = _Split.of(embedder, val_linked, corpus)
+    trials, (W, scale, pop_w, l2) = _choose_l2(settings, tr, va, V, pop_vec)
+    cooc_ids, cooc = cooc_matrix(train, corpus, settings.cooc_l2) if settings.cooc else ([], None)
+    return TrainedModel(
+        W=W,
+        scale=scale,
+        pop_weight=pop_w,
+        retriever_weight=0.0,
+        popularity=pop,
+        cooc_weight=0.0,  # chosen with retriever_weight on a retriever's validation top-k
+        cooc_ids=cooc_ids,
+        cooc=cooc,
+        meta=_model_meta(config, settings, l2, train, tr, corpus),
+        metrics={"train_link": train_stats.as_dict(), "trials": trials, "chosen_l2": l2},
+    )
+
+
+def _choose_l2(
+    settings: FitSettings, tr: _Split, va: _Split | None, V: np.ndarray, pop_vec: Any
+) -> tuple[list[dict[str, float]], tuple[np.ndarray, float, float, float]]:
+    """For each l2 of the grid: W, then scale and pop_weight, and the training (and validation)
+    NLL. Returns every trial and the (W, scale, pop_weight, l2) of the lowest validation NLL;
+    without validation only the first l2 is tried."""
+    import torch
+
     X_pairs, Y_pairs = tr.X[tr.idx], V[tr.rows]
     t_idx, t_rows = torch.from_numpy(tr.idx), torch.from_numpy(tr.rows)
     trials: list[dict[str, float]] = []
@@ -232,34 +255,34 @@ def fit_trained_ranker(
         if va is None:
             break
     assert best is not None
-    _, W, scale, pop_w, l2 = best
-    cooc_ids, cooc = cooc_matrix(train, corpus, settings.cooc_l2) if settings.cooc else ([], None)
-    return TrainedModel(
-        W=W,
-        scale=scale,
-        pop_weight=pop_w,
-        retriever_weight=0.0,
-        popularity=pop,
-        cooc_weight=0.0,  # chosen with retriever_weight on a retriever's validation top-k
-        cooc_ids=cooc_ids,
-        cooc=cooc,
-        meta={
-            "semantic": config.semantic.model_dump(
-                include={"recency_decay", "seeker_weight", "recommender_weight"}
-            ),
-            "l2": l2,
-            "fit": {
-                "l2_grid": list(settings.l2),
-                "split_seed": settings.split_seed,
-                "cooc_l2": settings.cooc_l2 if settings.cooc else None,
-            },
-            "train_samples": len(train),
-            "train_pairs": int(len(tr.idx)),
-            "datasets": sorted({x.sample.dataset for x in train}),
-            "corpus_size": len(ids),
+    return trials, best[1:]
+
+
+def _model_meta(
+    config: RankerConfig,
+    settings: FitSettings,
+    l2: float,
+    train: Sequence[LinkedSample],
+    tr: _Split,
+    corpus: Corpus,
+) -> dict[str, Any]:
+    """What the model was fitted with and on: the semantic settings it scores with, the l2
+    chosen and its grid, and the size and datasets of the training data."""
+    return {
+        "semantic": config.semantic.model_dump(
+            include={"recency_decay", "seeker_weight", "recommender_weight"}
+        ),
+        "l2": l2,
+        "fit": {
+            "l2_grid": list(settings.l2),
+            "split_seed": settings.split_seed,
+            "cooc_l2": settings.cooc_l2 if settings.cooc else None,
         },
-        metrics={"train_link": train_stats.as_dict(), "trials": trials, "chosen_l2": l2},
-    )
+        "train_samples": len(train),
+        "train_pairs": int(len(tr.idx)),
+        "datasets": sorted({x.sample.dataset for x in train}),
+        "corpus_size": len(corpus.ids),
+    }
 
 
 def select_retriever_weight(

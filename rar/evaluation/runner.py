@@ -20,6 +20,7 @@ from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.base import Ranker
 
 
 def load_eval_samples(dataset: str, data: str | Path, split: str) -> tuple[list[Sample], str]:
@@ -99,26 +100,9 @@ def evaluate_runs(
     plus LLM-only. Baselines are fitted on `dataset`'s train split of `data` (a directory) or,
     when `data` is a file, of `train_data_dir`."""
     from rar.corpus import Corpus
-    from rar.retrievers import load_pretrained_run
 
-    if out_dir is not None:
-        check_output_dir(out_dir)  # before the work, not after it
-    if not runs and not config.llm_only and not config.baselines:
-        raise InputError(
-            "give at least one --run or --baseline (or --llm-only with an LLM --ranker)"
-        )
-    for run in runs:
-        if not Path(run).is_dir():
-            raise MissingPathError(f"run directory not found: {run}")
-    if corpus_dir is None:
-        if not runs:
-            raise InputError("give --corpus: baselines are served over a corpus directory")
-        named = [run for run in runs if corpus_from_run(run)]
-        corpus_dir = find_run_corpus(named[0] if named else runs[0])
-    if not Path(corpus_dir).is_dir():
-        raise MissingPathError(
-            f"corpus directory not found: {corpus_dir} (build it with `rar build-corpus`)"
-        )
+    _check_inputs(runs, config, out_dir)
+    corpus_dir = _corpus_dir(runs, corpus_dir)
     corpus = Corpus.load(corpus_dir)
     samples, source = load_eval_samples(dataset, data, config.split)
     ranker = None
@@ -126,29 +110,8 @@ def evaluate_runs(
         from rar.rankers import build_ranker
 
         ranker = build_ranker(config.ranker, corpus)
-    systems: list[SystemSpec] = []
     fitted = fit_baselines(config, dataset, data, corpus, train_data_dir)
-    for fit in fitted:
-        label, fit_source = fit.baseline.label, fit.source()
-        if config.retriever_only or ranker is None:
-            systems.append(SystemSpec(label, fit.baseline, None, fit_source))
-        if ranker is not None:
-            systems.append(
-                SystemSpec(f"{label} + {ranker_label(config)}", fit.baseline, ranker, fit_source)
-            )
-    for run in runs:
-        retriever = load_pretrained_run(run, corpus)
-        label = run_label(run)
-        if config.retriever_only or ranker is None:
-            systems.append(SystemSpec(label, retriever, None, str(run)))
-        if ranker is not None:
-            systems.append(
-                SystemSpec(f"{label} + {ranker_label(config)}", retriever, ranker, str(run))
-            )
-    if config.llm_only:
-        if ranker is None:
-            raise InputError(f"--llm-only needs an LLM --ranker ({', '.join(LLM_RANKER_NAMES)})")
-        systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
+    systems = _systems(config, fitted, runs, corpus, ranker)
     if out_dir is None:
         base = Path(runs[0]) if runs else Path("runs") / ("baselines" if fitted else "llm-only")
         tag = Path(data).stem if Path(data).is_file() else config.split
@@ -172,6 +135,66 @@ def evaluate_runs(
     if fitted and report.out_dir is not None:
         save_baseline_fits(fitted, report.out_dir)
     return report
+
+
+def _check_inputs(
+    runs: Sequence[str | Path], config: EvaluateConfig, out_dir: str | Path | None
+) -> None:
+    """Refuse before any work: an output directory that is not ours, nothing to evaluate, a
+    missing run directory."""
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    if not runs and not config.llm_only and not config.baselines:
+        raise InputError(
+            "give at least one --run or --baseline (or --llm-only with an LLM --ranker)"
+        )
+    for run in runs:
+        if not Path(run).is_dir():
+            raise MissingPathError(f"run directory not found: {run}")
+
+
+def _corpus_dir(runs: Sequence[str | Path], corpus_dir: str | Path | None) -> str | Path:
+    """`corpus_dir`, else the corpus the first run naming one was trained with; it must exist."""
+    if corpus_dir is None:
+        if not runs:
+            raise InputError("give --corpus: baselines are served over a corpus directory")
+        named = [run for run in runs if corpus_from_run(run)]
+        corpus_dir = find_run_corpus(named[0] if named else runs[0])
+    if not Path(corpus_dir).is_dir():
+        raise MissingPathError(
+            f"corpus directory not found: {corpus_dir} (build it with `rar build-corpus`)"
+        )
+    return corpus_dir
+
+
+def _systems(
+    config: EvaluateConfig,
+    fitted: Sequence[Any],
+    runs: Sequence[str | Path],
+    corpus: Corpus,
+    ranker: Ranker | None,
+) -> list[SystemSpec]:
+    """Each baseline, then each run: alone (with `retriever_only`, or without a ranker) and
+    re-ranked (with one); then the LLM alone (`llm_only`, which needs an LLM ranker)."""
+    from rar.retrievers import load_pretrained_run
+
+    sources: list[tuple[str, Any, str]] = [
+        (fit.baseline.label, fit.baseline, fit.source()) for fit in fitted
+    ]
+    sources += [(run_label(run), load_pretrained_run(run, corpus), str(run)) for run in runs]
+    systems: list[SystemSpec] = []
+    for label, retriever, source in sources:
+        if config.retriever_only or ranker is None:
+            systems.append(SystemSpec(label, retriever, None, source))
+        if ranker is not None:
+            systems.append(
+                SystemSpec(f"{label} + {ranker_label(config)}", retriever, ranker, source)
+            )
+    if config.llm_only:
+        if ranker is None:
+            raise InputError(f"--llm-only needs an LLM --ranker ({', '.join(LLM_RANKER_NAMES)})")
+        systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
+    return systems
 
 
 BASELINES_JSON = "baselines.json"

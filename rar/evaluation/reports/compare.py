@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rar.errors import InputError, UnknownKeyError
 from rar.evaluation.reports.common import (
+    SavedEvaluation,
     default_out_dir,
     find_evaluations,
     md_escape,
@@ -45,11 +47,44 @@ def compare_report(
     """B versus A on shared sample ids: mean difference (B - A), 95% bootstrap CI, p-value."""
     ev_a, ev_b = _one(run_a, dataset), _one(run_b, dataset)
     name_a, name_b = ev_a.pick_system(system_a), ev_b.pick_system(system_b)
+    protocol = _common_protocol(ev_a, name_a, ev_b, name_b)
+    rec_a = {r["sample_id"]: r for r in ev_a.records(name_a)}
+    rec_b = {r["sample_id"]: r for r in ev_b.records(name_b)}
+    shared = sorted(set(rec_a) & set(rec_b))
+    if not shared:
+        raise InputError("the two evaluations share no sample ids; evaluate both on the same data")
+    rows = _paired_rows(rec_a, rec_b, shared, metrics, n_resamples, seed)
+    label_a, label_b = f"{name_a} ({ev_a.directory})", f"{name_b} ({ev_b.directory})"
+    header = [
+        f"- A: **{md_escape(label_a)}** — {len(rec_a)} samples",
+        f"- B: **{md_escape(label_b)}** — {len(rec_b)} samples",
+        f"- shared samples: {len(shared)} (only these are compared); protocol: "
+        f"{protocol.replace('_', '-')} (one row per "
+        f"{'recommender turn' if protocol == 'per_turn' else 'ground-truth movie of a turn'})",
+        f"- paired bootstrap, {n_resamples} resamples, seed {seed}; difference = B − A; "
+        "two-sided p-value",
+    ]
+    fig = _diff_figure(rows, f"{name_b} vs {name_a} on {len(shared)} shared samples")
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_a)
+    written = write_report(out_dir, "compare", _markdown(header, rows), {"diff": fig})
+    summary = {
+        "a": label_a,
+        "b": label_b,
+        "protocol": protocol,
+        "shared_samples": len(shared),
+        "rows": rows,
+    }
+    (Path(out_dir) / "compare.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return written
+
+
+def _common_protocol(ev_a: SavedEvaluation, name_a: str, ev_b: SavedEvaluation, name_b: str) -> str:
+    """The protocol both sides were evaluated with; refuse a system against itself, and two
+    protocols (per-turn and per-item rows share the ids of one-movie turns: never pair them)."""
     if ev_a.directory == ev_b.directory and name_a == name_b:
         raise InputError(
             f"both sides are '{name_a}' of {ev_a.directory}; pick --system-a/--system-b"
         )
-    # per-turn and per-item rows share the ids of one-movie turns: never pair the two
     protocol = ev_a.data.get("protocol") or "per_turn"
     if (ev_b.data.get("protocol") or "per_turn") != protocol:
         raise InputError(
@@ -57,11 +92,18 @@ def compare_report(
             f"{(ev_b.data.get('protocol') or 'per_turn').removeprefix('per_')}: compare two "
             "evaluations of the same protocol (rar evaluate --protocol)"
         )
-    rec_a = {r["sample_id"]: r for r in ev_a.records(name_a)}
-    rec_b = {r["sample_id"]: r for r in ev_b.records(name_b)}
-    shared = sorted(set(rec_a) & set(rec_b))
-    if not shared:
-        raise InputError("the two evaluations share no sample ids; evaluate both on the same data")
+    return protocol
+
+
+def _paired_rows(
+    rec_a: dict[str, Any],
+    rec_b: dict[str, Any],
+    shared: Sequence[str],
+    metrics: Sequence[str],
+    n_resamples: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Per metric: both means and the paired bootstrap of B - A over the shared samples."""
     rows = []
     for metric in metrics:
         if metric not in rec_a[shared[0]]["metrics"] or metric not in rec_b[shared[0]]["metrics"]:
@@ -72,17 +114,15 @@ def compare_report(
         b = np.array([rec_b[s]["metrics"][metric] for s in shared])
         res = paired_bootstrap(b, a, n_resamples=n_resamples, seed=seed)  # diff = B - A
         rows.append({"metric": metric, "a": float(a.mean()), "b": float(b.mean()), **res.as_dict()})
-    label_a, label_b = f"{name_a} ({ev_a.directory})", f"{name_b} ({ev_b.directory})"
+    return rows
+
+
+def _markdown(header: list[str], rows: Sequence[dict[str, Any]]) -> str:
+    """compare.md: what is compared (`header`), then one table row per metric."""
     lines = [
         "# Paired comparison",
         "",
-        f"- A: **{md_escape(label_a)}** — {len(rec_a)} samples",
-        f"- B: **{md_escape(label_b)}** — {len(rec_b)} samples",
-        f"- shared samples: {len(shared)} (only these are compared); protocol: "
-        f"{protocol.replace('_', '-')} (one row per "
-        f"{'recommender turn' if protocol == 'per_turn' else 'ground-truth movie of a turn'})",
-        f"- paired bootstrap, {n_resamples} resamples, seed {seed}; difference = B − A; "
-        "two-sided p-value",
+        *header,
         "",
         "| metric | A | B | B − A | 95% CI | p-value |",
         "|---|---:|---:|---:|---|---:|",
@@ -93,6 +133,11 @@ def compare_report(
             f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | {r['p_value']:.4f} |"
         )
     lines += ["", "![difference B - A](compare_diff.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def _diff_figure(rows: Sequence[dict[str, Any]], title: str):
+    """B - A per metric with its 95% CI as error bars (green up, red down)."""
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(1.3 * len(rows) + 2.5, 3.2))
     x = np.arange(len(rows))
@@ -105,20 +150,5 @@ def compare_report(
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xticks(x, [f"{r['metric']}\np={r['p_value']:.3f}" for r in rows])
     ax.set_ylabel("B − A (95% bootstrap CI)")
-    ax.set_title(f"{name_b} vs {name_a} on {len(shared)} shared samples", fontsize=9)
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_a)
-    written = write_report(out_dir, "compare", "\n".join(lines) + "\n", {"diff": fig})
-    (Path(out_dir) / "compare.json").write_text(
-        json.dumps(
-            {
-                "a": label_a,
-                "b": label_b,
-                "protocol": protocol,
-                "shared_samples": len(shared),
-                "rows": rows,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
-    return written
+    ax.set_title(title, fontsize=9)
+    return fig

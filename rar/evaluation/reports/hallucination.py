@@ -10,7 +10,8 @@ are title attempts); this report aggregates the saved outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,64 +105,93 @@ def hallucination_rows(
     return rows
 
 
+_INTRO = (
+    "A reply line is a title attempt when it is a list item (numbered or bulleted, or a "
+    "JSON entry), or a short title-shaped line in a reply without a list; other lines "
+    '(greetings, headers, commentary such as "I\'m glad you enjoyed the conversation…") '
+    "are non-title lines and are counted apart (`rar.rankers.parser`). A title attempt is a "
+    "hallucination when its similarity to every candidate title (re-ranked systems) or to "
+    "every corpus title (LLM-only) is below 0.85 (`rar.matching`, year-aware fuzzy "
+    "matching); the rate is per title attempt. Failed calls are counted on their own and "
+    "parse nothing. Appended: candidates the LLM left out of its ranking, which are "
+    "appended in retriever order and score as misses (unless `parser.score_appended`). "
+    "Retriever-only systems return corpus ids and cannot hallucinate; the offline semantic "
+    "ranker also returns ids, so its rates are 0 by construction."
+)
+
+
 def hallucination_report(
     paths: Sequence[str | Path], out_dir: str | Path | None = None, max_examples: int = 5
 ) -> dict[str, Path]:
-    """Write hallucination.md and hallucination_rates.png; returns the written files."""
+    """Write hallucination.md, hallucination_rates.png and hallucination.json; returns the
+    written files."""
     rows = hallucination_rows(paths, max_examples)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(paths[0])
-    lines = [
-        "# Hallucination report",
-        "",
-        "A reply line is a title attempt when it is a list item (numbered or bulleted, or a "
-        "JSON entry), or a short title-shaped line in a reply without a list; other lines "
-        '(greetings, headers, commentary such as "I\'m glad you enjoyed the conversation…") '
-        "are non-title lines and are counted apart (`rar.rankers.parser`). A title attempt is a "
-        "hallucination when its similarity to every candidate title (re-ranked systems) or to "
-        "every corpus title (LLM-only) is below 0.85 (`rar.matching`, year-aware fuzzy "
-        "matching); the rate is per title attempt. Failed calls are counted on their own and "
-        "parse nothing. Appended: candidates the LLM left out of its ranking, which are "
-        "appended in retriever order and score as misses (unless `parser.score_appended`). "
-        "Retriever-only systems return corpus ids and cannot hallucinate; the offline semantic "
-        "ranker also returns ids, so its rates are 0 by construction.",
-        "",
-    ]
+    written = write_report(
+        out_dir, "hallucination", _markdown(rows), {"rates": _rates_figure(rows)}
+    )
+    (Path(out_dir) / "hallucination.json").write_text(
+        json.dumps([_row_dict(r) for r in rows], indent=2), encoding="utf-8"
+    )
+    return written
+
+
+def _markdown(rows: Sequence[HallucinationRow]) -> str:
+    """The page: what counts as a hallucination, the table, then examples of both kinds."""
+    lines = ["# Hallucination report", "", _INTRO, ""]
     if not rows:
         lines.append("No re-ranked or LLM-only system in these evaluations: nothing to report.")
     else:
-        lines += [
-            "| dataset | system | backend | samples | title attempts | hallucinated | rate | "
-            "samples with ≥1 | non-title lines | non-title share | failed calls | appended | "
-            "appended per call | appended share |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in rows:
-            reranked = r.kind == "retriever+ranker"
-            appended = (
-                f"{r.appended} | {r.appended_per_call:.1f} | {r.appended_share:.1%}"
-                if reranked
-                else "n/a | n/a | n/a"
-            )
-            lines.append(
-                f"| {r.dataset} | {md_escape(r.system)} | {md_escape(r.backend)} | {r.samples} | "
-                f"{r.predicted} | {r.hallucinated} | {r.rate:.2%} | {r.samples_with_hallucination} | "
-                f"{r.non_titles} | {r.non_title_rate:.2%} | {r.failures} | {appended} |"
-            )
+        lines += _table(rows)
         lines += ["", "![hallucination rates](hallucination_rates.png)", "", "## Examples", ""]
-        for r in rows:
-            if r.examples:
-                lines.append(f"**{md_escape(r.system)}** ({r.dataset}):")
-                lines += [f"- `{sid}`: {md_escape(title)}" for sid, title in r.examples]
-                lines.append("")
+        lines += _examples(rows, lambda r: r.examples)
         if not any(r.examples for r in rows):
             lines.append("No hallucinated titles.")
         if any(r.non_title_examples for r in rows):
             lines += ["", "## Non-title lines (not hallucinations)", ""]
-            for r in rows:
-                if r.non_title_examples:
-                    lines.append(f"**{md_escape(r.system)}** ({r.dataset}):")
-                    lines += [f"- `{sid}`: {md_escape(text)}" for sid, text in r.non_title_examples]
-                    lines.append("")
+            lines += _examples(rows, lambda r: r.non_title_examples)
+    return "\n".join(lines) + "\n"
+
+
+def _table(rows: Sequence[HallucinationRow]) -> list[str]:
+    """One table row per system; the appended columns are n/a for LLM-only (nothing to append)."""
+    lines = [
+        "| dataset | system | backend | samples | title attempts | hallucinated | rate | "
+        "samples with ≥1 | non-title lines | non-title share | failed calls | appended | "
+        "appended per call | appended share |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        reranked = r.kind == "retriever+ranker"
+        appended = (
+            f"{r.appended} | {r.appended_per_call:.1f} | {r.appended_share:.1%}"
+            if reranked
+            else "n/a | n/a | n/a"
+        )
+        lines.append(
+            f"| {r.dataset} | {md_escape(r.system)} | {md_escape(r.backend)} | {r.samples} | "
+            f"{r.predicted} | {r.hallucinated} | {r.rate:.2%} | {r.samples_with_hallucination} | "
+            f"{r.non_titles} | {r.non_title_rate:.2%} | {r.failures} | {appended} |"
+        )
+    return lines
+
+
+def _examples(
+    rows: Sequence[HallucinationRow], of: Callable[[HallucinationRow], list[tuple[str, str]]]
+) -> list[str]:
+    """Per system with any, its examples `of(row)`: (sample id, text) pairs."""
+    lines: list[str] = []
+    for r in rows:
+        examples = of(r)
+        if examples:
+            lines.append(f"**{md_escape(r.system)}** ({r.dataset}):")
+            lines += [f"- `{sid}`: {md_escape(text)}" for sid, text in examples]
+            lines.append("")
+    return lines
+
+
+def _rates_figure(rows: Sequence[HallucinationRow]):
+    """Bars per system: hallucinated share of title attempts beside non-title share of lines."""
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 3.2))
     labels = [f"{r.system}\n{r.dataset}" for r in rows]
@@ -185,21 +215,14 @@ def hallucination_report(
     if rows:
         ax.legend(fontsize=7)
     ax.set_ylim(0, max([5.0, *(v for _, values, _, _ in series for v in values)]) * 1.25)
-    written = write_report(out_dir, "hallucination", "\n".join(lines) + "\n", {"rates": fig})
-    (Path(out_dir) / "hallucination.json").write_text(
-        __import__("json").dumps(
-            [
-                asdict(r)
-                | {
-                    "rate": r.rate,
-                    "non_title_rate": r.non_title_rate,
-                    "appended_per_call": r.appended_per_call,
-                    "appended_share": r.appended_share,
-                }
-                for r in rows
-            ],
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
-    return written
+    return fig
+
+
+def _row_dict(r: HallucinationRow) -> dict[str, Any]:
+    """A row for hallucination.json: its fields and its rates."""
+    return asdict(r) | {
+        "rate": r.rate,
+        "non_title_rate": r.non_title_rate,
+        "appended_per_call": r.appended_per_call,
+        "appended_share": r.appended_share,
+    }

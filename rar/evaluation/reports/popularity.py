@@ -179,47 +179,18 @@ def popularity_report(
         ds_counts = counts if counts is not None else _counts_for(ev, train_data, corpus_dir)
         tables = popularity_tables(ev, ds_counts, edges, cutoff)
         summary[ev.dataset] = tables
-        labels = tables["buckets"]
+        key = ev.dataset or "eval"
+        figures[f"{key}_ndcg"], figures[f"{key}_distribution"] = _plots(ev.dataset, tables, cutoff)
         lines += [
             f"## {ev.dataset} ({ev.directory})",
             "",
             f"Training items with frequency > 0: {sum(1 for v in ds_counts.values() if v > 0)}.",
             "",
-        ]
-        lines += [
-            "| system | all | " + " | ".join(labels) + " |",
-            "|---|" + "---:|" * (len(labels) + 1),
-        ]
-        lines.append(
-            "| targets (n) | "
-            + str(sum(tables["targets_per_bucket"]))
-            + " | "
-            + " | ".join(str(n) for n in tables["targets_per_bucket"])
-            + " |"
-        )
-        for name, v in tables["systems"].items():
-            cells = " | ".join("–" if s is None else f"{s:.4f}" for s in v["ndcg_per_bucket"])
-            lines.append(f"| {md_escape(name)} | {v['ndcg_all']:.4f} | {cells} |")
-        lines += [
+            *_ndcg_table(tables),
             "",
             f"Share of items per popularity bucket (true targets vs each system's top-{cutoff}):",
             "",
-        ]
-        lines += ["| items | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-        first = next(iter(tables["systems"].values()))
-        lines.append(
-            "| true targets | " + " | ".join(f"{s:.1%}" for s in first["target_share"]) + " |"
-        )
-        for name, v in tables["systems"].items():
-            lines.append(
-                f"| {md_escape(name)} top-{cutoff} | "
-                + " | ".join(f"{s:.1%}" for s in v["recommended_share"])
-                + " |"
-            )
-        key = ev.dataset or "eval"
-        fig1, fig2 = _plots(ev.dataset, tables, cutoff)
-        figures[f"{key}_ndcg"], figures[f"{key}_distribution"] = fig1, fig2
-        lines += [
+            *_share_table(tables, cutoff),
             "",
             f"![N@{cutoff} per bucket](popularity_{key}_ndcg.png)",
             f"![popularity distribution](popularity_{key}_distribution.png)",
@@ -228,6 +199,42 @@ def popularity_report(
     written = write_report(out_dir, "popularity", "\n".join(lines) + "\n", figures)
     (Path(out_dir) / "popularity.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return written
+
+
+def _ndcg_table(tables: dict[str, Any]) -> list[str]:
+    """N@cutoff overall and per bucket, one row per system, under the targets per bucket."""
+    labels = tables["buckets"]
+    lines = [
+        "| system | all | " + " | ".join(labels) + " |",
+        "|---|" + "---:|" * (len(labels) + 1),
+        "| targets (n) | "
+        + str(sum(tables["targets_per_bucket"]))
+        + " | "
+        + " | ".join(str(n) for n in tables["targets_per_bucket"])
+        + " |",
+    ]
+    for name, v in tables["systems"].items():
+        cells = " | ".join("–" if s is None else f"{s:.4f}" for s in v["ndcg_per_bucket"])
+        lines.append(f"| {md_escape(name)} | {v['ndcg_all']:.4f} | {cells} |")
+    return lines
+
+
+def _share_table(tables: dict[str, Any], cutoff: int) -> list[str]:
+    """Share of items per bucket: the true targets, then each system's top-`cutoff`."""
+    labels = tables["buckets"]
+    first = next(iter(tables["systems"].values()))
+    lines = [
+        "| items | " + " | ".join(labels) + " |",
+        "|---|" + "---:|" * len(labels),
+        "| true targets | " + " | ".join(f"{s:.1%}" for s in first["target_share"]) + " |",
+    ]
+    for name, v in tables["systems"].items():
+        lines.append(
+            f"| {md_escape(name)} top-{cutoff} | "
+            + " | ".join(f"{s:.1%}" for s in v["recommended_share"])
+            + " |"
+        )
+    return lines
 
 
 def _counts_for(
