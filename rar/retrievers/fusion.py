@@ -1,16 +1,20 @@
 """How a fused retriever weighs the parts of its score, re-fitted on validation after SFT.
 
 A fused retriever scores movie i as the sum of up to four parts: the item tower <state, v_i>,
-the per-movie bias b_i, the text tower and the co-occurrence prior. SFT learns their relative
-scales on the training dialogues, the same dialogues the prior was fitted on and the towers
-memorise. So the learned balance is the in-sample one, and on held-out conversations it
-under-weights the prior (docs/results.md measures this).
+the per-movie bias b_i, the text tower and the co-occurrence prior. SFT balances them by the
+likelihood of the target under a softmax over the whole corpus. That is a good criterion for
+a policy's probabilities, but not the balance that puts the target into the top 10: the prior
+is sharp on a few co-occurring movies and silent elsewhere, so likelihood keeps it small while
+the top of the list wants it large. `experiments/fusion_fit.py` measured this with two
+controls. Weights chosen by N@10 gain as much when fitted on training rows as on validation
+rows, and weights chosen by likelihood on validation gain nothing. The cause is the criterion,
+not held-out data.
 
-The fix is classical stacking. Keep every part as trained, and choose one weight per part on
-the validation split, which neither the towers nor the prior saw. The relative weights are
-chosen by coordinate search on the retriever's own N@10 (the metric SFT's early stopping uses).
-One shared temperature is then chosen by the validation likelihood, so the policy's
-Plackett-Luce probabilities stay calibrated for RL sampling; ranking ignores it.
+So after SFT every part stays as trained, and one weight per part is chosen on the validation
+split (as any hyperparameter is), by coordinate search on the retriever's own N@10 (the metric
+SFT's early stopping uses). One shared temperature is then chosen by the validation
+likelihood, so the policy's Plackett-Luce probabilities stay as calibrated as those weights
+allow for RL sampling; ranking ignores it.
 
 The weights are a buffer of the retriever (saved with every checkpoint, ones by default, so
 retrievers that were never fitted score exactly as before). `fit_fusion` fits them;
@@ -162,9 +166,14 @@ def fit_fusion(
     histories: Sequence[Sequence[int]],
     contexts: Sequence[Sequence[Turn]],
     targets: Sequence[Sequence[int]],
+    criterion: str = "ndcg@10",
 ) -> FusionFit:
     """Choose the part weights on validation rows (corpus rows: histories, targets) and set
-    them on `model`. Deterministic: a fixed coordinate search, then a fixed temperature grid."""
+    them on `model`. Deterministic: a fixed coordinate search, then a fixed temperature grid.
+    `criterion` 'nll' searches by likelihood instead (the control of experiments/fusion_fit.py:
+    SFT's own criterion, which should find little to gain)."""
+    if criterion not in ("ndcg@10", "nll"):
+        raise InputError(f"fusion criterion must be 'ndcg@10' or 'nll', got {criterion!r}")
     if not targets or not any(targets):
         raise InputError("fitting the fusion weights needs validation rows with targets")
     was_training = model.training
@@ -173,17 +182,22 @@ def fit_fusion(
     data = _ValidationParts(model, histories, contexts, targets)
     names = [name for name in PARTS if name in data.parts]
     weights = dict.fromkeys(names, 1.0)
-    before = best = data.ndcg10(weights)
+    before = data.ndcg10(weights)
+
+    def gain(w: dict[str, float]) -> float:  # higher is better
+        return data.ndcg10(w) if criterion == "ndcg@10" else -data.nll(w)
+
+    best = gain(weights)
     steps: list[dict[str, Any]] = []
     for _ in range(MAX_PASSES):
         improved = False
         for name in names:
             for mult in MULTIPLIERS:
                 trial = weights | {name: weights[name] * mult}
-                value = data.ndcg10(trial)
+                value = gain(trial)
                 if value > best + MIN_GAIN:
                     weights, best, improved = trial, value, True
-                    steps.append({"weights": dict(weights), "val_ndcg@10": value})
+                    steps.append({"weights": dict(weights), criterion: abs(value)})
         if not improved:
             break
     nll_before = data.nll(dict.fromkeys(names, 1.0))
