@@ -20,6 +20,7 @@ from torch import nn
 
 from rar.corpus.turn_encoder import TurnEncoder
 from rar.retrievers.cooc_prior import CoocPrior
+from rar.retrievers.fusion import FusionWeights, combine
 from rar.retrievers.item_encoder import ItemEncoder
 from rar.retrievers.retrieval_batch import RetrievalBatch, as_batch
 from rar.retrievers.retriever_config import RetrieverConfig
@@ -51,6 +52,8 @@ class Retriever(nn.Module):
                 int(item_vectors.shape[1]), config.text_max_turns, config.text_scale
             )
         self.cooc: CoocPrior | None = CoocPrior(self.num_items) if config.cooc_prior else None
+        #: one weight per part of the score, fitted on validation after SFT (fusion.py)
+        self.fusion = FusionWeights()
         #: frozen turn embedder of the text tower (not a parameter; attached by the loader)
         self.turn_encoder: TurnEncoder | None = None
 
@@ -126,19 +129,25 @@ class Retriever(nn.Module):
         turns = self.turn_encoder(batch.contexts, self.text.max_turns)
         return self.text.scores(turns, self.items.vectors)
 
-    def logits(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:
-        """[B, N] raw scores over the corpus, history items NOT masked (for losses)."""
-        batch = as_batch(inputs)
-        if self.config.towers == "text":
-            out = self.text_scores(batch)
-            bias = self.item_bias()
-            out = out if bias is None else out + bias.to(out.dtype)
-        else:
-            out = self.score_states(self.encode(batch.history))
-            out = out if self.text is None else out + self.text_scores(batch)
+    def score_parts(self, batch: RetrievalBatch) -> dict[str, torch.Tensor]:
+        """The unweighted parts of the score ([B, N] each; the bias [N]): 'item' (the item
+        tower without its bias), 'bias', 'text' and 'prior', those this retriever has."""
+        parts: dict[str, torch.Tensor] = {}
+        if self.config.towers != "text":
+            parts["item"] = self.items.score(self.encode(batch.history), with_bias=False)
+        bias = self.item_bias()
+        if bias is not None:
+            parts["bias"] = bias
+        if self.text is not None:
+            parts["text"] = self.text_scores(batch)
         if self.cooc is not None:
-            out = out + self.cooc.scores(self.check_tokens(batch.history)).to(out.dtype)
-        return out
+            parts["prior"] = self.cooc.scores(self.check_tokens(batch.history))
+        return parts
+
+    def logits(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:
+        """[B, N] raw scores over the corpus, history items NOT masked (for losses): the parts
+        summed with the fusion weights (all ones until fitted on validation)."""
+        return combine(self.score_parts(as_batch(inputs)), self.fusion.as_dict())
 
     def scores(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:
         """[B, N] scores over the whole corpus with items already in the history set to -inf."""

@@ -11,6 +11,7 @@ import torch
 from rar.atomic_files import atomic_torch_save, load_torch_file
 from rar.errors import InputError, MissingPathError
 from rar.retrievers.base import Retriever
+from rar.retrievers.fusion import read_fusion_file
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.retriever_config import RetrieverConfig
 
@@ -90,8 +91,10 @@ def load_retriever(
     return retriever_from_state(payload, item_vectors, source=str(path))
 
 
-def load_pretrained_run(run_dir: str | Path, corpus: Corpus) -> Retriever:
-    """The best checkpoint of a `rar pretrain` run directory, over `corpus` (a Corpus or its path)."""
+def load_pretrained_run(run_dir: str | Path, corpus: Corpus, fusion: bool = True) -> Retriever:
+    """The best checkpoint of a run directory (`rar pretrain` or `rar train`), over `corpus` (a
+    Corpus or its path), with the fusion weights of the run's fusion.json when it has one
+    (`fusion=False`: the weights as saved in the checkpoint)."""
     run_dir = Path(run_dir)
     best = run_dir / "checkpoints" / "best.pt"
     if not best.is_file():
@@ -102,7 +105,11 @@ def load_pretrained_run(run_dir: str | Path, corpus: Corpus) -> Retriever:
         from rar.corpus import Corpus
 
         corpus = Corpus.load(corpus)
-    return attach_turn_encoder(load_retriever(best, corpus.vectors()), corpus)
+    model = attach_turn_encoder(load_retriever(best, corpus.vectors()), corpus)
+    weights = read_fusion_file(run_dir) if fusion else None
+    if weights is not None:
+        model.fusion.set(weights)
+    return model
 
 
 def attach_turn_encoder(model: Retriever, corpus: Corpus) -> Retriever:

@@ -71,10 +71,14 @@ class ItemEncoder(nn.Module):
         """Output bias of corpus rows (any shape), or None when the model has no bias."""
         return None if self.bias is None else self.bias[rows] * self.bias_scale
 
-    def score(self, hidden: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores <hidden, item> + bias of every item ([..., N]) or of the given 1-D `rows`."""
+    def score(
+        self, hidden: torch.Tensor, rows: torch.Tensor | None = None, with_bias: bool = True
+    ) -> torch.Tensor:
+        """Scores <hidden, item> (+ bias) of every item ([..., N]) or of the given 1-D `rows`."""
         table = self.table() if rows is None else self.embed_rows(rows)
         out = hidden @ table.T
+        if not with_bias:
+            return out
         bias = self.bias_values() if rows is None else self.bias_rows(rows)
         return out if bias is None else out + bias.to(out.dtype)
 

@@ -25,8 +25,14 @@ class FaissTopK:
     def refresh(self) -> None:
         """(Re)build the index from the model's current item table."""
         with torch.no_grad():
-            table = self.model.item_table().detach().float().cpu()
+            fusion = self.model.fusion.as_dict()
+            if self.model.config.towers != "item" or self.model.cooc is not None:
+                raise ValueError(
+                    "FAISS serving covers the item tower only (towers: item, no prior)"
+                )
+            table = self.model.item_table().detach().float().cpu() * fusion["item"]
             bias = self.model.item_bias()
+            bias = None if bias is None else bias * fusion["bias"]
             self.with_bias = bias is not None
             if bias is not None:
                 table = torch.cat([table, bias.detach().float().cpu()[:, None]], dim=1)
