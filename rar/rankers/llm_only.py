@@ -52,6 +52,11 @@ class LLMOnlyResult:
     error: str | None = None
     cached: bool = False
 
+    @property
+    def scored_ids(self) -> list[str]:
+        """What metrics score: every corpus movie the model named, in its order."""
+        return list(self.ranked_ids)
+
 
 def not_an_llm(backend: str) -> InputError:
     """The error for a ranker that cannot name movies itself (no free generation)."""
