@@ -32,6 +32,7 @@ from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.results import EvaluationReport, SystemResult
 from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
+from rar.rankers.llm_only import llm_only_ranker
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
@@ -96,7 +97,7 @@ class Evaluator:
         if kind == "llm-only":
             # per-item rows of one turn are one request (the LLM reads the same conversation)
             turns = {item.turn_id or item.sample.sample_id: item for item in linked}
-            answers = spec.ranker.recommend(
+            answers = llm_only_ranker(spec.ranker).recommend(
                 [(turn, item.sample.context) for turn, item in turns.items()],
                 self.config.llm_only_items,
                 self.config.match_threshold,

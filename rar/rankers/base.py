@@ -1,7 +1,8 @@
 """The Ranker base every backend shares: `rank` / `rank_batch` over batches of `RankRequest`s,
 the per-ranker counters (`RankerStats`), and the event-loop bridge (`run_sync`). A failed call
 is recorded in its RankResult and never stops the run. The LLM backends' shared half (prompt,
-cache, limits, retries, circuit breaker) is `rar.rankers.prompt_ranker.PromptRanker`."""
+cache, limits, retries, circuit breaker, the LLM-only mode) is
+`rar.rankers.prompt_ranker.PromptRanker`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rar.data.types import Turn
-from rar.rankers.llm_only import (
-    LLMOnlyResult,
-    not_an_llm,
-)
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.types import RankRequest, RankResult
 
@@ -163,16 +159,6 @@ class Ranker(ABC):
     def rank(self, requests: Sequence[RankRequest], progress: bool = False) -> list[RankResult]:
         """Synchronous wrapper (also works when an event loop is already running)."""
         return run_sync(lambda: self.rank_batch(requests, progress))
-
-    def recommend(
-        self,
-        requests: Sequence[tuple[str, list[Turn]]],
-        n_items: int = 20,
-        threshold: float = 0.85,
-        progress: bool = False,
-    ) -> list[LLMOnlyResult]:
-        """LLM-only mode (see :class:`PromptRanker`); a ranker that cannot name movies refuses."""
-        raise not_an_llm(self.backend)
 
     def stats(self) -> RankerStats:
         """A snapshot of the counters since construction (subtract two for what lay between)."""

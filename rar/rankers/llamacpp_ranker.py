@@ -98,6 +98,9 @@ class LlamaCppRanker(PromptRanker):
             "weights": c.llamacpp.weights,  # a converted copy scores a little differently
         }
 
+    def generates_text(self) -> bool:
+        return self.config.llamacpp.mode != "loglik"
+
     def max_in_flight(self) -> int:
         return 1  # one model context in this process
 

@@ -89,6 +89,9 @@ class LocalRanker(PromptRanker):
         c = self.config
         return {"temperature": c.temperature, "max_tokens": c.max_tokens, "mode": c.local.mode}
 
+    def generates_text(self) -> bool:
+        return self.config.local.mode != "loglik"
+
     def max_in_flight(self) -> int:
         return 1  # one model in this process
 

@@ -21,8 +21,8 @@ from rar.rankers.cache import CachedReply, ResponseCache, cache_key
 from rar.rankers.llm_only import (
     CorpusTitles,
     LLMOnlyResult,
-    check_free_generation,
     llm_only_prompt,
+    needs_free_generation,
 )
 from rar.rankers.parser import parse_ranking
 from rar.rankers.prompt import (
@@ -98,6 +98,10 @@ class PromptRanker(Ranker):
 
     async def _aclose(self) -> None:
         """Close what :meth:`_open` created."""
+
+    def generates_text(self) -> bool:
+        """The model writes its reply (in-process backends in `loglik` mode score titles)."""
+        return True
 
     def max_in_flight(self) -> int:
         """The ceiling on concurrent calls (in-process backends override it with 1)."""
@@ -344,7 +348,8 @@ class PromptRanker(Ranker):
         context), matched to every corpus title (`rar.rankers.llm_only`). One result per
         request, in order; failed calls carry `error`. The calls share this ranker's cache,
         rate limiters, concurrency gate, retry budget and accounting with :meth:`rank`."""
-        check_free_generation(self.backend, self.config)
+        if not self.generates_text():
+            raise needs_free_generation(self.backend)
         if self._titles is None or self._titles.threshold != threshold:
             self._titles = CorpusTitles(self.corpus, threshold)
         titles = self._titles
