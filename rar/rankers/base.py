@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,7 +82,7 @@ class RankerStats:
         )
 
     @classmethod
-    def from_dict(cls, counters: dict[str, float] | None) -> RankerStats:
+    def from_dict(cls, counters: Mapping[str, Any] | None) -> RankerStats:
         """Counters saved as a dict (a checkpoint); a counter an older one lacks starts at 0."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (counters or {}).items() if k in names})
@@ -118,20 +118,21 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(make())
-    box: dict[str, Any] = {}
+    out: list[T] = []
+    err: list[BaseException] = []
 
     def worker() -> None:
         try:
-            box["out"] = asyncio.run(make())
+            out.append(asyncio.run(make()))
         except BaseException as exc:  # re-raised in the caller's thread
-            box["err"] = exc
+            err.append(exc)
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
-    if "err" in box:
-        raise box["err"]
-    return box["out"]
+    if err:
+        raise err[0]
+    return out[0]
 
 
 class Ranker(ABC):
