@@ -151,16 +151,18 @@ def evaluate(
         from rar.evaluation.markdown import samples_summary
         from rar.evaluation.result_table import appended_note, summary_table
 
-        data = report.to_dict()
-        console.print(summary_table(data))
-        console.print(f"{samples_summary(data['samples'])}; ± = 95% CI half-width", soft_wrap=True)
-        if appended_note(data):
-            console.print(appended_note(data), soft_wrap=True, highlight=False)
+        summary = report.to_dict()
+        console.print(summary_table(summary))
+        console.print(
+            f"{samples_summary(summary['samples'])}; ± = 95% CI half-width", soft_wrap=True
+        )
+        if appended_note(summary):
+            console.print(appended_note(summary), soft_wrap=True, highlight=False)
         console.print(
             f"written to {report.out_dir} (evaluation.json, evaluation.md, samples/)",
             soft_wrap=True,
         )
-        for warning in check_failed_calls(data["systems"], cfg.max_failed_share):
+        for warning in check_failed_calls(summary["systems"], cfg.max_failed_share):
             err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
 
 

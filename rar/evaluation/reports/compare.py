@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def compare_report(
     shared = sorted(set(rec_a) & set(rec_b))
     if not shared:
         raise InputError("the two evaluations share no sample ids; evaluate both on the same data")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for metric in metrics:
         if metric not in rec_a[shared[0]]["metrics"] or metric not in rec_b[shared[0]]["metrics"]:
             raise UnknownKeyError(
