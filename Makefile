@@ -80,8 +80,9 @@ test-fast: venv
 quickstart: venv
 	$(BIN)/rar quickstart --data-dir $(DATA_DIR)
 
+# ruff, then mypy over the rar package ([tool.mypy] in pyproject.toml: strict at the joins)
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -113,7 +113,7 @@ def _fsync_directory(directory: Path) -> None:
 
 def atomic_write(
     path: Path,
-    write: Callable[[BinaryIO], None],
+    write: Callable[[BinaryIO], object],
     keep_previous: bool = False,
     way_out: str | None = None,
 ) -> Path:
@@ -135,7 +135,7 @@ def atomic_write(
     return path
 
 
-def _write_file(tmp: Path, write: Callable[[BinaryIO], None]) -> None:
+def _write_file(tmp: Path, write: Callable[[BinaryIO], object]) -> None:
     with open(tmp, "wb") as handle:
         write(handle)
         handle.flush()
@@ -256,6 +256,7 @@ def first_non_finite(value: Any, where: str = "") -> str | None:
         ):
             return where or "<tensor>"
         return None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):

@@ -130,17 +130,14 @@ def rank(
 
 def scored_ranking(result: RankResult | LLMOnlyResult) -> list[str]:
     """What a RankResult (or LLM-only result) is scored on: what the model ranked itself
-    (`RankResult.scored_ids`), or nothing (a miss, 0 on every metric) when the call failed --
+    (`scored_ids`), or nothing (a miss, 0 on every metric) when the call failed --
     never the retriever-order fallback, whatever `parser.score_appended` says."""
-    if getattr(result, "error", None) is not None:
-        return []
-    scored = getattr(result, "scored_ids", None)
-    return list(scored) if scored is not None else list(result.ranked_ids)
+    return [] if result.error is not None else list(result.scored_ids)
 
 
 def first_error(results: Sequence[RankResult | LLMOnlyResult]) -> str | None:
     """The first failed call's message (one example to show the user)."""
-    return next((r.error for r in results if getattr(r, "error", None) is not None), None)
+    return next((r.error for r in results if r.error is not None), None)
 
 
 def score(

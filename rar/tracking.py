@@ -11,7 +11,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -157,7 +157,7 @@ class Run:
         run = cls(path, config, created=created)
         run.lock = RunLock.acquire(path)
         try:
-            run._prepare(overwrite)
+            run._prepare(config, overwrite)
             if wandb:
                 run._wandb = _start_wandb(path, name, config, wandb_project)
         except BaseException:
@@ -165,7 +165,7 @@ class Run:
             raise
         return run
 
-    def _prepare(self, overwrite: bool) -> None:
+    def _prepare(self, config: BaseModel, overwrite: bool) -> None:
         """Under the lock: empty the directory for --overwrite, clean up temporaries of killed
         writes, save config.yaml (its paths absolute, so a moved run still finds them)."""
         path = self.path
@@ -176,7 +176,7 @@ class Run:
             for directory in (path, path / "checkpoints"):
                 for stale in remove_stale_temporaries(directory):
                     log.warning("removed %s, left by a write that was killed", stale)
-            save_config(anchored(self.config), path / "config.yaml")
+            save_config(anchored(config), path / "config.yaml")
 
     def close(self) -> None:
         """Release the run's lock (another process may then resume or replace it)."""
@@ -285,7 +285,7 @@ def _last_byte(path: Path) -> bytes:
 PATH_KEYS = ("corpus", "pretrained_run")
 
 
-def anchored(config: BaseModel | None) -> BaseModel | None:
+def anchored(config: BaseModel) -> BaseModel:
     """`config` with its relative PATH_KEYS made absolute (resolved from the working directory,
     which is what they are relative to while the run trains)."""
     updates = {}
@@ -307,5 +307,9 @@ def _start_wandb(path: Path, name: str, config: BaseModel, project: str) -> Any:
         "online" if os.environ.get("WANDB_API_KEY") else "offline"
     )
     return wandb.init(
-        project=project, name=name, dir=str(path), config=config.model_dump(mode="json"), mode=mode
+        project=project,
+        name=name,
+        dir=str(path),
+        config=config.model_dump(mode="json"),
+        mode=cast("Literal['online', 'offline', 'disabled', 'shared']", mode),  # wandb checks it
     )

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,9 +77,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "rar/commands/evaluate_cmd.py::evaluate": (
         "the Typer declarations of its 21 options (82 lines); the body is four calls"
     ),
-    "rar/evaluation/evaluator.py::Evaluator.evaluate": "shrunk on branch h-trainer/h-types",
-    "rar/evaluation/evaluator.py::Evaluator.score": "shrunk on branch h-trainer/h-types",
-    "rar/rankers/prompt_ranker.py::PromptRanker._rank_one": "shrunk on branch h-trainer/h-types",
     "rar/retrievers/pretrain.py::_pretrain": "shrunk on branch h-trainer/h-types",
     "rar/retrievers/pretrain.py::train_retriever": "shrunk on branch h-trainer/h-types",
     "rar/rl/policy.py::_bound_path": "shrunk on branch h-trainer/h-types",
@@ -215,3 +215,110 @@ def test_every_path_in_architecture_md_exists():
     paths = {t.rstrip("/.") for t in tokens if "*" not in t and "<" not in t}
     assert len(paths) > 50
     assert sorted(p for p in paths if not (ROOT / p).exists()) == []
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Absolute names of the modules `path` imports when it runs: module-level imports and
+    imports inside functions, not those under `if TYPE_CHECKING:` (type-only, never executed).
+    `from package import name` names `package.name` when that is a module, else `package`."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+
+    def type_only(test: ast.expr) -> bool:
+        return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        )
+
+    def is_module(dotted: str) -> bool:
+        base = ROOT.joinpath(*dotted.split("."))
+        return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+    out: set[str] = set()
+    todo: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and type_only(node.test):
+            todo.extend(node.orelse)  # the `else:` branch of a TYPE_CHECKING test does run
+            continue
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = str(node.module)
+            for alias in node.names:
+                sub = f"{module}.{alias.name}"
+                out.add(sub if is_module(sub) else module)
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _import_cycles(package: str) -> list[list[str]]:
+    """The import circles among the modules of `package` (strongly connected components of its
+    runtime import graph with more than one module, or a module importing itself)."""
+    top = ROOT.joinpath(*package.split("."))
+    graph = {_module_name(p): set() for p in sorted(top.rglob("*.py"))}
+    for path in sorted(top.rglob("*.py")):
+        mine = _module_name(path)
+        graph[mine] = {t for t in _runtime_imports(path) if t in graph}
+    # Tarjan's strongly connected components
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in graph[v]:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["rar.rankers", "rar.rl"],
+)
+def test_no_import_circle_within_a_package(package):
+    """Issue 23: a package's modules import each other in one direction (type-only imports
+    under `if TYPE_CHECKING:` aside), so each can be read, tested and changed from the bottom."""
+    assert _import_cycles(package) == []
+
+
+def test_the_import_circle_check_sees_circles(tmp_path, monkeypatch):
+    """The check above finds a circle made by a function-level import, and ignores one made
+    only by a TYPE_CHECKING import."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg import b\n")
+    (pkg / "b.py").write_text("def f():\n    from pkg.c import x\n")
+    (pkg / "c.py").write_text("from pkg.a import y\n")
+    (pkg / "d.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.e\n"
+    )
+    (pkg / "e.py").write_text("from . import d\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _import_cycles("pkg") == [["pkg.a", "pkg.b", "pkg.c"]]

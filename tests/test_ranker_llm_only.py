@@ -47,6 +47,8 @@ def test_rate_limit_holds_across_batches_of_both_modes(corpus, tmp_path):
 
 
 def test_a_ranker_that_cannot_name_movies_refuses_the_mode(corpus):
+    from rar.rankers.llm_only import llm_only_ranker
+
     ranker = build_ranker(RankerConfig(backend="semantic", cache={"enabled": False}), corpus)
     with pytest.raises(ValueError, match="needs an LLM backend"):
-        ranker.recommend([("s", CONTEXT)])
+        llm_only_ranker(ranker)

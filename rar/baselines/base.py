@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -55,6 +55,9 @@ class TrainingRows:
     num_items: int
 
 
+BaselineT = TypeVar("BaselineT", bound="Baseline")
+
+
 class Baseline:
     """Base class: subclasses implement :meth:`_fit` and :meth:`score_histories`."""
 
@@ -63,7 +66,7 @@ class Baseline:
     label: ClassVar[str] = ""
     config_class: ClassVar[type[BaselineConfig]] = BaselineConfig
     #: the small validation grid searched by `rar.baselines.selection` (field -> values)
-    grid: ClassVar[dict[str, list[Any]]] = {}
+    grid: ClassVar[dict[str, Sequence[Any]]] = {}
 
     def __init__(self, config: BaselineConfig | None = None):
         self.config = config if config is not None else self.config_class()
@@ -79,8 +82,8 @@ class Baseline:
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(
-        self, samples: Sequence[LinkedSample], corpus: Corpus, split: str = "train"
-    ) -> Baseline:
+        self: BaselineT, samples: Sequence[LinkedSample], corpus: Corpus, split: str = "train"
+    ) -> BaselineT:
         """Fit on linked training samples over `corpus`; records the dialogues fitted on so
         evaluation can refuse samples from them (:meth:`check_unseen`)."""
         if not samples:

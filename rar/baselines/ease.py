@@ -34,7 +34,8 @@ class EASE(Baseline):
     config: EASEConfig
 
     def _fit(self, rows: TrainingRows) -> None:
-        seen = np.unique(np.concatenate(rows.dialogue_items)) if rows.dialogue_items else []
+        dialogues = rows.dialogue_items
+        seen = np.unique(np.concatenate(dialogues)) if dialogues else np.zeros(0, dtype=np.int64)
         self.seen_rows = np.asarray(seen, dtype=np.int64)
         column = np.full(rows.num_items, -1, dtype=np.int64)
         column[self.seen_rows] = np.arange(len(self.seen_rows))

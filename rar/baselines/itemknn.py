@@ -79,7 +79,8 @@ class ItemKNN(Baseline):
         indptr = np.zeros(len(histories) + 1, dtype=np.int64)
         indptr[1:] = np.cumsum([len(h) for h in histories])
         cols = np.concatenate(histories) if histories else np.zeros(0, dtype=np.int64)
-        ages = np.concatenate([np.arange(len(h))[::-1] for h in histories] or [np.zeros(0)])
+        positions: list[np.ndarray] = [np.arange(len(h))[::-1] for h in histories]
+        ages = np.concatenate(positions or [np.zeros(0)])
         recency = sparse.csr_matrix(
             (self.config.decay ** ages.astype(np.float64), cols, indptr),
             shape=(len(histories), self.num_items),

@@ -6,6 +6,7 @@ The floor every conversational recommender must clear: it reads nothing of the c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,7 +21,7 @@ class MostPopular(Baseline):
     name = "most-popular"
     label = "most-popular"
     config_class = MostPopularConfig
-    grid: dict = {}
+    grid: ClassVar[dict[str, Sequence[Any]]] = {}
 
     def _fit(self, rows: TrainingRows) -> None:
         """Nothing beyond the popularity counts the base class keeps."""

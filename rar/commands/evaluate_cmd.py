@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,7 +139,7 @@ def evaluate(
 def _evaluate_config(
     config: Path | None,
     overrides: list[str],
-    flags: dict[str, object],
+    flags: Mapping[str, object],
     baselines: list[str],
     ranker: str | None,
     ranker_model: str | None,

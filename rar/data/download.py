@@ -27,6 +27,7 @@ import time
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -294,7 +295,7 @@ class Downloader:
                 out = target / (Path(name).name if remote.flatten else Path(name))
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, out.open("wb") as dst:
-                    for block in iter(lambda src=src: src.read(1 << 20), b""):
+                    for block in iter(partial(src.read, 1 << 20), b""):
                         dst.write(block)
                 written.append(out.relative_to(self.root).as_posix())
         return written

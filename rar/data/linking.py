@@ -15,6 +15,7 @@ from rar.data.types import Mention, Sample
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.matching import TitleMatcher
 
 
 Protocol = Literal["per_turn", "per_item"]
@@ -62,7 +63,7 @@ class MentionLinker:
         self.corpus = corpus
         self.threshold = threshold
         self._tables: dict[str, dict[str, str | None]] = {}
-        self._matcher = None
+        self._matcher: TitleMatcher | None = None
         self._by_title: dict[str, str | None] = {}
 
     def _table(self, dataset: str) -> dict[str, str | None]:

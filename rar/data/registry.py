@@ -139,7 +139,7 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _require(paths: Sequence[Path], what: str) -> None:
+def _require(paths: Sequence[object], what: str) -> None:
     if not paths:
         raise MissingPathError(what)
 

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -30,7 +31,7 @@ RETRIEVER_ONLY = "retriever only"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 
 
-def scrub_secrets(text: str, environ: dict[str, str] | None = None) -> str:
+def scrub_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
     """`text` with the value of every secret-looking environment variable replaced by ***."""
     environ = os.environ if environ is None else environ
     for name, value in environ.items():

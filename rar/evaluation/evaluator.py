@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,11 +32,15 @@ from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.results import EvaluationReport, SystemResult
 from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
+from rar.rankers.llm_only import llm_only_ranker
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
     from rar.rankers.base import Ranker
+    from rar.rankers.llm_only import LLMOnlyRanker
     from rar.retrievers.retrieval_batch import CandidateSource
+
+Record = dict[str, object]  # one row of samples/<system>.jsonl: JSON values by field name
 
 
 @dataclass
@@ -92,74 +96,87 @@ class Evaluator:
         kind = spec.kind
         start = time.perf_counter()
         stats_before = spec.ranker.stats() if spec.ranker is not None else None
-        extras: list[dict[str, Any]] = [{} for _ in linked]
-        if kind == "llm-only":
-            # per-item rows of one turn are one request (the LLM reads the same conversation)
-            turns = {item.turn_id or item.sample.sample_id: item for item in linked}
-            answers = spec.ranker.recommend(
-                [(turn, item.sample.context) for turn, item in turns.items()],
-                self.config.llm_only_items,
-                self.config.match_threshold,
-                self.progress,
-            )
-            by_turn = dict(zip(turns, answers, strict=True))
-            results = [by_turn[item.turn_id or item.sample.sample_id] for item in linked]
-            rankings = [scored_ranking(r) for r in results]
-            for extra, r in zip(extras, results, strict=True):
-                extra.update(
-                    predicted=r.predicted,
-                    hallucinations=r.hallucinations,
-                    non_titles=r.non_titles,
-                    n_predicted=len(r.predicted),
-                    error=r.error,
-                    cached=r.cached,
-                    usage=r.usage,
-                )
+        if spec.retriever is None:
+            assert spec.ranker is not None  # `kind` refused a system with neither
+            rankings, extras = self._llm_only(llm_only_ranker(spec.ranker), linked)
         else:
-            ran = run_pipeline(
-                linked,
-                self.corpus,
-                spec.retriever,
-                spec.ranker,
-                k=self.config.k,
-                ks=self.config.ks,
-                candidates=candidates,
-                batch_size=self.config.batch_size,
-                ranker_batch=self.config.ranker_batch,
-                progress=self.progress,
-            )
-            cands = ran.candidates
-            # scored: what the ranker itself ranked (an LLM's missing labels are misses);
-            # a failed call is a miss, never its retriever-order fallback
-            rankings = ran.rankings
-            for extra, r in zip(extras, ran.results or [], strict=ran.results is not None):
-                extra.update(
-                    hallucinations=list(r.hallucinations),
-                    non_titles=list(r.non_titles),
-                    n_predicted=int(r.usage.get("n_items", 0)),  # title attempts
-                    n_model_ranked=r.n_model_ranked,
-                    n_appended=r.n_appended,
-                    error=r.error,
-                    cached=r.cached,
-                    usage=r.usage,
-                )
-            for extra, c in zip(extras, cands, strict=True):
-                extra["candidates"] = c
+            rankings, extras = self._retrieve_and_rank(spec, spec.retriever, linked, candidates)
         ranker_stats = None
         if spec.ranker is not None and stats_before is not None:
             # only what this system spent: a ranker may be shared between systems
             spent = spec.ranker.stats() - stats_before
             ranker_stats = spec.ranker.info() | spent.as_dict()
+        seconds = time.perf_counter() - start
         return self.score(
-            spec.name,
-            kind,
-            linked,
-            rankings,
-            extras,
-            ranker_stats,
-            spec.source,
-            time.perf_counter() - start,
+            spec.name, kind, linked, rankings, extras, ranker_stats, spec.source, seconds
         )
+
+    def _llm_only(
+        self, ranker: LLMOnlyRanker, linked: Sequence[LinkedSample]
+    ) -> tuple[list[list[str]], list[Record]]:
+        """The movies the LLM names for each row, and what each record adds about them."""
+        # per-item rows of one turn are one request (the LLM reads the same conversation)
+        turns = {item.turn_id or item.sample.sample_id: item for item in linked}
+        answers = ranker.recommend(
+            [(turn, item.sample.context) for turn, item in turns.items()],
+            self.config.llm_only_items,
+            self.config.match_threshold,
+            self.progress,
+        )
+        by_turn = dict(zip(turns, answers, strict=True))
+        results = [by_turn[item.turn_id or item.sample.sample_id] for item in linked]
+        extras: list[Record] = [
+            {
+                "predicted": r.predicted,
+                "hallucinations": r.hallucinations,
+                "non_titles": r.non_titles,
+                "n_predicted": len(r.predicted),
+                "error": r.error,
+                "cached": r.cached,
+                "usage": r.usage,
+            }
+            for r in results
+        ]
+        return [scored_ranking(r) for r in results], extras
+
+    def _retrieve_and_rank(
+        self,
+        spec: SystemSpec,
+        retriever: CandidateSource,
+        linked: Sequence[LinkedSample],
+        candidates: Sequence[list[str]] | None,
+    ) -> tuple[list[list[str]], list[Record]]:
+        """The retriever's top-k (re-ranked when the system has a ranker) for each row, and
+        what each record adds: the candidates and the ranker's reply."""
+        ran = run_pipeline(
+            linked,
+            self.corpus,
+            retriever,
+            spec.ranker,
+            k=self.config.k,
+            ks=self.config.ks,
+            candidates=candidates,
+            batch_size=self.config.batch_size,
+            ranker_batch=self.config.ranker_batch,
+            progress=self.progress,
+        )
+        extras: list[Record] = [{} for _ in linked]
+        for extra, r in zip(extras, ran.results or [], strict=ran.results is not None):
+            extra.update(
+                hallucinations=list(r.hallucinations),
+                non_titles=list(r.non_titles),
+                n_predicted=int(r.usage.get("n_items", 0)),  # title attempts
+                n_model_ranked=r.n_model_ranked,
+                n_appended=r.n_appended,
+                error=r.error,
+                cached=r.cached,
+                usage=r.usage,
+            )
+        for extra, c in zip(extras, ran.candidates, strict=True):
+            extra["candidates"] = c
+        # scored: what the ranker itself ranked (an LLM's missing labels are misses);
+        # a failed call is a miss, never its retriever-order fallback
+        return ran.rankings, extras
 
     def score(
         self,
@@ -167,48 +184,21 @@ class Evaluator:
         kind: str,
         linked: Sequence[LinkedSample],
         rankings: Sequence[list[str]],
-        extras: Sequence[dict[str, Any]] | None = None,
-        ranker_stats: dict[str, Any] | None = None,
+        extras: Sequence[Record] | None = None,
+        ranker_stats: dict[str, object] | None = None,
         source: str = "",
         seconds: float = 0.0,
     ) -> SystemResult:
         """Per-sample metrics, their means with standard errors and 95% CIs, and records."""
-        from rar.metrics import summarize
-
         per_sample = score(rankings, linked, self.config.ks)
-        metrics: dict[str, float] = {}
-        metrics_ci: dict[str, dict[str, float]] = {}
-        for key in _metric_order(per_sample):
-            s = summarize(np.asarray(per_sample[key], dtype=float))
-            metrics[key] = float(s.mean)
-            metrics_ci[key] = {
-                "se": _finite(s.se),
-                "ci_low": _finite(s.ci_low),
-                "ci_high": _finite(s.ci_high),
-            }
-        records = []
-        keep = max(max(self.config.ks), 20)
-        for i, item in enumerate(linked):
-            s = item.sample
-            record: dict[str, Any] = {
-                "sample_id": s.sample_id,
-                "dataset": s.dataset,
-                "dialogue_id": s.dialogue_id,
-                "turn_index": s.turn_index,
-                "history": item.history_ids,
-                "targets": item.target_ids,
-                "target_titles": [m.title for m in s.targets],
-                "ranking": list(rankings[i])[: max(keep, self.config.k)],
-                "metrics": {k: float(v[i]) for k, v in per_sample.items()},
-            }
-            if item.turn_id is not None:  # a per-item row: the turn it came from
-                record["turn_id"] = item.turn_id
-            if extras is not None:
-                record.update(extras[i])
-            records.append(record)
-        failed = None
-        if kind != "retriever":
-            failed = sum(1 for r in records if r.get("error"))
+        metrics, metrics_ci = _summaries(per_sample)
+        records = [
+            self._record(item, rankings[i], {k: float(v[i]) for k, v in per_sample.items()})
+            | (extras[i] if extras is not None else {})
+            for i, item in enumerate(linked)
+        ]
+        errors = [str(r["error"]) for r in records if r.get("error")]
+        failed = len(errors) if kind != "retriever" else None
         if ranker_stats is not None:
             ranker_stats["failures_in_samples"] = failed
         return SystemResult(
@@ -222,8 +212,45 @@ class Evaluator:
             source=source,
             seconds=seconds,
             failed_samples=failed,
-            first_error=next((r["error"] for r in records if r.get("error")), None),
+            first_error=errors[0] if errors else None,
         )
+
+    def _record(self, item: LinkedSample, ranking: list[str], metrics: dict[str, float]) -> Record:
+        """One row's line in samples/<system>.jsonl (before what the system adds to it)."""
+        s = item.sample
+        record: Record = {
+            "sample_id": s.sample_id,
+            "dataset": s.dataset,
+            "dialogue_id": s.dialogue_id,
+            "turn_index": s.turn_index,
+            "history": item.history_ids,
+            "targets": item.target_ids,
+            "target_titles": [m.title for m in s.targets],
+            "ranking": list(ranking)[: max(max(self.config.ks), 20, self.config.k)],
+            "metrics": metrics,
+        }
+        if item.turn_id is not None:  # a per-item row: the turn it came from
+            record["turn_id"] = item.turn_id
+        return record
+
+
+def _summaries(
+    per_sample: dict[str, np.ndarray],
+) -> tuple[dict[str, float], dict[str, dict[str, float | None]]]:
+    """Each metric's mean, and its standard error and 95% CI (`rar.metrics.summarize`)."""
+    from rar.metrics import summarize
+
+    metrics: dict[str, float] = {}
+    metrics_ci: dict[str, dict[str, float | None]] = {}
+    for key in _metric_order(per_sample):
+        summary = summarize(np.asarray(per_sample[key], dtype=float))
+        metrics[key] = float(summary.mean)
+        metrics_ci[key] = {
+            "se": _finite(summary.se),
+            "ci_low": _finite(summary.ci_low),
+            "ci_high": _finite(summary.ci_high),
+        }
+    return metrics, metrics_ci
 
 
 def _finite(value: float) -> float | None:
@@ -232,7 +259,7 @@ def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _metric_order(per_sample: dict[str, Any]) -> list[str]:
+def _metric_order(per_sample: dict[str, np.ndarray]) -> list[str]:
     def key(name: str) -> tuple[int, int]:
         family, _, cut = name.partition("@")
         order = {"ndcg": 0, "recall": 1, "mrr": 2, "hit": 3}.get(family, 9)

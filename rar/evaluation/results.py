@@ -27,7 +27,7 @@ class SystemResult:
     name: str
     kind: str
     metrics: dict[str, float]
-    metrics_ci: dict[str, dict[str, float]]
+    metrics_ci: dict[str, dict[str, float | None]]  # None: undefined (one sample)
     num_samples: int
     records: list[dict[str, Any]] = field(repr=False, default_factory=list)
     ranker: dict[str, Any] | None = None

@@ -1,22 +1,18 @@
 """The Ranker base every backend shares: `rank` / `rank_batch` over batches of `RankRequest`s,
 the per-ranker counters (`RankerStats`), and the event-loop bridge (`run_sync`). A failed call
 is recorded in its RankResult and never stops the run. The LLM backends' shared half (prompt,
-cache, limits, retries, circuit breaker) is `rar.rankers.prompt_ranker.PromptRanker`."""
+cache, limits, retries, circuit breaker, the LLM-only mode) is
+`rar.rankers.prompt_ranker.PromptRanker`."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rar.data.types import Turn
-from rar.rankers.llm_only import (
-    LLMOnlyResult,
-    not_an_llm,
-)
 from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.types import RankRequest, RankResult
 
@@ -86,7 +82,7 @@ class RankerStats:
         )
 
     @classmethod
-    def from_dict(cls, counters: dict[str, float] | None) -> RankerStats:
+    def from_dict(cls, counters: Mapping[str, Any] | None) -> RankerStats:
         """Counters saved as a dict (a checkpoint); a counter an older one lacks starts at 0."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (counters or {}).items() if k in names})
@@ -122,20 +118,21 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(make())
-    box: dict[str, Any] = {}
+    out: list[T] = []
+    err: list[BaseException] = []
 
     def worker() -> None:
         try:
-            box["out"] = asyncio.run(make())
+            out.append(asyncio.run(make()))
         except BaseException as exc:  # re-raised in the caller's thread
-            box["err"] = exc
+            err.append(exc)
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
-    if "err" in box:
-        raise box["err"]
-    return box["out"]
+    if err:
+        raise err[0]
+    return out[0]
 
 
 class Ranker(ABC):
@@ -163,16 +160,6 @@ class Ranker(ABC):
     def rank(self, requests: Sequence[RankRequest], progress: bool = False) -> list[RankResult]:
         """Synchronous wrapper (also works when an event loop is already running)."""
         return run_sync(lambda: self.rank_batch(requests, progress))
-
-    def recommend(
-        self,
-        requests: Sequence[tuple[str, list[Turn]]],
-        n_items: int = 20,
-        threshold: float = 0.85,
-        progress: bool = False,
-    ) -> list[LLMOnlyResult]:
-        """LLM-only mode (see :class:`PromptRanker`); a ranker that cannot name movies refuses."""
-        raise not_an_llm(self.backend)
 
     def stats(self) -> RankerStats:
         """A snapshot of the counters since construction (subtract two for what lay between)."""

@@ -242,7 +242,7 @@ class CircuitBreaker:
 
     def probe_delay(self) -> float:
         """Seconds the next probe waits: `probe_base_s` doubling per probe, up to `probe_max_s`."""
-        delay = min(self.probe_max_s, self.probe_base_s * (2 ** min(self.probes, 30)))
+        delay = min(self.probe_max_s, self.probe_base_s * (2.0 ** min(self.probes, 30)))
         self.probes += 1
         return delay
 

@@ -14,6 +14,8 @@ from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 
 if TYPE_CHECKING:
+    from google.genai import Client
+
     from rar.corpus import Corpus
 
 DEFAULT_KEY_ENV = "GEMINI_API_KEY"
@@ -52,7 +54,7 @@ class GeminiRanker(PromptRanker):
     def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self._secret = read_api_key(config.api_key_env, DEFAULT_KEY_ENV, None, "")
-        self._client = None
+        self._client: Client | None = None  # per event loop: `_open` to `_aclose`
 
     def thinking_budget(self) -> int | None:
         c = self.config
@@ -102,6 +104,7 @@ class GeminiRanker(PromptRanker):
         budget = self.thinking_budget()
         if budget is not None:
             cfg["thinking_config"] = types.ThinkingConfig(thinking_budget=budget)
+        assert self._client is not None, "_complete runs between _open and _aclose"
         resp = await self._client.aio.models.generate_content(
             model=c.model, contents=prompt, config=types.GenerateContentConfig(**cfg)
         )

@@ -61,7 +61,7 @@ def gguf_with_weights(source: Path, weights: WeightsFormat) -> Path:
     try:  # llama.cpp prints a line per tensor while converting
         from llama_cpp._utils import suppress_stdout_stderr
 
-        quiet = suppress_stdout_stderr(disable=False)
+        quiet: contextlib.AbstractContextManager[object] = suppress_stdout_stderr(disable=False)
     except ImportError:
         quiet = contextlib.nullcontext()
 

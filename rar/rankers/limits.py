@@ -67,9 +67,9 @@ class RetryPolicy:
     ) -> float:
         """Delay before retry number `attempt` (1-based): exponential + jitter, or the server's
         Retry-After when it asks for longer."""
-        rng = rng or random
-        backoff = min(self.max_s, self.base_s * (2 ** (attempt - 1)))
-        backoff *= 1.0 + self.jitter * (2 * rng.random() - 1)
+        draw = rng.random() if rng is not None else random.random()
+        backoff = min(self.max_s, self.base_s * (2.0 ** (attempt - 1)))
+        backoff *= 1.0 + self.jitter * (2 * draw - 1)
         if retry_after is not None:
             return max(backoff, min(retry_after, self.max_retry_after_s))
         return max(0.0, backoff)

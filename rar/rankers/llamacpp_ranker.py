@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -29,6 +30,10 @@ from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 
 if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llama_cpp.llama_types import CreateChatCompletionResponse
+
     from rar.corpus import Corpus
 
 
@@ -48,7 +53,7 @@ def resolve_gguf(path: str | None) -> Path:
 TITLE_SEQS = 32
 
 
-def _allow_title_sequences(llm: Any) -> None:
+def _allow_title_sequences(llm: Llama) -> None:
     """Give `llm` a context with TITLE_SEQS + 1 sequences in one unified KV cache.
 
     `Llama` builds a one-sequence context; loglik mode scores every title as its own sequence
@@ -62,7 +67,7 @@ def _allow_title_sequences(llm: Any) -> None:
     params = llm.context_params
     params.n_seq_max = min(TITLE_SEQS + 1, int(llama_cpp.llama_max_parallel_sequences()))
     params.kv_unified = True
-    llm._ctx.close()
+    llm._ctx.close()  # type: ignore[no-untyped-call]  # untyped in llama-cpp-python
     llm._ctx = llm._stack.enter_context(
         contextlib.closing(_internals.LlamaContext(model=llm._model, params=params, verbose=False))
     )
@@ -72,7 +77,8 @@ def _allow_title_sequences(llm: Any) -> None:
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     logits = logits.astype(np.float64)
     top = logits.max()
-    return logits - top - np.log(np.exp(logits - top).sum())
+    out: np.ndarray = logits - top - np.log(np.exp(logits - top).sum())
+    return out
 
 
 class LlamaCppRanker(PromptRanker):
@@ -81,8 +87,7 @@ class LlamaCppRanker(PromptRanker):
     def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         self.gguf = resolve_gguf(config.llamacpp.model_path)
-        self._llm = None
-        self._formatter = None
+        self._llm: Llama | None = None
         self._lock = threading.Lock()  # one llama context: calls run one at a time
 
     @property
@@ -98,13 +103,16 @@ class LlamaCppRanker(PromptRanker):
             "weights": c.llamacpp.weights,  # a converted copy scores a little differently
         }
 
+    def generates_text(self) -> bool:
+        return self.config.llamacpp.mode != "loglik"
+
     def max_in_flight(self) -> int:
         return 1  # one model context in this process
 
-    def load(self) -> None:
-        """Load the GGUF model once (memory-mapped; about a second for small models)."""
+    def load(self) -> Llama:
+        """The GGUF model, loaded once (memory-mapped; about a second for small models)."""
         if self._llm is not None:
-            return
+            return self._llm
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -124,6 +132,7 @@ class LlamaCppRanker(PromptRanker):
             verbose=False,
         )
         self._llm = llm
+        return llm
 
     def _check_fits(self, n_prompt: int) -> None:
         n_ctx = self.config.llamacpp.n_ctx
@@ -136,14 +145,16 @@ class LlamaCppRanker(PromptRanker):
 
     def _generate(self, prompt: str) -> Completion:
         with self._lock:
-            self.load()
+            llm = self.load()
             temperature = self.config.temperature or 0.0
-            out = self._llm.create_chat_completion(
+            reply = llm.create_chat_completion(
                 messages=[{"role": "user", "content": prompt}],
                 temperature=temperature,
                 top_k=1 if temperature == 0 else 40,
                 max_tokens=self.config.max_tokens or 256,
             )
+        # not streamed: one response (the library's return type also allows a stream)
+        out = cast("CreateChatCompletionResponse", reply)
         usage = out.get("usage") or {}
         return Completion(
             text=out["choices"][0]["message"]["content"] or "",
@@ -151,30 +162,32 @@ class LlamaCppRanker(PromptRanker):
             completion_tokens=int(usage.get("completion_tokens", 0)),
         )
 
+    @cached_property
+    def _formatter(self) -> Jinja2ChatFormatter | None:
+        """The GGUF file's chat template (None: the file has none)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        vocab = self.load()
+        template = vocab.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        return Jinja2ChatFormatter(
+            template,
+            eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(),
+            bos_token=vocab.detokenize([vocab.token_bos()], special=True).decode(),
+        )
+
     def _chat_prefix(self, prompt: str) -> str:
         """The chat-formatted prompt followed by the start of the answer ("1.")."""
         if self._formatter is None:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            meta = self._llm.metadata
-            template = meta.get("tokenizer.chat_template")
-            if not template:
-                self._formatter = False
-            else:
-                vocab = self._llm
-                self._formatter = Jinja2ChatFormatter(
-                    template,
-                    eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(),
-                    bos_token=vocab.detokenize([vocab.token_bos()], special=True).decode(),
-                )
-        if self._formatter is False:
             return prompt + "\n\n1."
         text = self._formatter(messages=[{"role": "user", "content": prompt}]).prompt
         return text + "1."
 
     def _last_logprobs(self) -> np.ndarray:
-        llm = self._llm
-        return _log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)))
+        llm = self.load()
+        logits = llm._ctx.get_logits()  # type: ignore[no-untyped-call]  # untyped in llama-cpp-python
+        return _log_softmax(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)))
 
     def _score_continuations(self, n_prompt: int, conts: list[list[int]]) -> list[list[float]]:
         """Log-probabilities of tokens 2.. of each continuation, right after the prompt.
@@ -187,7 +200,7 @@ class LlamaCppRanker(PromptRanker):
         the prompt. The scores are those of decoding each title alone."""
         import llama_cpp
 
-        llm = self._llm
+        llm = self.load()
         mem, n_vocab = llm._ctx.memory, llm.n_vocab()
         n_seq = max(1, int(llm.context_params.n_seq_max) - 1)
         # the titles' tokens share the context window with the prompt
@@ -195,7 +208,8 @@ class LlamaCppRanker(PromptRanker):
         out: list[list[float]] = [[] for _ in conts]
         todo = [i for i, c in enumerate(conts) if len(c) > 1]
         while todo:
-            group, size = [], 0
+            group: list[int] = []
+            size = 0
             while todo and len(group) < n_seq and size + len(conts[todo[0]]) - 1 <= limit:
                 size += len(conts[todo[0]]) - 1
                 group.append(todo.pop(0))
@@ -212,9 +226,10 @@ class LlamaCppRanker(PromptRanker):
                     batch.seq_id[k][0], batch.n_seq_id[k], batch.logits[k] = seq, 1, True
                     batch.n_tokens += 1
             llm._ctx.decode(llm._batch)
-            rows = np.ctypeslib.as_array(
-                llm._ctx.get_logits(), shape=(batch.n_tokens * n_vocab,)
-            ).reshape(batch.n_tokens, n_vocab)
+            logits = llm._ctx.get_logits()  # type: ignore[no-untyped-call]  # untyped in llama-cpp-python
+            rows = np.ctypeslib.as_array(logits, shape=(batch.n_tokens * n_vocab,)).reshape(
+                batch.n_tokens, n_vocab
+            )
             k = 0
             for seq, i in enumerate(group, 1):
                 for nxt in conts[i][1:]:
@@ -229,8 +244,7 @@ class LlamaCppRanker(PromptRanker):
         The prompt is evaluated once (sequence 0); the titles' tokens are then decoded together,
         each title as its own sequence on top of the prompt's KV cells."""
         with self._lock:
-            self.load()
-            llm = self._llm
+            llm = self.load()
             if llm.context_params.n_seq_max < 2:  # first loglik call: one sequence per title
                 _allow_title_sequences(llm)
             ids = llm.tokenize(self._chat_prefix(prompt).encode(), add_bos=False, special=True)

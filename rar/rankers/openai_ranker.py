@@ -14,6 +14,8 @@ from rar.rankers.prompt_ranker import CallError, Completion, PromptRanker
 from rar.rankers.ranker_config import RankerConfig
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from rar.corpus import Corpus
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -57,7 +59,7 @@ class OpenAIRanker(PromptRanker):
         )
         # a real key is a secret (scrubbed from messages and replies); the placeholder is not
         self._secret = None if self._api_key == PLACEHOLDER_KEY else self._api_key
-        self._client = None
+        self._client: AsyncOpenAI | None = None  # per event loop: `_open` to `_aclose`
 
     def generation_params(self) -> dict[str, Any]:
         c = self.config
@@ -100,6 +102,7 @@ class OpenAIRanker(PromptRanker):
             kwargs["max_tokens"] = c.max_tokens
         if c.extra_body:
             kwargs["extra_body"] = dict(c.extra_body)  # engine-specific fields, e.g. cache_prompt
+        assert self._client is not None, "_complete runs between _open and _aclose"
         resp = await self._client.chat.completions.create(**kwargs)
         usage = resp.usage
         return Completion(

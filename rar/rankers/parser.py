@@ -152,8 +152,7 @@ def _variants(item: str) -> list[tuple[str, int | None]]:
                 (head[: ym.start()].strip() if ym else head, int(ym.group(1)) if ym else None)
             )
             pos = item.find(sep, pos + 1)
-    seen: set[tuple[str, int | None]] = set()
-    return [v for v in out if v[0] and not (v in seen or seen.add(v))]
+    return list(dict.fromkeys(v for v in out if v[0]))  # each variant once, first place kept
 
 
 _normalized = lru_cache(maxsize=262_144)(normalize_title)  # titles repeat across requests

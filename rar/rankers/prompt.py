@@ -58,6 +58,35 @@ def load_candidates(corpus: Corpus, candidate_ids: list[str]) -> list[Candidate]
     return out
 
 
+class CandidateLines:
+    """Each corpus movie's metadata and prompt line, loaded and formatted once (prompts reuse
+    movies): lines are kept per trim level, the level's config being the same every time."""
+
+    def __init__(self, corpus: Corpus):
+        self.corpus = corpus
+        self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata
+        self._lines: dict[tuple[int, str], str] = {}  # (trim level, corpus id) -> prompt line
+
+    def candidates(self, candidate_ids: list[str]) -> list[Candidate]:
+        """The candidates of `candidate_ids`, in order (see :func:`load_candidates`)."""
+        missing = [cid for cid in dict.fromkeys(candidate_ids) if cid not in self._candidates]
+        for cand in load_candidates(self.corpus, missing) if missing else []:
+            self._candidates[cand.corpus_id] = cand
+        return [self._candidates[cid] for cid in candidate_ids]
+
+    def prompt(
+        self, context: list[Turn], ordered: list[Candidate], level: int, config: PromptConfig
+    ) -> str:
+        """:func:`build_prompt` for candidates in prompt order, at trim `level` (`config`)."""
+        lines = []
+        for cand in ordered:
+            key = (level, cand.corpus_id)
+            if key not in self._lines:
+                self._lines[key] = format_candidate(cand, config)
+            lines.append(self._lines[key])
+        return build_prompt(context, ordered, config, lines)
+
+
 def prompt_order(sample_id: str, n: int, config: PromptConfig) -> list[int]:
     """Positions of candidates in the prompt: retriever order, or a shuffle seeded per sample."""
     order = list(range(n))

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rar.data.types import Turn
 from rar.rankers.base import Ranker, run_sync
@@ -21,20 +21,14 @@ from rar.rankers.cache import CachedReply, ResponseCache, cache_key
 from rar.rankers.llm_only import (
     CorpusTitles,
     LLMOnlyResult,
-    check_free_generation,
     llm_only_prompt,
+    needs_free_generation,
 )
 from rar.rankers.parser import parse_ranking
-from rar.rankers.prompt import (
-    Candidate,
-    build_prompt,
-    format_candidate,
-    load_candidates,
-    prompt_order,
-)
+from rar.rankers.prompt import Candidate, CandidateLines, prompt_order
 from rar.rankers.ranker_calls import CallError, Completion, RankerCalls, classify
 from rar.rankers.ranker_config import PromptConfig, RankerConfig
-from rar.rankers.replies import StoredReply, storable
+from rar.rankers.replies import ModelReply, StoredReply, storable
 from rar.rankers.tokens import TokenCounter, build_counter
 from rar.rankers.types import RankRequest, RankResult
 
@@ -43,6 +37,7 @@ if TYPE_CHECKING:
     from rar.rankers.limits import AsyncRateLimiter
 
 log = logging.getLogger("rar.rankers")
+R = TypeVar("R")
 
 __all__ = ["CallError", "Completion", "PromptRanker"]  # backends import all three from here
 
@@ -63,8 +58,7 @@ class PromptRanker(Ranker):
             self.server_url,
         )
         self._secret: str | None = None  # a backend's API key, scrubbed from messages
-        self._candidates: dict[str, Candidate] = {}  # corpus id -> metadata (prompts reuse movies)
-        self._lines: dict[tuple[int, str], str] = {}  # (trim level, corpus id) -> prompt line
+        self._lines = CandidateLines(corpus)  # metadata and prompt lines, formatted once
         self._counter: TokenCounter | None = None
         self._titles: CorpusTitles | None = None  # every corpus title (LLM-only mode)
 
@@ -98,6 +92,10 @@ class PromptRanker(Ranker):
 
     async def _aclose(self) -> None:
         """Close what :meth:`_open` created."""
+
+    def generates_text(self) -> bool:
+        """The model writes its reply (in-process backends in `loglik` mode score titles)."""
+        return True
 
     def max_in_flight(self) -> int:
         """The ceiling on concurrent calls (in-process backends override it with 1)."""
@@ -145,24 +143,12 @@ class PromptRanker(Ranker):
     def build_fitted(self, request: RankRequest) -> tuple[list[Candidate], FittedPrompt]:
         """Like :meth:`build`, with the prompt trimmed to the token budget and window, and
         counted; raises PromptTooLongError past the window."""
-        missing = [
-            cid for cid in dict.fromkeys(request.candidate_ids) if cid not in self._candidates
-        ]
-        if missing:
-            for cand in load_candidates(self.corpus, missing):
-                self._candidates[cand.corpus_id] = cand
-        cands = [self._candidates[cid] for cid in request.candidate_ids]
+        cands = self._lines.candidates(request.candidate_ids)
         order = prompt_order(request.sample_id, len(cands), self.config.prompt)
         ordered = [cands[i] for i in order]
 
         def render(level: int, cfg: PromptConfig) -> str:
-            lines = []
-            for cand in ordered:
-                key = (level, cand.corpus_id)
-                if key not in self._lines:
-                    self._lines[key] = format_candidate(cand, cfg)
-                lines.append(self._lines[key])
-            return build_prompt(request.context, ordered, cfg, lines)
+            return self._lines.prompt(request.context, ordered, level, cfg)
 
         counter = self.token_counter()
         try:
@@ -188,16 +174,17 @@ class PromptRanker(Ranker):
 
     async def cached_completion(
         self, key_text: str, prompt: str, cands: list[Candidate]
-    ) -> tuple[str, dict[str, Any], float, bool]:
+    ) -> ModelReply:
         """One model reply through the cache (keyed by `key_text`), the concurrency gate, rate
-        limits and retries, with token, cost, latency and hit/miss accounting:
-        (reply, usage, latency_s, from_cache). Raises CallError (counted as a failure) when
-        every attempt failed, and RankerUnavailable when the server is down."""
+        limits and retries, with token, cost, latency and hit/miss accounting. Raises CallError
+        (counted as a failure) when every attempt failed, and RankerUnavailable when the
+        server is down."""
         key = cache_key(self.backend, self.model_name, key_text, self.generation_params())
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             self._stats.cache_hits += 1  # redacted and capped again: the entry may predate both
-            return self._storable(cached.reply).text, dict(cached.usage), cached.latency_s, True
+            text = self._storable(cached.reply).text
+            return ModelReply(text, dict(cached.usage), cached.latency_s, cached=True)
         if self.cache is not None:
             self._stats.cache_misses += 1
         start = time.perf_counter()
@@ -212,7 +199,7 @@ class PromptRanker(Ranker):
             raise
         latency = time.perf_counter() - start
         reply = self._storable(completion.text)
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
             "cost_usd": self.cost(completion.prompt_tokens, completion.completion_tokens),
@@ -229,7 +216,7 @@ class PromptRanker(Ranker):
             self.cache.put(
                 key, self.backend, self.model_name, CachedReply(reply.text, usage, latency)
             )
-        return reply.text, usage, latency, False
+        return ModelReply(reply.text, usage, latency, cached=False)
 
     def _storable(self, text: str) -> StoredReply:
         """The reply as it may be parsed and stored (`rar.rankers.replies`); cuts are counted."""
@@ -238,7 +225,8 @@ class PromptRanker(Ranker):
         return reply
 
     async def _rank_one(self, request: RankRequest) -> RankResult:
-        score_appended = self.config.parser.score_appended
+        """One request: its prompt, the model's reply and the ranking parsed from it (a request
+        that cannot be built, or whose call failed, is a failed RankResult)."""
         try:
             cands, fitted = self.build_fitted(request)
         except (KeyError, ValueError) as exc:
@@ -246,32 +234,34 @@ class PromptRanker(Ranker):
             return RankResult(request.sample_id, [], error=f"bad request: {exc}", n_model_ranked=0)
         start = time.perf_counter()
         try:
-            reply, usage, latency, from_cache = await self.cached_completion(
-                fitted.text, fitted.text, cands
-            )
+            reply = await self.cached_completion(fitted.text, fitted.text, cands)
         except CallError as err:
-            message = self._scrub(str(err))
-            log.warning(
-                "ranker call for %s failed after %s attempt(s): %s",
-                request.sample_id,
-                err.attempts,
-                message,
-            )
-            return RankResult(
-                request.sample_id,
-                self._fallback_ids(request),
-                latency_s=time.perf_counter() - start,
-                error=message,
-                usage={"attempts": err.attempts},
-                n_model_ranked=0,
-                score_appended=score_appended,
-            )
+            return self._failed_call(request, err, time.perf_counter() - start)
+        return self._ranking(request, cands, fitted, reply)
+
+    def _failed_call(self, request: RankRequest, err: CallError, latency_s: float) -> RankResult:
+        """A call that failed after its attempts: the fallback order, scored as a miss."""
+        message = self._scrub(str(err))
+        sid = request.sample_id
+        log.warning("ranker call for %s failed after %s attempt(s): %s", sid, err.attempts, message)
+        return RankResult(
+            sid,
+            self._fallback_ids(request),
+            latency_s=latency_s,
+            error=message,
+            usage={"attempts": err.attempts},
+            n_model_ranked=0,
+            score_appended=self.config.parser.score_appended,
+        )
+
+    def _ranking(
+        self, request: RankRequest, cands: list[Candidate], fitted: FittedPrompt, reply: ModelReply
+    ) -> RankResult:
+        """The reply parsed into a ranking of the candidates, counted in the stats and usage."""
+        titles, years = [c.title for c in cands], [c.year for c in cands]
+        p = self.config.parser
         parsed = parse_ranking(
-            reply,
-            [c.title for c in cands],
-            [c.year for c in cands],
-            threshold=self.config.parser.threshold,
-            append_missing=self.config.parser.append_missing,
+            reply.text, titles, years, threshold=p.threshold, append_missing=p.append_missing
         )
         st = self._stats
         st.hallucinations += len(parsed.hallucinations)
@@ -280,7 +270,7 @@ class PromptRanker(Ranker):
         st.candidates += len(cands)
         st.model_ranked += parsed.n_matched
         st.appended += parsed.n_appended
-        usage.update(
+        reply.usage.update(
             prompt_tokens_counted=fitted.tokens,
             trim_level=fitted.level,
             n_items=parsed.n_items,
@@ -292,14 +282,14 @@ class PromptRanker(Ranker):
         return RankResult(
             sample_id=request.sample_id,
             ranked_ids=[cands[i].corpus_id for i in parsed.indices],
-            raw_reply=reply,
+            raw_reply=reply.text,
             hallucinations=parsed.hallucinations,
             non_titles=parsed.non_titles,
-            usage=usage,
-            latency_s=latency,
-            cached=from_cache,
+            usage=reply.usage,
+            latency_s=reply.latency_s,
+            cached=reply.cached,
             n_model_ranked=parsed.n_matched,
-            score_appended=score_appended,
+            score_appended=p.score_appended,
         )
 
     async def _rank_many(self, requests: Sequence[RankRequest], progress: bool) -> list[RankResult]:
@@ -307,7 +297,9 @@ class PromptRanker(Ranker):
             [self._rank_one(r) for r in requests], f"rank ({self.backend})", progress
         )
 
-    async def drive(self, coroutines: Sequence[Any], desc: str, progress: bool) -> list[Any]:
+    async def drive(
+        self, coroutines: Sequence[Coroutine[Any, Any, R]], desc: str, progress: bool
+    ) -> list[R]:
         """Run one batch of calls (opening and closing the backend's clients); results in order.
 
         The progress bar shows the current concurrency limit and the server's measured
@@ -344,7 +336,8 @@ class PromptRanker(Ranker):
         context), matched to every corpus title (`rar.rankers.llm_only`). One result per
         request, in order; failed calls carry `error`. The calls share this ranker's cache,
         rate limiters, concurrency gate, retry budget and accounting with :meth:`rank`."""
-        check_free_generation(self.backend, self.config)
+        if not self.generates_text():
+            raise needs_free_generation(self.backend)
         if self._titles is None or self._titles.threshold != threshold:
             self._titles = CorpusTitles(self.corpus, threshold)
         titles = self._titles
@@ -370,12 +363,12 @@ class PromptRanker(Ranker):
     ) -> LLMOnlyResult:
         prompt = llm_only_prompt(context, n_items, self.config.prompt)
         try:
-            reply, usage, _, from_cache = await self.cached_completion(
-                "llm-only\n" + prompt, prompt, []
-            )
+            reply = await self.cached_completion("llm-only\n" + prompt, prompt, [])
         except CallError as err:
             return LLMOnlyResult(sample_id, [], error=self._scrub(str(err)))
-        return LLMOnlyResult(sample_id, [], raw_reply=reply, usage=usage, cached=from_cache)
+        return LLMOnlyResult(
+            sample_id, [], raw_reply=reply.text, usage=reply.usage, cached=reply.cached
+        )
 
     def progress_postfix(self) -> str:
         """E.g. "in flight 2/16, 7.5 calls/min, 290 tok/s": the adaptive limit, throughput."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rar.errors import InputError
 
@@ -53,7 +53,7 @@ def ranker_class(name: str) -> type[Ranker]:
     if name not in RANKERS:
         raise InputError(f"unknown ranker backend {name!r}; expected {ranker_choices()}")
     module, _, attr = RANKERS[name].target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return cast("type[Ranker]", getattr(importlib.import_module(module), attr))
 
 
 def build_ranker(config: RankerConfig, corpus: Corpus) -> Ranker:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("rar.rankers")
 
@@ -25,6 +26,17 @@ class StoredReply:
     original_chars: int  # the reply's length as received
     redacted: int = 0  # occurrences of the API key replaced by "[redacted]"
     truncated: bool = False  # cut to the configured maximum
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """One model reply as a request receives it (`PromptRanker.cached_completion`): its stored
+    text, tokens, cost and attempts (`usage`), latency, and whether it came from the cache."""
+
+    text: str
+    usage: dict[str, Any]
+    latency_s: float
+    cached: bool
 
 
 def redact(text: str, secret: str | None) -> tuple[str, int]:

@@ -22,6 +22,8 @@ from rar.rankers.ranker_config import RankerConfig
 from rar.rankers.types import RankRequest, RankResult
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from rar.corpus import Corpus
 
 
@@ -31,12 +33,12 @@ class SemanticRanker(Ranker):
     def __init__(self, config: RankerConfig, corpus: Corpus, max_cached_texts: int = 100_000):
         super().__init__(config, corpus)
         self._vectors = np.asarray(corpus.vectors(), dtype=np.float32)
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max_cached = max_cached_texts
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         if self._model is None:
             self._model = self.corpus.embedder()
         return self._model

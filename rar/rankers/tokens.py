@@ -72,8 +72,8 @@ def gguf_counter(path: str | Path, overhead: int) -> TokenCounter:
         ) from None
     vocab = Llama(str(path), vocab_only=True, verbose=False)
     arch = vocab.metadata.get("general.architecture", "llama")
-    window = vocab.metadata.get(f"{arch}.context_length")
-    window = int(window) if window else None
+    trained = vocab.metadata.get(f"{arch}.context_length")
+    window = int(trained) if trained else None
     template = vocab.metadata.get("tokenizer.chat_template")
     if not template:
 

@@ -39,6 +39,7 @@ from rar.rankers.semantic_ranker import SemanticRanker
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.data.linking import MentionLinker
     from rar.rankers.types import RankRequest
 
 FORMAT = "rar-trained-ranker-1"
@@ -109,7 +110,8 @@ class TrainedModel:
         if self.cooc is not None:
             arrays["cooc_ids"] = np.array(self.cooc_ids, dtype=str)
             arrays["cooc"] = self.cooc.astype(np.float32)
-        np.savez(out / WEIGHTS, **arrays)
+        # numpy's stub: mypy lets `**arrays` fill the keyword-only `allow_pickle: bool`
+        np.savez(out / WEIGHTS, **arrays)  # type: ignore[arg-type]
         config = {
             "format": FORMAT,
             "scale": self.scale,
@@ -202,7 +204,7 @@ class TrainedRanker(SemanticRanker):
         self.retriever_weight = model.retriever_weight if weight is None else float(weight)
         cooc = config.trained.cooc_weight
         self.cooc_weight = model.cooc_weight if cooc is None else float(cooc)
-        self._linker = None
+        self._linker: MentionLinker | None = None
 
     def order(self, conv: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError("TrainedRanker scores by corpus id; use order_candidates")

@@ -176,8 +176,8 @@ class Retriever(nn.Module):
         batch = as_batch(inputs)
         history = self.check_tokens(batch.history)
         scores = self.logits(batch)
-        batch, pos = (history > 0).nonzero(as_tuple=True)
-        scores[batch, history[batch, pos] - 1] = float("-inf")  # in place: no second [B, N] copy
+        b, pos = (history > 0).nonzero(as_tuple=True)
+        scores[b, history[b, pos] - 1] = float("-inf")  # in place: no second [B, N] copy
         k = min(k, scores.shape[1])
         values, rows = scores.topk(k, dim=1)
         return rows, values

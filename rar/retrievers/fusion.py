@@ -57,6 +57,8 @@ MIN_GAIN = 1e-4  # a step must raise validation N@10 by more than this
 class FusionWeights(nn.Module):
     """One weight per part of the score (a buffer; all ones = the parts as trained)."""
 
+    weights: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("weights", torch.ones(len(PARTS)))
@@ -218,7 +220,7 @@ def fit_fusion(
 
 
 def fit_run_fusion(
-    run_dir: str | Path, corpus: Corpus, dataset: str, data_dir: str | Path | None
+    run_dir: str | Path, corpus: Corpus, dataset: str, data_dir: str | Path
 ) -> FusionFit | None:
     """Fit a finished SFT run's fusion weights on `dataset`'s validation split and write them
     to `<run_dir>/fusion.json`; None (nothing written) for a retriever that is not fused."""
@@ -229,7 +231,7 @@ def fit_run_fusion(
     model = load_pretrained_run(run_dir, corpus, fusion=False)
     if not is_fused(model):
         return None
-    linked, _ = link_samples(load_conversation_samples(dataset, data_dir, "val"), corpus)
+    linked, _ = link_samples(load_conversation_samples(dataset, Path(data_dir), "val"), corpus)
     fit = fit_fusion(
         model,
         [[corpus.index_of(c) for c in item.history_ids] for item in linked],

@@ -16,6 +16,9 @@ from torch import nn
 class ItemEncoder(nn.Module):
     """Maps tokens (corpus row + 1, 0 = pad) to d-dimensional item vectors."""
 
+    vectors: torch.Tensor  # buffers, registered in __init__
+    seen: torch.Tensor
+
     def __init__(
         self,
         item_vectors: torch.Tensor,
@@ -90,7 +93,7 @@ class ItemEncoder(nn.Module):
 
     def _table_tensors(self) -> list[torch.Tensor]:
         """What the table depends on (the bias is not part of it: it is read live)."""
-        out = list(self.proj.parameters())
+        out: list[torch.Tensor] = list(self.proj.parameters())
         if self.use_id_embedding:
             out += [self.id_embedding.weight, self.seen]
         return out

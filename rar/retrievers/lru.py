@@ -9,6 +9,8 @@ ceil(log2 L) doubling levels instead of L sequential steps.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -51,14 +53,14 @@ class _LinearScan(torch.autograd.Function):
     conj(lam), so no per-level intermediates are stored."""
 
     @staticmethod
-    def forward(ctx, log_lam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, log_lam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         h, pad = _pad_pow2(x)
         h = _scan_blocks_(h, log_lam)[:, pad:]
         ctx.save_for_backward(log_lam, h)
         return h
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_lam, h = ctx.saved_tensors
         # Adjoint a_t = g_t + conj(lam) a_{t+1}: a forward scan in reversed time.
         adj, pad = _pad_pow2(grad.flip(1))
@@ -144,7 +146,7 @@ class LRURec(Retriever):
     def set_sequential(self, sequential: bool) -> None:
         """Switch every layer to the step-by-step recurrence (the reference used in tests)."""
         for layer in self.lru_layers:
-            layer.use_sequential = sequential
+            cast(LRULayer, layer).use_sequential = sequential
 
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = pad_mask(tokens).to(self.items.vectors.dtype)

@@ -257,7 +257,7 @@ def pretrain(
 def _pretrain(
     config: PretrainConfig,
     data_dir: Path | None,
-    corpus: Corpus,
+    corpus: Corpus | None,
     resume: bool,
     overwrite: bool,
     progress: bool,

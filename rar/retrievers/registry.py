@@ -86,8 +86,7 @@ def with_towers(
     rebuilt = build_retriever(model.config.model_copy(update={"towers": towers}), item_vectors)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("text.")}
     missing, unexpected = rebuilt.load_state_dict(state, strict=False)
-    kept_text = model.text is not None and rebuilt.text is not None
-    if kept_text:
+    if model.text is not None and rebuilt.text is not None:
         rebuilt.text.load_state_dict(model.text.state_dict())
     if unexpected or any(not k.startswith("text.") for k in missing):
         raise ValueError(f"cannot change towers: missing {missing}, unexpected {unexpected}")
@@ -117,6 +116,7 @@ def with_cooc_prior(
             raise ValueError(f"cannot add the prior: missing {missing}, unexpected {unexpected}")
         rebuilt.turn_encoder = model.turn_encoder
         rebuilt.train(model.training)
+    assert rebuilt.cooc is not None  # built with cooc_prior above
     rebuilt.cooc.set_weights(
         *fit_cooc_prior(dialogue_items, rebuilt.num_items, config.cooc_l2, config.cooc_neighbours)
     )

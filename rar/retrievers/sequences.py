@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from rar.data.movielens_sessions import Session
 
 
 @dataclass
@@ -30,7 +34,7 @@ class SessionLinkStats:
 
 
 def link_sessions(
-    sessions: Iterable[object],
+    sessions: Iterable[Session],
     key_to_row: Mapping[str, int],
     min_length: int = 2,
     stats: SessionLinkStats | None = None,
@@ -41,7 +45,7 @@ def link_sessions(
     for session in sessions:
         stats.sessions_total += 1
         tokens = []
-        for key in session.items:  # type: ignore[attr-defined]
+        for key in session.items:
             stats.items_total += 1
             row = key_to_row.get(str(key))
             if row is None:

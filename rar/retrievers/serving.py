@@ -36,9 +36,9 @@ class FaissTopK:
             self.with_bias = bias is not None
             if bias is not None:
                 table = torch.cat([table, bias.detach().float().cpu()[:, None]], dim=1)
-            table = table.numpy()
-        self.index = faiss.IndexFlatIP(table.shape[1])
-        self.index.add(np.ascontiguousarray(table))
+            rows = table.numpy()
+        self.index = faiss.IndexFlatIP(rows.shape[1])
+        self.index.add(np.ascontiguousarray(rows))
 
     @torch.no_grad()
     def topk(self, history: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:

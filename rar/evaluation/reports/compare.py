@@ -104,7 +104,7 @@ def _paired_rows(
     seed: int,
 ) -> list[dict[str, Any]]:
     """Per metric: both means and the paired bootstrap of B - A over the shared samples."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for metric in metrics:
         if metric not in rec_a[shared[0]]["metrics"] or metric not in rec_b[shared[0]]["metrics"]:
             raise UnknownKeyError(
