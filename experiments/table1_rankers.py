@@ -116,8 +116,9 @@ def main() -> None:
 
     from rar.data.registry import load_conversation_samples
     from rar.evaluation.evaluate_config import EvaluateConfig
-    from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+    from rar.evaluation.evaluator import evaluate_systems
     from rar.paths import resolve_data_dir
+    from rar.pipeline import System
     from rar.rankers import build_ranker
     from rar.retrievers import load_pretrained_run
 
@@ -147,10 +148,9 @@ def main() -> None:
     results: dict[str, Any] = {"args": vars(args), "skipped": skipped, "datasets": {}}
     for dataset in args.datasets:
         samples = load_conversation_samples(dataset, data_dir, args.split)
-        systems = [SystemSpec("LRURec", retriever, None, str(args.pretrained_run))]
+        systems = [System("LRURec", retriever, None, str(args.pretrained_run))]
         systems += [
-            SystemSpec(label(b, r), retriever, r, str(args.pretrained_run))
-            for b, r in rankers.items()
+            System(label(b, r), retriever, r, str(args.pretrained_run)) for b, r in rankers.items()
         ]
         report = evaluate_systems(
             samples,

@@ -58,9 +58,10 @@ def main() -> None:
     from rar.baselines import fit_on_dataset
     from rar.data.registry import load_conversation_samples
     from rar.evaluation.evaluate_config import EvaluateConfig
-    from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+    from rar.evaluation.evaluator import evaluate_systems
     from rar.evaluation.runner import save_baseline_fits
     from rar.paths import resolve_data_dir
+    from rar.pipeline import System
     from rar.rankers import RankerConfig, build_ranker
 
     corpus = load_corpus(args.corpus)
@@ -82,10 +83,10 @@ def main() -> None:
             ]
             systems = []
             for fit in fits:
-                systems.append(SystemSpec(fit.baseline.label, fit.baseline, None, fit.source()))
+                systems.append(System(fit.baseline.label, fit.baseline, None, fit.source()))
                 if ranker is not None:
                     name = f"{fit.baseline.label} + semantic"
-                    systems.append(SystemSpec(name, fit.baseline, ranker, fit.source()))
+                    systems.append(System(name, fit.baseline, ranker, fit.source()))
             samples = load_conversation_samples(dataset, data_dir, "test")
             chosen = {f.baseline.label: f.baseline.describe() or "–" for f in fits}
             results["datasets"][dataset] = {"fits": [f.as_dict() for f in fits]}

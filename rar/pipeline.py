@@ -10,6 +10,7 @@ evaluation table and the paper-table scripts computed their figures through diff
 - :func:`scored_ranking` / :func:`score` -- what is scored (a failed call is a miss, never its
   retriever-order fallback; `parser.score_appended` decides the appended tail) and the metrics;
 - :func:`run_pipeline` -- all three, with the retriever's own order scored beside the ranker's;
+- :class:`System` -- a retriever or baseline, an optional ranker and a name: the one system type;
 - :class:`ConversationRetrieval` -- the retrieval step for one conversation a user typed.
 """
 
@@ -173,6 +174,49 @@ class PipelineResult:
     @property
     def first_error(self) -> str | None:
         return first_error(self.results or ())
+
+
+@dataclass
+class System:
+    """A recommender system: a candidate source (a retriever or a fitted baseline), optionally
+    a ranker over its top-k, and a name. No retriever and a ranker is an LLM-only system (the
+    ranker names the movies itself). `rar evaluate`, RL validation, the quickstart and the demo
+    all build this one type."""
+
+    name: str
+    retriever: CandidateSource | None = None
+    ranker: Ranker | None = None
+    source: str = ""  # e.g. the run directory, recorded in the output
+
+    @property
+    def kind(self) -> str:
+        if self.retriever is None and self.ranker is None:
+            raise ValueError(f"system '{self.name}' has neither a retriever nor a ranker")
+        if self.retriever is None:
+            return "llm-only"
+        return "retriever" if self.ranker is None else "retriever+ranker"
+
+    def run(
+        self,
+        linked: Sequence[LinkedSample],
+        corpus: Corpus,
+        k: int,
+        ks: Sequence[int] = (5, 10),
+        candidates: Sequence[Sequence[str]] | None = None,
+        batch_size: int = RETRIEVE_BATCH,
+        ranker_batch: int = RANKER_BATCH,
+        progress: bool = False,
+    ) -> PipelineResult:
+        """:func:`run_pipeline` with this system's retriever and ranker."""
+        if self.retriever is None:
+            raise ValueError(
+                f"system '{self.name}' is LLM-only: it has no candidates to rank "
+                "(rar.evaluation.evaluator evaluates it)"
+            )
+        return run_pipeline(
+            linked, corpus, self.retriever, self.ranker, k, ks, candidates, batch_size,
+            ranker_batch, progress,
+        )  # fmt: skip
 
 
 def run_pipeline(

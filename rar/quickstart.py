@@ -230,8 +230,9 @@ class Quickstart:
         """Stage 8: every system on the held-back test split, plus the ceiling and cold N@10."""
         from rar.baselines import fit_on_dataset
         from rar.evaluation.evaluate_config import EvaluateConfig
-        from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+        from rar.evaluation.evaluator import evaluate_systems
         from rar.evaluation.runner import load_eval_samples, save_baseline_fits
+        from rar.pipeline import System
         from rar.retrievers import load_pretrained_run
 
         clock = time.perf_counter()
@@ -254,14 +255,14 @@ class Quickstart:
             fit_on_dataset(name, self.dataset, self.data_dir, movies, k=config.k)
             for name in QUICKSTART_BASELINES
         ]
-        systems = [SystemSpec(b.baseline.label, b.baseline, None, b.source()) for b in baselines]
+        systems = [System(b.baseline.label, b.baseline, None, b.source()) for b in baselines]
         ease = baselines[-1]
-        systems.append(SystemSpec("EASE + ranker", ease.baseline, ranker, ease.source()))
+        systems.append(System("EASE + ranker", ease.baseline, ranker, ease.source()))
         labels = {name: label for name, _, label in POLICIES} | {"quickstart-rar": RAR_LABEL}
         for name, path in run_dirs.items():
             policy = load_pretrained_run(path, movies)
-            systems.append(SystemSpec(labels[name], policy, None, str(path)))
-            systems.append(SystemSpec(f"{labels[name]} + ranker", policy, ranker, str(path)))
+            systems.append(System(labels[name], policy, None, str(path)))
+            systems.append(System(f"{labels[name]} + ranker", policy, ranker, str(path)))
         report = evaluate_systems(
             samples, movies, systems, config, out_dir=evaluation_dir, dataset=self.dataset,
             data_source=source, progress=self.progress, data_path=self.data_dir,

@@ -19,7 +19,8 @@ from rar.corpus import Corpus
 from rar.data.linking import LinkedSample, link_samples
 from rar.data.types import Sample
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+from rar.evaluation.evaluator import evaluate_systems
+from rar.pipeline import System
 
 MOVIES = ["A", "B", "C", "D", "E", "F"]  # corpus rows 0..5
 
@@ -183,7 +184,7 @@ def test_fit_reads_only_train_and_val_and_logs_the_grid(corpus, data_dir, monkey
 
 
 def test_baselines_on_redial_through_the_evaluator(fitted, corpus, redial_test, data_dir):
-    systems = [SystemSpec(f.baseline.label, f.baseline, None, f.source()) for f in fitted.values()]
+    systems = [System(f.baseline.label, f.baseline, None, f.source()) for f in fitted.values()]
     report = evaluate_systems(
         redial_test, corpus, systems, EvaluateConfig(k=25), dataset="redial", progress=False
     )
@@ -204,7 +205,7 @@ def test_a_baseline_fitted_on_test_data_is_refused_by_the_evaluator(corpus, redi
         evaluate_systems(
             redial_test,
             corpus,
-            [SystemSpec("ItemKNN", model)],
+            [System("ItemKNN", model)],
             EvaluateConfig(k=25, max_samples=30),
             dataset="redial",
             progress=False,

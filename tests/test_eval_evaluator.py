@@ -14,9 +14,10 @@ from servers.llm_server import FakeLLMServer
 from typer.testing import CliRunner
 
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+from rar.evaluation.evaluator import evaluate_systems
 from rar.evaluation.results import load_records
 from rar.metrics import ndcg_at_k, recall_at_k
+from rar.pipeline import System
 from rar.rankers import RankerConfig, build_ranker
 
 N_SAMPLES = 40
@@ -72,7 +73,7 @@ def two_systems(corpus, run_dir, redial_samples, tmp_path_factory):
     report = evaluate_systems(
         redial_samples,
         corpus,
-        [SystemSpec("LRURec", retriever), SystemSpec("LRURec + semantic", retriever, ranker)],
+        [System("LRURec", retriever), System("LRURec + semantic", retriever, ranker)],
         EvaluateConfig(k=25, max_samples=N_SAMPLES),
         out_dir=out,
         dataset="redial",
@@ -127,7 +128,7 @@ def test_deterministic_given_seed(two_systems, corpus, run_dir, redial_samples):
     again = evaluate_systems(
         redial_samples,
         corpus,
-        [SystemSpec("LRURec", load_pretrained_run(run_dir, corpus))],
+        [System("LRURec", load_pretrained_run(run_dir, corpus))],
         EvaluateConfig(k=25, max_samples=N_SAMPLES),
         progress=False,
     )
@@ -226,7 +227,7 @@ def test_llm_only_matches_titles_to_the_corpus_and_counts_hallucinations(
         report = evaluate_systems(
             redial_samples,
             corpus,
-            [SystemSpec("LLM only", None, ranker)],
+            [System("LLM only", None, ranker)],
             cfg,
             out_dir=tmp_path / "e",
             progress=False,
@@ -234,7 +235,7 @@ def test_llm_only_matches_titles_to_the_corpus_and_counts_hallucinations(
         first_hits = server.n_hits
         prompt = server.hits[0]["body"]["messages"][-1]["content"]
         again = evaluate_systems(
-            redial_samples, corpus, [SystemSpec("LLM only", None, ranker)], cfg, progress=False
+            redial_samples, corpus, [System("LLM only", None, ranker)], cfg, progress=False
         )
         assert server.n_hits == first_hits  # second pass served from the response cache
     assert "recommend 4 movies" in prompt and "Candidate movies" not in prompt
@@ -257,7 +258,7 @@ def test_llm_only_refuses_the_semantic_ranker(corpus, redial_samples, tmp_path):
         evaluate_systems(
             redial_samples,
             corpus,
-            [SystemSpec("x", None, ranker)],
+            [System("x", None, ranker)],
             EvaluateConfig(max_samples=2),
             progress=False,
         )

@@ -20,9 +20,10 @@ from rar.data.linking import expand_rows, link_samples
 from rar.data.types import Mention, Sample, Turn
 from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import Evaluator, SystemSpec
+from rar.evaluation.evaluator import Evaluator
 from rar.evaluation.result_table import summary_table
 from rar.evaluation.results import EvaluationReport
+from rar.pipeline import System
 from rar.rankers.base import RankerStats
 from rar.rankers.types import RankResult
 
@@ -114,7 +115,7 @@ def evaluate_toy(protocol: str, tmp_path: Path | None = None):
     samples = [toy_sample(2, ["D"], ["A", "B"]), toy_sample(4, ["D"], ["C"])]
     ranker = FixedRanker(["B", "X", "A", "Y", "C"])
     cfg = EvaluateConfig(k=5, ks=[1, 10], protocol=protocol)
-    spec = SystemSpec("fixed ranker", retriever="candidates given", ranker=ranker)
+    spec = System("fixed ranker", retriever="candidates given", ranker=ranker)
     evaluator = Evaluator(toy_corpus(), cfg, progress=False)
     linked, stats = evaluator.link(samples)
     result = evaluator.evaluate(spec, linked, [list("ABCXY") for _ in linked])
@@ -225,7 +226,7 @@ def test_the_llm_only_path_asks_once_per_turn():
     llm = LLMOnly()
     evaluator = Evaluator(toy_corpus(), EvaluateConfig(k=5, protocol="per_item"), progress=False)
     linked, _ = evaluator.link([toy_sample(2, ["D"], ["A", "B"])])
-    result = evaluator.evaluate(SystemSpec("llm", None, llm), linked)
+    result = evaluator.evaluate(System("llm", None, llm), linked)
     assert llm.asked == ["toy:d1:2"] and result.num_samples == 2
     assert [r["metrics"]["ndcg@10"] for r in result.records] == pytest.approx(
         [1 / math.log2(3), 1.0]
@@ -257,7 +258,7 @@ def test_an_llm_label_it_did_not_output_is_a_miss_and_the_appended_share_is_repo
 
     evaluator = Evaluator(toy_corpus(), EvaluateConfig(k=5, ks=[10]), progress=False)
     linked, stats = evaluator.link([toy_sample(2, ["D"], ["A"])])
-    result = evaluator.evaluate(SystemSpec("llm", "given", NamesOne([])), linked, [list("XABCY")])
+    result = evaluator.evaluate(System("llm", "given", NamesOne([])), linked, [list("XABCY")])
     [record] = result.records
     assert record["ranking"] == ["X"] and record["metrics"]["ndcg@10"] == 0.0  # A was appended
     assert record["n_model_ranked"] == 1 and record["n_appended"] == 4

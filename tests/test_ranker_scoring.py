@@ -14,7 +14,8 @@ from rar.corpus import Corpus
 from rar.data.linking import LinkedSample
 from rar.data.types import Mention, Sample, Turn
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import Evaluator, SystemSpec
+from rar.evaluation.evaluator import Evaluator
+from rar.pipeline import System
 from rar.rankers import RankerConfig, RankRequest, build_ranker
 from rar.rl.rewards import result_reward
 
@@ -74,7 +75,7 @@ def test_label_the_llm_did_not_output_is_a_miss(corpus, tmp_path, score_appended
         ]
         evaluator = Evaluator(corpus, EvaluateConfig(ks=[10], k=K), progress=False)
         # the retrieval is given (the evaluator reuses it), so the retriever is never called
-        spec = SystemSpec("LLM ranker", retriever="retrieval given below", ranker=ranker)
+        spec = System("LLM ranker", retriever="retrieval given below", ranker=ranker)
         res = evaluator.evaluate(spec, linked, [list(cands), list(cands)])
     missed, hit = res.records
     assert hit["metrics"]["ndcg@10"] > 0

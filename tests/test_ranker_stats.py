@@ -11,7 +11,8 @@ import pytest
 from rar.corpus import Corpus, Movie
 from rar.data.types import Mention, Sample, Turn
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import Evaluator, SystemSpec
+from rar.evaluation.evaluator import Evaluator
+from rar.pipeline import System
 from rar.rankers.base import RankerStats
 from rar.rankers.types import RankResult
 from rar.rl.ranker_totals import STEP_COUNTERS, RankerTotals, step_counters, step_increase
@@ -61,7 +62,7 @@ def test_every_counter_reaches_the_evaluation_block_as_spent_by_that_system():
     ranker.counted = every_counter(100)  # an earlier system's share is not this one's
     evaluator = Evaluator(corpus, EvaluateConfig(k=3, ks=[10]), progress=False)
     linked, _ = evaluator.link([sample])
-    result = evaluator.evaluate(SystemSpec("s", "given", ranker), linked, [list("ABC")])
+    result = evaluator.evaluate(System("s", "given", ranker), linked, [list("ABC")])
     block = result.ranker
     assert block["backend"] == "counting" and block["model"] == "m"
     assert {name: block[name] for name in NAMES} == asdict(every_counter(1))

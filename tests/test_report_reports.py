@@ -11,7 +11,8 @@ from test_eval_evaluator import llm_only_config, make_run, semantic_config
 from typer.testing import CliRunner
 
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+from rar.evaluation.evaluator import evaluate_systems
+from rar.pipeline import System
 from rar.rankers import build_ranker
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -67,12 +68,12 @@ def evaluated(runs, corpus, small_corpus, data_dir, tmp_path_factory):
         for run, extra in ((runs[0], True), (runs[1], False)):
             retriever = load_pretrained_run(run, corpus)
             systems = [
-                SystemSpec(run.name, retriever),
-                SystemSpec(f"{run.name} + semantic", retriever, semantic),
+                System(run.name, retriever),
+                System(f"{run.name} + semantic", retriever, semantic),
             ]
             if extra:
-                systems.append(SystemSpec(f"{run.name} + fake-llm", retriever, llm))
-                systems.append(SystemSpec("fake-llm only", None, llm))
+                systems.append(System(f"{run.name} + fake-llm", retriever, llm))
+                systems.append(System("fake-llm only", None, llm))
             evaluate_systems(
                 samples, corpus, systems, cfg, out_dir=run / "eval" / "redial-test", dataset="redial",
                 progress=False, data_path=data_dir, corpus_dir=small_corpus,

@@ -41,11 +41,13 @@ def scrub_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
 
 
 class DemoEngine:
-    """Retrieve -> rank for chat turns, with the rankers the demo was started with.
+    """Retrieve -> rank for chat turns, one :class:`rar.pipeline.System` per backend.
 
-    `rankers` maps a label shown in the page to a RankerConfig (built on first use) or to a
-    ready ranker object (tests). `source` gives candidates (default: the run's retriever via
-    :class:`rar.pipeline.ConversationRetrieval`, the one retrieval step of `rar rank` and `rar recommend`).
+    Every backend label shown in the page is a System: the run's retriever (shared) and that
+    label's ranker (None for "retriever only"). `rankers` maps a label to a RankerConfig (the
+    ranker is built on first use) or to a ready ranker object (tests). Candidates come from
+    `source` (default: :class:`rar.pipeline.ConversationRetrieval`, the one retrieval step of
+    `rar rank` and `rar recommend`: the retriever, or corpus search before a movie is named).
     """
 
     def __init__(
@@ -57,19 +59,20 @@ class DemoEngine:
         timeout_s: float = 60.0,
         source: Any = None,
     ):
-        from rar.pipeline import ConversationRetrieval
+        from rar.pipeline import ConversationRetrieval, System
 
         self.corpus = corpus
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.source = source if source is not None else ConversationRetrieval(corpus, run_dir)
+        retriever = getattr(self.source, "retriever", None)
+        origin = str(self.run_dir) if self.run_dir is not None else "corpus search"
         self.configs: dict[str, Any] = {}
-        self._rankers: dict[str, Any] = {}
+        self.systems: dict[str, System] = {}
         for label, value in rankers.items():
-            if hasattr(value, "rank"):
-                self._rankers[label] = value
-                self.configs[label] = getattr(value, "config", None)
-            else:
-                self.configs[label] = value
+            ready = hasattr(value, "rank")
+            self.configs[label] = getattr(value, "config", None) if ready else value
+            self.systems[label] = System(label, retriever, value if ready else None, origin)
+        self.systems[RETRIEVER_ONLY] = System(RETRIEVER_ONLY, retriever, None, origin)
         self.candidates = int(candidates)
         self.timeout_s = float(timeout_s)
         self.linker = ChatLinker(corpus)
@@ -85,9 +88,9 @@ class DemoEngine:
         if label == RETRIEVER_ONLY:
             return "retriever"
         config = self.configs.get(label)
-        return str(
-            getattr(config, "backend", None) or getattr(self._rankers.get(label), "backend", label)
-        )
+        system = self.systems.get(label)
+        ranker = system.ranker if system is not None else None
+        return str(getattr(config, "backend", None) or getattr(ranker, "backend", label))
 
     def is_llm(self, label: str) -> bool:
         from rar.rankers.registry import LLM_RANKER_NAMES
@@ -95,17 +98,16 @@ class DemoEngine:
         return self.backend_kind(label) in LLM_RANKER_NAMES
 
     def ranker(self, label: str):
-        """The ranker for a label, built once (local models load here, on first use)."""
+        """The ranker of a label's System, built once (local models load here, on first use)."""
         with self._build_lock:
-            if label not in self._rankers:
-                if label not in self.configs:
-                    raise UnknownKeyError(
-                        f"unknown ranker {label!r}; choose one of {self.backends}"
-                    )
+            system = self.systems.get(label)
+            if system is None or label == RETRIEVER_ONLY:
+                raise UnknownKeyError(f"unknown ranker {label!r}; choose one of {self.backends}")
+            if system.ranker is None:
                 from rar.rankers import build_ranker
 
-                self._rankers[label] = build_ranker(self.configs[label], self.corpus)
-            return self._rankers[label]
+                system.ranker = build_ranker(self.configs[label], self.corpus)
+            return system.ranker
 
     def warm_up(self, label: str) -> None:
         """Build a ranker and load the sentence encoder before the first visitor waits."""
@@ -165,6 +167,7 @@ class DemoEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for ranker in self._rankers.values():
-            with contextlib.suppress(Exception):  # closing is best effort at shutdown
-                ranker.close()
+        for system in self.systems.values():
+            if system.ranker is not None:
+                with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                    system.ranker.close()

@@ -1,13 +1,13 @@
 """Evaluate recommender systems on conversation samples: metrics with CIs, costs, per-sample output.
 
-Systems (one :class:`SystemSpec` each):
+Systems (one :class:`System` each):
 - retriever only: its top-k order is the recommendation;
 - retriever + ranker (SFT / RAR runs): the ranker re-ranks the retriever's top-k;
 - LLM only: no retrieval; an LLM names movies, matched to every corpus title.
 
 Python entry point (what `rar evaluate` and `rar quickstart` call)::
 
-    report = evaluate_systems(samples, corpus, [SystemSpec("RAR", retriever, ranker)],
+    report = evaluate_systems(samples, corpus, [System("RAR", retriever, ranker)],
                               EvaluateConfig(k=25), out_dir=run_dir / "eval" / "redial-test")
     print(report.to_markdown())
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,34 +30,15 @@ from rar.data.types import Sample
 from rar.errors import InputError
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.results import EvaluationReport, SystemResult
-from rar.pipeline import retrieve, run_pipeline, score, scored_ranking
+from rar.pipeline import System, retrieve, score, scored_ranking
 from rar.rankers.llm_only import llm_only_ranker
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
-    from rar.rankers.base import Ranker
     from rar.rankers.llm_only import LLMOnlyRanker
     from rar.retrievers.retrieval_batch import CandidateSource
 
 Record = dict[str, object]  # one row of samples/<system>.jsonl: JSON values by field name
-
-
-@dataclass
-class SystemSpec:
-    """A system to evaluate. `retriever` None + `ranker` set = LLM-only."""
-
-    name: str
-    retriever: CandidateSource | None = None  # a retriever or a fitted baseline
-    ranker: Ranker | None = None
-    source: str = ""  # e.g. the run directory, recorded in the output
-
-    @property
-    def kind(self) -> str:
-        if self.retriever is None and self.ranker is None:
-            raise ValueError(f"system '{self.name}' has neither a retriever nor a ranker")
-        if self.retriever is None:
-            return "llm-only"
-        return "retriever" if self.ranker is None else "retriever+ranker"
 
 
 class Evaluator:
@@ -88,7 +68,7 @@ class Evaluator:
     # ---- systems -------------------------------------------------------------------------
     def evaluate(
         self,
-        spec: SystemSpec,
+        spec: System,
         linked: Sequence[LinkedSample],
         candidates: Sequence[list[str]] | None = None,
     ) -> SystemResult:
@@ -141,18 +121,16 @@ class Evaluator:
 
     def _retrieve_and_rank(
         self,
-        spec: SystemSpec,
+        spec: System,
         retriever: CandidateSource,
         linked: Sequence[LinkedSample],
         candidates: Sequence[list[str]] | None,
     ) -> tuple[list[list[str]], list[Record]]:
         """The retriever's top-k (re-ranked when the system has a ranker) for each row, and
         what each record adds: the candidates and the ranker's reply."""
-        ran = run_pipeline(
+        ran = System(spec.name, retriever, spec.ranker).run(
             linked,
             self.corpus,
-            retriever,
-            spec.ranker,
             k=self.config.k,
             ks=self.config.ks,
             candidates=candidates,
@@ -271,7 +249,7 @@ def _metric_order(per_sample: dict[str, np.ndarray]) -> list[str]:
 def evaluate_systems(
     samples: Sequence[Sample],
     corpus: Corpus,
-    systems: Sequence[SystemSpec],
+    systems: Sequence[System],
     config: EvaluateConfig | None = None,
     out_dir: str | Path | None = None,
     dataset: str | None = None,

@@ -14,8 +14,9 @@ from rar.data.datasets import check_dataset
 from rar.data.types import Sample
 from rar.errors import InputError, MissingPathError
 from rar.evaluation.evaluate_config import EvaluateConfig
-from rar.evaluation.evaluator import SystemSpec, evaluate_systems
+from rar.evaluation.evaluator import evaluate_systems
 from rar.evaluation.results import EvaluationReport, check_output_dir
+from rar.pipeline import System
 from rar.rankers.registry import LLM_RANKER_NAMES, RANKERS
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def _systems(
     runs: Sequence[str | Path],
     corpus: Corpus,
     ranker: Ranker | None,
-) -> list[SystemSpec]:
+) -> list[System]:
     """Each baseline, then each run: alone (with `retriever_only`, or without a ranker) and
     re-ranked (with one); then the LLM alone (`llm_only`, which needs an LLM ranker)."""
     from rar.retrievers import load_pretrained_run
@@ -182,18 +183,16 @@ def _systems(
         (fit.baseline.label, fit.baseline, fit.source()) for fit in fitted
     ]
     sources += [(run_label(run), load_pretrained_run(run, corpus), str(run)) for run in runs]
-    systems: list[SystemSpec] = []
+    systems: list[System] = []
     for label, retriever, source in sources:
         if config.retriever_only or ranker is None:
-            systems.append(SystemSpec(label, retriever, None, source))
+            systems.append(System(label, retriever, None, source))
         if ranker is not None:
-            systems.append(
-                SystemSpec(f"{label} + {ranker_label(config)}", retriever, ranker, source)
-            )
+            systems.append(System(f"{label} + {ranker_label(config)}", retriever, ranker, source))
     if config.llm_only:
         if ranker is None:
             raise InputError(f"--llm-only needs an LLM --ranker ({', '.join(LLM_RANKER_NAMES)})")
-        systems.append(SystemSpec(f"{ranker_label(config)} only", None, ranker, "llm-only"))
+        systems.append(System(f"{ranker_label(config)} only", None, ranker, "llm-only"))
     return systems
 
 
