@@ -162,11 +162,15 @@ class Pretrainer:
         self.windows = training_windows(data.train, model.config.max_len)
         model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
         self.optimizer = adamw(model.parameters(), config.optim)
-        self.generator = torch.Generator()  # negatives (seeded per epoch)
+        generator = self.generator = torch.Generator()  # negatives (seeded per epoch)
         self.checkpoint = TrainingCheckpoint(
-            run, CHECKPOINT_FORMAT, "rar pretrain", {"model": model}, self.optimizer,
-            generator=self.generator,
-        )  # fmt: skip
+            run,
+            CHECKPOINT_FORMAT,
+            "rar pretrain",
+            {"model": model},
+            self.optimizer,
+            generator=generator,
+        )
         self.identity = _data_identity(self.windows)
         self.steps_per_epoch = math.ceil(len(self.windows) / config.optim.batch_size)
         if config.max_steps_per_epoch:
@@ -331,13 +335,11 @@ def final_metrics(
     metrics.update({f"popularity/test/{k}": v for k, v in popularity.items()})
     splits = ("train", "val", "test")
     metrics.update(
-        {
-            "n_train_sessions": len(data.train),
-            "n_val_sessions": len(data.val),
-            "n_test_sessions": len(data.test),
-            "items_unlinked": sum(data.stats[s]["items_unlinked"] for s in splits),
-            "sessions_dropped": sum(data.stats[s]["sessions_too_short"] for s in splits),
-        }
+        n_train_sessions=len(data.train),
+        n_val_sessions=len(data.val),
+        n_test_sessions=len(data.test),
+        items_unlinked=sum(data.stats[s]["items_unlinked"] for s in splits),
+        sessions_dropped=sum(data.stats[s]["sessions_too_short"] for s in splits),
     )
     return metrics
 
