@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rar.retrievers import Retriever
     from rar.rl.inputs import LinkedSplits
     from rar.rl.ranker_totals import RankerTotals
+    from rar.rl.rl_config import RLConfig
     from rar.rl.state import TrainerState
     from rar.rl.train_config import TrainConfig
 
@@ -91,10 +92,11 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_summary(
-    config: TrainConfig, data: LinkedSplits, state: TrainerState, total_steps: int
+    config: TrainConfig, rl: RLConfig, data: LinkedSplits, state: TrainerState, total_steps: int
 ) -> dict[str, Any]:
-    """What a run was and how it ended: metrics.json's leading entries."""
-    rl, selection = config.rl, state.selection
+    """What a run was (`rl`: the trainer's RL settings) and how it ended: metrics.json's leading
+    entries."""
+    selection = state.selection
     return {
         "method": rl.method,
         "dataset": config.data.dataset,

@@ -331,7 +331,7 @@ class RLTrainer:
         """Restore the best checkpoint, evaluate it on validation (and test); write
         metrics.json (flat) and return the final metrics."""
         self._restore_best()
-        final = run_summary(self.config, self.data, self.state, self.total_steps)
+        final = run_summary(self.config, self.rl, self.data, self.state, self.total_steps)
         if self.data.val:
             # the best checkpoint's validation figures were measured when it was selected
             best_val = self.state.selection.best.get("metrics")
