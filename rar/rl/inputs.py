@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from rar.rankers.base import Ranker
     from rar.retrievers import Retriever
 
+log = logging.getLogger("rar.rl")
+
 
 @dataclass
 class LinkedSplits:
@@ -54,9 +56,6 @@ class TrainerInputs:
     data: LinkedSplits
     corpus: Corpus
     ranker: Ranker | None
-
-
-log = logging.getLogger("rar.rl")
 
 
 def subsample(items: Sequence[Any], size: int | None, seed: int) -> list[Any]:
