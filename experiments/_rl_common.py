@@ -152,9 +152,9 @@ def pretrained_baseline(cfg, corpus, ranker) -> dict[str, Any]:
     from rar.retrievers import load_pretrained_run
     from rar.rl.inputs import load_splits
 
-    splits, _ = load_splits(cfg, corpus)
+    splits = load_splits(cfg, corpus)
     model = load_pretrained_run(cfg.pretrained_run, corpus)
-    result = run_pipeline(splits["test"], corpus, model, ranker, k=cfg.rl.k)
+    result = run_pipeline(splits.test, corpus, model, ranker, k=cfg.rl.k)
     return {
         "sample_ids": result.sample_ids,
         "retriever": {m: result.per_sample[f"retriever/{m}"] for m in METRICS},

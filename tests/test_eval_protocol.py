@@ -285,15 +285,19 @@ def test_rl_validation_and_test_rows_follow_eval_protocol(redial_corpus):
             TrainConfig, None, [*keys, "data.val_size=100", f"eval_protocol={protocol}"]
         )
         got[protocol] = load_splits(cfg, redial_corpus)
-    (turn, turn_stats), (item, item_stats) = got["per_turn"], got["per_item"]
+    turn, item = got["per_turn"], got["per_item"]
+    turn_stats, item_stats = turn.link_stats, item.link_stats
     assert turn_stats["val"]["protocol"] == "per_turn" and turn_stats["val"]["rows"] == 100
-    assert turn["train"] == item["train"] and len(turn["val"]) == 100
-    assert {r.turn_id for r in item["val"]} == {r.sample.sample_id for r in turn["val"]}
-    for split in ("val", "test"):
-        assert len(item[split]) == sum(len(r.target_ids) for r in turn[split]) > len(turn[split])
+    assert turn.train == item.train and len(turn.val) == 100
+    assert {r.turn_id for r in item.val} == {r.sample.sample_id for r in turn.val}
+    for split, turn_rows, item_rows in (
+        ("val", turn.val, item.val),
+        ("test", turn.test, item.test),
+    ):
+        assert len(item_rows) == sum(len(r.target_ids) for r in turn_rows) > len(turn_rows)
         assert item_stats[split]["protocol"] == "per_item"
-        assert item_stats[split]["rows"] == len(item[split])
-        assert all(len(r.target_ids) == 1 for r in item[split])
+        assert item_stats[split]["rows"] == len(item_rows)
+        assert all(len(r.target_ids) == 1 for r in item_rows)
 
 
 # ---- end to end ---------------------------------------------------------------------------

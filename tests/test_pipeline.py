@@ -24,6 +24,7 @@ def test_rar_evaluate_and_rl_validation_give_identical_figures(
     small_corpus, pretrained_run, data_dir, tmp_path
 ):
     from rar.corpus import Corpus
+    from rar.rl.inputs import LinkedSplits
     from rar.rl.trainer import RLTrainer
     from rar.tracking import Run
 
@@ -56,8 +57,10 @@ def test_rar_evaluate_and_rl_validation_give_identical_figures(
     )
     run = Run.create(config.name, config, config.tracking.runs_dir, overwrite=True)
     ranker = build_ranker(config.ranker, corpus)
-    splits = {"train": linked[:4], "val": linked}
-    trainer = RLTrainer(config, run, corpus=corpus, ranker=ranker, splits=splits, progress=False)
+    data = LinkedSplits(train=linked[:4], val=linked)
+    trainer = RLTrainer.from_config(
+        config, run, corpus=corpus, ranker=ranker, data=data, progress=False
+    )
     validated = trainer.evaluate(linked).metrics
 
     assert len(linked) == report.system(pretrained_run.name).num_samples == 200

@@ -111,7 +111,9 @@ def _trainer(small_corpus, pretrained_run, data_dir, runs, ranker, *extra):
         ],
     )
     run = Run.create(config.name, config, runs, overwrite=True)
-    return RLTrainer(config, run, corpus=corpus_of(small_corpus), ranker=ranker, progress=False)
+    return RLTrainer.from_config(
+        config, run, corpus=corpus_of(small_corpus), ranker=ranker, progress=False
+    )
 
 
 _CORPORA: dict = {}

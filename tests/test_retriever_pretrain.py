@@ -10,7 +10,7 @@ import torch
 
 from rar.data.movielens_sessions import Session
 from rar.retrievers import RetrieverConfig, build_retriever, load_retriever
-from rar.retrievers.pretrain import PretrainData, evaluate, evaluate_popularity, train_retriever
+from rar.retrievers.pretrain import PretrainData, Pretrainer, evaluate, evaluate_popularity
 from rar.retrievers.pretrain_config import (
     PretrainConfig,
     PretrainLossConfig,
@@ -106,7 +106,7 @@ def _train(tmp_path, vectors, data, cfg, resume=False):
     torch.manual_seed(cfg.seed)
     model = build_retriever(cfg.retriever, vectors)
     run = Run.create("r", cfg, tmp_path / "runs", resume=resume)
-    best = train_retriever(model, data, cfg, run, resume=resume, progress=False)
+    best = Pretrainer(model, data, cfg, run, progress=False).train(resume=resume)
     return run, best
 
 

@@ -93,7 +93,7 @@ def _trainer(config: TrainConfig, corpus, ranker):
     from rar.tracking import Run
 
     run = Run.create(config.name, config, config.tracking.runs_dir, overwrite=True)
-    return RLTrainer(config, run, corpus=corpus, ranker=ranker, progress=False)
+    return RLTrainer.from_config(config, run, corpus=corpus, ranker=ranker, progress=False)
 
 
 @pytest.mark.needs_data
@@ -200,14 +200,14 @@ def test_shuffled_rewards_are_logged_and_permute_grpo_rewards(
     try:
         for step in range(4):
             out = trainer.train_step(trainer.batch_for_step(step))
-            trainer.step += 1
+            trainer.state.step += 1
             if ranked[-1].sum() > 0:
                 break
     finally:
         objectives_module.grpo_loss = real_grpo
     assert out["shuffle_rewards"] == 1.0
     assert ranked[-1].sum() > 0, "no reward in 4 batches; the test cannot judge"
-    perm = cross_sample_permutation(len(ranked[-1]), [config.seed, trainer.step - 1, 1])
+    perm = cross_sample_permutation(len(ranked[-1]), [config.seed, trainer.state.step - 1, 1])
     np.testing.assert_allclose(used[-1], ranked[-1][perm], rtol=1e-6)  # float32 in the loss
     assert not np.array_equal(used[-1], ranked[-1])
 
@@ -226,8 +226,8 @@ def test_early_stopping_restores_the_best_model(
 
         def evaluate(self, samples, *args, **kwargs):
             result = super().evaluate(samples, *args, **kwargs)
-            if samples is self.val_samples:
-                result.metrics["ndcg@10"] = 1.0 - abs(self.step - 2) / 10
+            if samples is self.data.val:
+                result.metrics["ndcg@10"] = 1.0 - abs(self.state.step - 2) / 10
             return result
 
     config = _config(
@@ -245,7 +245,9 @@ def test_early_stopping_restores_the_best_model(
     from rar.tracking import Run
 
     run = Run.create(config.name, config, config.tracking.runs_dir, overwrite=True)
-    trainer = WorseningValidation(config, run, corpus=corpus, ranker=ranker, progress=False)
+    trainer = WorseningValidation.from_config(
+        config, run, corpus=corpus, ranker=ranker, progress=False
+    )
     final = trainer.train()
 
     assert final["best_step"] == 2 and final["stopped_early"] is True
@@ -256,7 +258,7 @@ def test_early_stopping_restores_the_best_model(
         assert torch.equal(trainer.model.state_dict()[name], value), name
     assert any(not torch.equal(last[k], v) for k, v in best.state_dict().items())
     # the test figures are those of the best model
-    expected = trainer.evaluate(trainer.splits["test"]).metrics
+    expected = trainer.evaluate(trainer.data.test).metrics
     saved = json.loads((run.path / "metrics.json").read_text())
     assert saved["test/ndcg@10"] == pytest.approx(expected["ndcg@10"])
     assert saved["stopped_early"] is True and saved["best_step"] == 2

@@ -77,6 +77,7 @@ def test_fresh_retriever_with_hybrid_item_table(tmp_path):
     embedding for the training split's movies only, and an SFT step moves only those."""
     import numpy as np
 
+    from rar.rl.inputs import LinkedSplits
     from rar.rl.trainer import RLTrainer
     from rar.tracking import Run
 
@@ -103,8 +104,8 @@ def test_fresh_retriever_with_hybrid_item_table(tmp_path):
             "max_steps=1",
         ],
     )
-    trainer = RLTrainer(
-        cfg, Run(tmp_path, cfg), corpus=TinyCorpus(), splits={"train": train, "val": []}
+    trainer = RLTrainer.from_config(
+        cfg, Run(tmp_path, cfg), corpus=TinyCorpus(), data=LinkedSplits(train)
     )
     items = trainer.model.items
     assert trainer.model.config.use_id_embedding

@@ -180,14 +180,14 @@ def test_fused_sft_weights_do_not_depend_on_test_conversations(
     states = []
     for variant in ("real", "rewritten"):
         cfg = load_config(TrainConfig, None, [*overrides, f"name={variant}"])
-        splits, _ = load_splits(cfg, corpus)
+        splits = load_splits(cfg, corpus)
         if variant == "rewritten":
-            splits["test"] = [
+            splits.test = [
                 replace(s, sample=replace(s.sample, context=_convo(f"movie {i} leak")))
-                for i, s in enumerate(splits["test"])
+                for i, s in enumerate(splits.test)
             ]
-        trainer = RLTrainer(
-            cfg, Run(tmp_path / variant, cfg), corpus, splits=splits, progress=False
+        trainer = RLTrainer.from_config(
+            cfg, Run(tmp_path / variant, cfg), corpus=corpus, data=splits, progress=False
         )
         for step in range(3):
             trainer.train_step(trainer.batch_for_step(step))

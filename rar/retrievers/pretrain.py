@@ -141,99 +141,207 @@ def _data_identity(windows: list[list[int]]) -> dict[str, Any]:
     return {"windows": len(windows), "windows_sha256": digest.hexdigest()}
 
 
-def train_retriever(
-    model: Retriever,
-    data: PretrainData,
-    config: PretrainConfig,
-    run: Run,
-    resume: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train with early stopping on val NDCG@10 (`patience` evaluations, one per epoch, without
-    improvement); returns the best epoch's summary plus `stopped_early`. A checkpoint after
-    every epoch (rar.checkpoints) lets `resume` continue exactly."""
-    seed, loss_cfg, optim = config.seed, config.loss, config.optim
-    windows = training_windows(data.train, model.config.max_len)
-    model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
-    optimizer = adamw(model.parameters(), optim)
-    generator = torch.Generator()
-    checkpoint = TrainingCheckpoint(
-        run, CHECKPOINT_FORMAT, "rar pretrain", {"model": model}, optimizer, generator=generator
-    )
-    identity = _data_identity(windows)
-    best: dict[str, Any] = {"epoch": -1, "val/ndcg@10": -math.inf}
-    bad_evals, start_epoch, step = 0, 0, 0
-    best_path = run.checkpoints / "best.pt"
-    if resume:
-        if not checkpoint.path.is_file():
-            raise MissingPathError(f"cannot resume: {checkpoint.path} does not exist")
-        resumed = checkpoint.load(data=identity)
-        start_epoch, step = resumed.order.epoch, resumed.step
-        best, bad_evals = resumed.state["best"], resumed.state["bad_evals"]
-        run.truncate_history(step)
-    bs = optim.batch_size
-    steps_per_epoch = math.ceil(len(windows) / bs)
-    if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    for epoch in range(start_epoch, config.epochs):
-        if bad_evals >= config.patience:
-            break
-        # dropout and negatives are seeded per epoch, so an epoch is the same in any process
-        torch.manual_seed(seed * 100_003 + epoch)
-        generator.manual_seed(seed * 100_003 + epoch)
-        order = DataOrder(seed, epoch, 0).permutation(len(windows))
-        model.train()
-        losses, started = [], time.perf_counter()
-        bar = progress_bar(steps_per_epoch, f"epoch {epoch}", "step", enabled=progress, leave=False)
-        for i in range(steps_per_epoch):
-            batch = left_pad([windows[j] for j in order[i * bs : (i + 1) * bs]])
-            inputs, targets = model.training_pairs(batch, generator)
-            loss = next_item_loss(
-                model,
-                inputs,
-                targets,
-                loss_cfg.kind,
-                loss_cfg.num_negatives,
-                loss_cfg.in_batch_negatives,
-                loss_cfg.max_in_batch_negatives,
-                generator,
+class Pretrainer:
+    """Trains one retriever on linked MovieLens sessions: handed its model, data, config and run
+    (:func:`load_pretrain_inputs` loads the first two from a config). Early stopping on val
+    NDCG@10 (`patience` evaluations, one per epoch, without improvement); the best model is
+    `checkpoints/best.pt`, and a checkpoint after every epoch (rar.checkpoints) lets `resume`
+    continue exactly."""
+
+    def __init__(
+        self,
+        model: Retriever,
+        data: PretrainData,
+        config: PretrainConfig,
+        run: Run,
+        progress: bool = True,
+    ):
+        """Marks the training items as seen in `model`'s item table."""
+        self.model, self.data, self.config = model, data, config
+        self.run, self.best_path, self.progress = run, run.checkpoints / "best.pt", progress
+        self.windows = training_windows(data.train, model.config.max_len)
+        model.items.mark_seen(torch.tensor(sorted({t - 1 for s in data.train for t in s})))
+        self.optimizer = adamw(model.parameters(), config.optim)
+        generator = self.generator = torch.Generator()  # negatives (seeded per epoch)
+        self.checkpoint = TrainingCheckpoint(
+            run,
+            CHECKPOINT_FORMAT,
+            "rar pretrain",
+            {"model": model},
+            self.optimizer,
+            generator=generator,
+        )
+        self.identity = _data_identity(self.windows)
+        self.steps_per_epoch = math.ceil(len(self.windows) / config.optim.batch_size)
+        if config.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
+        # where training stands: the best validation so far, evaluations since it, steps taken
+        self.best: dict[str, Any] = {"epoch": -1, "val/ndcg@10": -math.inf}
+        self.bad_evals, self.step, self.start_epoch = 0, 0, 0
+
+    def train(self, resume: bool = False) -> dict[str, Any]:
+        """Train to `epochs` or an early stop (continuing from last.pt when resuming); returns
+        the best epoch's summary plus `stopped_early`."""
+        if resume:
+            self._resume()
+        for epoch in range(self.start_epoch, self.config.epochs):
+            if self.bad_evals >= self.config.patience:
+                break
+            losses, seconds = self._train_epoch(epoch)
+            self._end_epoch(epoch, losses, seconds)
+        if not self.best_path.is_file():
+            raise RuntimeError(
+                "training finished without any evaluation (epochs reached on resume?)"
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_gradients(model, optim)
-            optimizer.step()
-            step += 1
-            losses.append(loss.item())
+        return self.best | {"stopped_early": self.bad_evals >= self.config.patience}
+
+    def _resume(self) -> None:
+        """Continue from last.pt: weights, optimiser, RNGs, epoch, step and the best so far."""
+        if not self.checkpoint.path.is_file():
+            raise MissingPathError(f"cannot resume: {self.checkpoint.path} does not exist")
+        resumed = self.checkpoint.load(data=self.identity)
+        self.start_epoch, self.step = resumed.order.epoch, resumed.step
+        self.best, self.bad_evals = resumed.state["best"], resumed.state["bad_evals"]
+        self.run.truncate_history(self.step)
+
+    def _train_epoch(self, epoch: int) -> tuple[list[float], float]:
+        """One epoch's steps; returns their losses and the seconds they took. Dropout and
+        negatives are seeded per epoch, so an epoch is the same in any process."""
+        seed, bs = self.config.seed, self.config.optim.batch_size
+        torch.manual_seed(seed * 100_003 + epoch)
+        self.generator.manual_seed(seed * 100_003 + epoch)
+        order = DataOrder(seed, epoch, 0).permutation(len(self.windows))
+        self.model.train()
+        losses: list[float] = []
+        started = time.perf_counter()
+        bar = progress_bar(
+            self.steps_per_epoch, f"epoch {epoch}", "step", enabled=self.progress, leave=False
+        )
+        for i in range(self.steps_per_epoch):
+            batch = left_pad([self.windows[j] for j in order[i * bs : (i + 1) * bs]])
+            loss = self._train_batch(batch)
+            self.step += 1
+            losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         bar.close()
-        train_seconds = time.perf_counter() - started
-        val = evaluate(model, data.val, config.eval_batch_size)
-        improved = val["ndcg@10"] > best["val/ndcg@10"]
+        return losses, time.perf_counter() - started
+
+    def _train_batch(self, batch: torch.Tensor) -> float:
+        """One optimiser step on a batch of windows; returns its loss."""
+        loss_cfg = self.config.loss
+        inputs, targets = self.model.training_pairs(batch, self.generator)
+        loss = next_item_loss(
+            self.model,
+            inputs,
+            targets,
+            loss_cfg.kind,
+            loss_cfg.num_negatives,
+            loss_cfg.in_batch_negatives,
+            loss_cfg.max_in_batch_negatives,
+            self.generator,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)  # = loss.backward(), which torch leaves untyped
+        clip_gradients(self.model, self.config.optim)
+        self.optimizer.step()
+        return loss.item()
+
+    def _end_epoch(self, epoch: int, losses: list[float], seconds: float) -> None:
+        """Validate (a new best is saved as best.pt), log the epoch, write last.pt."""
+        val = evaluate(self.model, self.data.val, self.config.eval_batch_size)
+        improved = val["ndcg@10"] > self.best["val/ndcg@10"]
         if improved:
-            best = {"epoch": epoch, "step": step, **{f"val/{k}": v for k, v in val.items()}}
-            bad_evals = 0
-            save_retriever(model, best_path, extra={"epoch": epoch, "step": step, "val": val})
+            self.best = {
+                "epoch": epoch,
+                "step": self.step,
+                **{f"val/{k}": v for k, v in val.items()},
+            }
+            self.bad_evals = 0
+            extra = {"epoch": epoch, "step": self.step, "val": val}
+            save_retriever(self.model, self.best_path, extra=extra)
         else:
-            bad_evals += 1
-        run.log(
-            step,
+            self.bad_evals += 1
+        sequences = min(len(self.windows), self.steps_per_epoch * self.config.optim.batch_size)
+        self.run.log(
+            self.step,
             epoch=epoch,
             train_loss=float(np.mean(losses)) if losses else None,
-            train_seconds=round(train_seconds, 2),
-            sequences_per_s=round(
-                min(len(windows), steps_per_epoch * bs) / max(train_seconds, 1e-9), 1
-            ),
+            train_seconds=round(seconds, 2),
+            sequences_per_s=round(sequences / max(seconds, 1e-9), 1),
             **{f"val/{k}": v for k, v in val.items()},
             best=improved,
         )
         # the next batch is the first of the next epoch
-        checkpoint.save(
-            step, DataOrder(seed, epoch + 1, 0), identity, best=best, bad_evals=bad_evals
+        self.checkpoint.save(
+            self.step,
+            DataOrder(self.config.seed, epoch + 1, 0),
+            self.identity,
+            best=self.best,
+            bad_evals=self.bad_evals,
         )
-    if not best_path.is_file():
-        raise RuntimeError("training finished without any evaluation (epochs reached on resume?)")
-    return best | {"stopped_early": bad_evals >= config.patience}
+
+
+@dataclass
+class PretrainInputs:
+    """What a `rar pretrain` run trains with: the corpus, the linked sessions, a fresh model."""
+
+    corpus: Corpus
+    data: PretrainData
+    model: Retriever
+
+
+def load_pretrain_inputs(
+    config: PretrainConfig, data_dir: Path | None = None, corpus: Corpus | None = None
+) -> PretrainInputs:
+    """Load the corpus (unless given) and the linked MovieLens sessions of `config`, then build
+    its fresh retriever with every RNG seeded with `config.seed`."""
+    if corpus is None:
+        from rar.corpus import Corpus
+
+        corpus_dir = Path(config.corpus)
+        if not corpus_dir.is_dir():
+            raise MissingPathError(
+                f"corpus directory not found: {corpus_dir} (set corpus or --corpus)"
+            )
+        corpus = Corpus.load(corpus_dir)
+    data = build_pretrain_data(
+        movielens_dir(config.data.movielens, data_dir),
+        corpus,
+        config.seed,
+        config.data.min_session_length,
+        config.data.max_eval_sessions,
+    )
+    vectors = corpus.vectors()
+    seed_everything(config.seed)
+    return PretrainInputs(corpus, data, build_retriever(config.retriever, vectors))
+
+
+def final_metrics(
+    model: Retriever, data: PretrainData, config: PretrainConfig, best: dict[str, Any]
+) -> dict[str, Any]:
+    """metrics.json of a finished run: the best model (`model`, restored from best.pt; `best`
+    its summary) on validation and test, the popularity baseline on test, the data's counts."""
+    bs = config.eval_batch_size
+    metrics: dict[str, Any] = {
+        "retriever": config.retriever.name,
+        "best_epoch": best["epoch"],
+        "best_step": best.get("step"),  # checkpoints older than this field lack it
+        "stopped_early": best["stopped_early"],
+    }
+    metrics.update({f"val/{k}": v for k, v in evaluate(model, data.val, bs).items()})
+    metrics.update({f"test/{k}": v for k, v in evaluate(model, data.test, bs).items()})
+    popularity = evaluate_popularity(data, data.test, config.retriever.max_len)
+    metrics.update({f"popularity/test/{k}": v for k, v in popularity.items()})
+    splits = ("train", "val", "test")
+    metrics.update(
+        n_train_sessions=len(data.train),
+        n_val_sessions=len(data.val),
+        n_test_sessions=len(data.test),
+        items_unlinked=sum(data.stats[s]["items_unlinked"] for s in splits),
+        sessions_dropped=sum(data.stats[s]["sessions_too_short"] for s in splits),
+    )
+    return metrics
 
 
 def pretrain(
@@ -262,73 +370,29 @@ def _pretrain(
     overwrite: bool,
     progress: bool,
 ) -> dict[str, Any]:
-    from rar.corpus import Corpus
-
-    check_run_target(Path(config.tracking.runs_dir) / config.name, resume, overwrite)
-    if corpus is None:
-        corpus_dir = Path(config.corpus)
-        if not corpus_dir.is_dir():
-            raise MissingPathError(
-                f"corpus directory not found: {corpus_dir} (set corpus or --corpus)"
-            )
-        corpus = Corpus.load(corpus_dir)
-    ml_path = movielens_dir(config.data.movielens, data_dir)
-    data = build_pretrain_data(
-        ml_path,
-        corpus,
-        config.seed,
-        config.data.min_session_length,
-        config.data.max_eval_sessions,
-    )
-    vectors = corpus.vectors()
-    seed_everything(config.seed)
-    model = build_retriever(config.retriever, vectors)
+    """Inputs are loaded and checked before the run directory is made; a run that fails before
+    its first epoch removes the directory it made."""
+    t = config.tracking
+    check_run_target(Path(t.runs_dir) / config.name, resume, overwrite)
+    inputs = load_pretrain_inputs(config, data_dir, corpus)
     run = Run.create(
         config.name,
         config,
-        config.tracking.runs_dir,
+        t.runs_dir,
         resume=resume,
         overwrite=overwrite,
-        wandb=config.tracking.wandb,
-        wandb_project=config.tracking.wandb_project,
+        wandb=t.wandb,
+        wandb_project=t.wandb_project,
     )
     if not resume:  # a resumed run logged it when it started
-        run.log(0, event="data", **{"data": data.stats})
+        run.log(0, event="data", **{"data": inputs.data.stats})
     try:
-        best = train_retriever(model, data, config, run, resume=resume, progress=progress)
+        best = Pretrainer(inputs.model, inputs.data, config, run, progress).train(resume=resume)
     except BaseException:
         run.discard_if_unstarted()  # a failure before the first epoch leaves nothing behind
         raise
-    model = load_retriever(run.checkpoints / "best.pt", vectors)
-    bs = config.eval_batch_size
-    metrics: dict[str, Any] = {
-        "retriever": config.retriever.name,
-        "best_epoch": best["epoch"],
-        "best_step": best.get("step"),  # checkpoints older than this field lack it
-        "stopped_early": best["stopped_early"],
-    }
-    metrics.update({f"val/{k}": v for k, v in evaluate(model, data.val, bs).items()})
-    metrics.update({f"test/{k}": v for k, v in evaluate(model, data.test, bs).items()})
-    max_len = config.retriever.max_len
-    metrics.update(
-        {
-            f"popularity/test/{k}": v
-            for k, v in evaluate_popularity(data, data.test, max_len).items()
-        }
-    )
-    metrics.update(
-        {
-            "n_train_sessions": len(data.train),
-            "n_val_sessions": len(data.val),
-            "n_test_sessions": len(data.test),
-            "items_unlinked": sum(
-                data.stats[s]["items_unlinked"] for s in ("train", "val", "test")
-            ),
-            "sessions_dropped": sum(
-                data.stats[s]["sessions_too_short"] for s in ("train", "val", "test")
-            ),
-        }
-    )
+    model = load_retriever(run.checkpoints / "best.pt", inputs.corpus.vectors())
+    metrics = final_metrics(model, inputs.data, config, best)
     run.finish(metrics)
     metrics["run_dir"] = str(run.path)
     return metrics

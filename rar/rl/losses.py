@@ -37,7 +37,7 @@ def dpo_loss(
     margin = logp_w - logp_l
     if (ref_logp_w is None) != (ref_logp_l is None):
         raise ValueError("pass both reference log-probs (winner and loser) or neither")
-    if ref_logp_w is not None:
+    if ref_logp_w is not None and ref_logp_l is not None:
         margin = margin - (ref_logp_w.detach() - ref_logp_l.detach())
     return -F.logsigmoid(beta * margin).mean()
 

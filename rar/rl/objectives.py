@@ -109,7 +109,7 @@ def _decided_pairs(step: RLStep) -> tuple[torch.Tensor, list[int], list[int], di
     if step.perm is not None:
         winners = [winners[int(step.perm[b])] for b in range(len(winners))]
         decided = [b for b, w in enumerate(winners) if w is not None]
-    return sets, decided, [winners[b] for b in decided], stats
+    return sets, decided, [w for w in winners if w is not None], stats
 
 
 def _pairwise(

@@ -24,6 +24,7 @@ nearly all of the mass (float64, with an exact masked recomputation as fallback)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -37,7 +38,10 @@ def log1mexp(x: torch.Tensor) -> torch.Tensor:
 
 
 def _gumbel(
-    shape: tuple[int, ...], generator: torch.Generator | None, dtype, device
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> torch.Tensor:
     """Standard Gumbel noise as -log(Exp(1)); exponential_ never returns 0."""
     noise = torch.empty(shape, dtype=dtype, device=device)
@@ -196,122 +200,193 @@ def top_down_sample(
     _check_shape(scores, k, g)
     s = (scores / temperature).detach().float()
     batch, n = s.shape
-    dev = s.device
     m = min(head_size, n)
     if m < k:
         _check(scores, k, g)
-    ninf = float("-inf")
-
-    if m > 0:
-        top = s.topk(min(m + 1, n), dim=1)
-        head_vals, head_idx = top.values[:, :m], top.indices[:, :m]  # [B, M]
-        tail_bound = top.values[:, m] if m < n else s.new_full((batch,), ninf)
-    else:
-        head_vals = s.new_empty(batch, 0)
-        head_idx = torch.empty(batch, 0, dtype=torch.long, device=dev)
-        tail_bound = s.amax(dim=1)
-    if m >= k and bool(torch.isneginf(head_vals[:, k - 1]).any()):
+    head = _Head.of(s, m)
+    if m >= k and bool(torch.isneginf(head.vals[:, k - 1]).any()):
         raise _too_few(scores, k)
-    # the tail = every non-head item; masked (-inf) tail items need no exclusion: their
-    # weight exp(-inf) is 0 and their perturbed value -inf, so they can never be drawn
-    tail_mask = torch.ones_like(s, dtype=torch.bool)
-    if m > 0:
-        tail_mask.scatter_(1, head_idx, False)
-    n_tail = torch.full((batch,), n - m, dtype=torch.long, device=dev)
-    has_tail = (
-        torch.isfinite(tail_bound) if m < n else torch.zeros(batch, dtype=torch.bool, device=dev)
-    )
-
-    # current top-k of the perturbed values found so far, per (row, group), padded with -inf
-    hv = head_vals.double()[:, None, :] + _gumbel((batch, g, m), generator, torch.float64, dev)
-    kk = min(k, m)
-    top_vals = torch.full((batch, g, k), ninf, dtype=torch.float64, device=dev)
-    top_idx = torch.zeros((batch, g, k), dtype=torch.long, device=dev)
-    if kk > 0:
-        v, pos = hv.topk(kk, dim=-1)
-        top_vals[..., :kk] = v
-        top_idx[..., :kk] = head_idx[:, None, :].expand(batch, g, m).gather(2, pos)
-    top_vals = torch.nan_to_num(top_vals, nan=ninf)  # -inf head scores + noise stay -inf
-
-    if not bool(has_tail.any()):
-        return _order(top_vals, top_idx)
-
-    rows_b = torch.arange(batch, device=dev)[:, None].expand(batch, g).reshape(-1)  # flat row -> b
-    flat_vals = top_vals.view(batch * g, k)
-    flat_idx = top_idx.view(batch * g, k)
-    pending = has_tail[rows_b]
-    if kk == k and max_bound_candidates > 0:
-        done = _bound_path(
-            s,
-            tail_mask,
-            tail_bound,
-            n_tail,
-            rows_b,
-            flat_vals,
-            flat_idx,
-            pending,
-            max_bound_candidates,
-            generator,
-        )
-        pending &= ~done
+    top = _FlatTop.of_head(head, g, k, generator)
+    # the rows with a tail to settle (without one, the head's top-k is the answer)
+    pending = torch.isfinite(head.tail_bound)[top.row_b]
     if not bool(pending.any()):
-        return _order(flat_vals.view(batch, g, k), flat_idx.view(batch, g, k))
+        return top.ordered(batch, g)
+    if m >= k and max_bound_candidates > 0:
+        pending &= ~_bound_path(s, head, top, pending, max_bound_candidates, generator)
+    if bool(pending.any()):
+        _TailExtraction(s, head, top, pending, block, max_rejections, generator).run()
+    return top.ordered(batch, g)
 
-    need_b = torch.unique(rows_b[pending])
-    local = torch.full((batch,), -1, dtype=torch.long, device=dev)
-    local[need_b] = torch.arange(len(need_b), device=dev)
-    sampler = _TailSampler(s[need_b], head_idx[need_b], tail_bound[need_b], block)
-    lse_rem = torch.full((batch * g,), ninf, dtype=torch.float64, device=dev)
-    lse_rem[pending] = sampler.log_total[
-        local[rows_b[pending]]
-    ]  # log-sum-exp of the remaining tail
-    tail_max = lse_rem + _gumbel((batch * g,), generator, torch.float64, dev)
-    # items extracted so far per row ([rows, rounds], -1 = none), for the duplicate check
-    extracted = torch.full((batch * g, 0), -1, dtype=torch.long, device=dev)
-    n_extracted = torch.zeros(batch * g, dtype=torch.long, device=dev)
 
-    active = (pending & (tail_max > flat_vals[:, -1])).nonzero().squeeze(1)
-    while len(active) > 0:
-        b = rows_b[active]
-        items = sampler.draw(local[b], generator)
-        # argmax of the *remaining* tail: reject items already extracted from this row
-        for _ in range(max_rejections):
-            dup = (extracted[active] == items[:, None]).any(dim=1)
+@dataclass
+class _Head:
+    """The top `m` scored items of each row (explicit noise) and what bounds the rest, the tail:
+    its largest score `tail_bound` (-inf without a tail) and `tail_mask` [B, N] (True outside the
+    head; masked tail items need no exclusion: their weight exp(-inf) is 0 and their perturbed
+    value -inf, so they can never be drawn)."""
+
+    vals: torch.Tensor  # [B, m]
+    idx: torch.Tensor  # [B, m]
+    tail_bound: torch.Tensor  # [B]
+    tail_mask: torch.Tensor  # [B, N] bool
+
+    @property
+    def n_tail(self) -> int:
+        return self.tail_mask.shape[1] - self.idx.shape[1]
+
+    @classmethod
+    def of(cls, s: torch.Tensor, m: int) -> _Head:
+        batch, n = s.shape
+        if m > 0:
+            top = s.topk(min(m + 1, n), dim=1)
+            vals, idx = top.values[:, :m], top.indices[:, :m]
+            tail_bound = top.values[:, m] if m < n else s.new_full((batch,), float("-inf"))
+        else:
+            vals = s.new_empty(batch, 0)
+            idx = torch.empty(batch, 0, dtype=torch.long, device=s.device)
+            tail_bound = s.amax(dim=1)
+        tail_mask = torch.ones_like(s, dtype=torch.bool)
+        if m > 0:
+            tail_mask.scatter_(1, idx, False)
+        return cls(vals, idx, tail_bound, tail_mask)
+
+
+@dataclass
+class _FlatTop:
+    """The top-k perturbed values found so far and their items, per (row, group) flattened to
+    [B*g, k] (padded with -inf); `row_b` maps a flat row to its batch row."""
+
+    vals: torch.Tensor  # [B*g, k] float64
+    idx: torch.Tensor  # [B*g, k]
+    row_b: torch.Tensor  # [B*g]
+
+    @classmethod
+    def of_head(cls, head: _Head, g: int, k: int, generator: torch.Generator | None) -> _FlatTop:
+        """The head's perturbed values (Gumbel noise for every (row, group, head item))."""
+        batch, m = head.vals.shape
+        dev = head.vals.device
+        hv = head.vals.double()[:, None, :] + _gumbel((batch, g, m), generator, torch.float64, dev)
+        kk = min(k, m)
+        top_vals = torch.full((batch, g, k), float("-inf"), dtype=torch.float64, device=dev)
+        top_idx = torch.zeros((batch, g, k), dtype=torch.long, device=dev)
+        if kk > 0:
+            v, pos = hv.topk(kk, dim=-1)
+            top_vals[..., :kk] = v
+            top_idx[..., :kk] = head.idx[:, None, :].expand(batch, g, m).gather(2, pos)
+        top_vals = torch.nan_to_num(top_vals, nan=float("-inf"))  # -inf scores + noise stay -inf
+        row_b = torch.arange(batch, device=dev)[:, None].expand(batch, g).reshape(-1)
+        return cls(top_vals.view(batch * g, k), top_idx.view(batch * g, k), row_b)
+
+    def merge(self, rows: torch.Tensor, vals: torch.Tensor, idx: torch.Tensor) -> None:
+        """Insert candidates (`vals`, `idx` [len(rows), c]) into the top-k of `rows`."""
+        cand_vals = torch.cat([self.vals[rows], vals], dim=1)
+        cand_idx = torch.cat([self.idx[rows], idx], dim=1)
+        top = cand_vals.topk(self.vals.shape[1], dim=1)
+        self.vals[rows] = top.values
+        self.idx[rows] = cand_idx.gather(1, top.indices)
+
+    def ordered(self, batch: int, g: int) -> torch.Tensor:
+        """The ranked sets [B, g, k]: each top-k by decreasing perturbed value."""
+        k = self.vals.shape[1]
+        return _order(self.vals.view(batch, g, k), self.idx.view(batch, g, k))
+
+
+class _TailExtraction:
+    """The log-sum-exp construction of :func:`top_down_sample` for the `pending` flat rows:
+    tail maxima extracted one at a time (the argmax drawn in proportion to exp(score) from the
+    tail not yet extracted, the value a Gumbel at that remainder's log-sum-exp truncated below
+    the previous maximum) while they can still enter the row's top k."""
+
+    def __init__(
+        self,
+        s: torch.Tensor,
+        head: _Head,
+        top: _FlatTop,
+        pending: torch.Tensor,
+        block: int,
+        max_rejections: int,
+        generator: torch.Generator | None,
+    ):
+        self.s, self.tail_mask, self.top = s, head.tail_mask, top
+        self.max_rejections, self.generator = max_rejections, generator
+        batch, dev, flat = s.shape[0], s.device, len(top.row_b)
+        need_b = torch.unique(top.row_b[pending])
+        self.local = torch.full((batch,), -1, dtype=torch.long, device=dev)  # batch row -> sampler
+        self.local[need_b] = torch.arange(len(need_b), device=dev)
+        self.sampler = _TailSampler(s[need_b], head.idx[need_b], head.tail_bound[need_b], block)
+        # log-sum-exp of each row's remaining tail, and the next tail maximum
+        self.lse_rem = torch.full((flat,), float("-inf"), dtype=torch.float64, device=dev)
+        self.lse_rem[pending] = self.sampler.log_total[self.local[top.row_b[pending]]]
+        self.tail_max = self.lse_rem + _gumbel((flat,), generator, torch.float64, dev)
+        # items extracted so far per row ([rows, rounds], -1 = none), for the duplicate check
+        self.extracted = torch.full((flat, 0), -1, dtype=torch.long, device=dev)
+        self.n_extracted = torch.zeros(flat, dtype=torch.long, device=dev)
+        self.pending = pending
+
+    def run(self) -> None:
+        """Extract until no row's next tail maximum can enter its top k (updates `top`)."""
+        active = (self.pending & (self.tail_max > self.top.vals[:, -1])).nonzero().squeeze(1)
+        while len(active) > 0:
+            active = self._round(active)
+
+    def _round(self, active: torch.Tensor) -> torch.Tensor:
+        """One extraction for each active row; returns the rows still active."""
+        b = self.top.row_b[active]
+        items = self._distinct_items(active, b)
+        vals = self.tail_max[active]
+        self._record(active, items)
+        self.top.merge(active, vals[:, None], items[:, None])
+        new_lse = self._remaining_lse(active, b, items)
+        self.lse_rem[active] = new_lse
+        # next maximum: Gumbel at the remaining log-sum-exp, truncated below the previous one
+        fresh = new_lse + _gumbel((len(active),), self.generator, torch.float64, self.s.device)
+        nxt = -torch.logaddexp(-vals, -fresh)
+        nxt = torch.where(torch.isfinite(new_lse), nxt, torch.full_like(nxt, float("-inf")))
+        self.tail_max[active] = nxt
+        return active[nxt > self.top.vals[active, -1]]
+
+    def _distinct_items(self, active: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The argmax of each active row's *remaining* tail: draws that repeat an item already
+        extracted from the row are rejected and drawn again, `max_rejections` times; the rows
+        redrawn last then take an exact draw from the remainder (the extracted items hold
+        almost all tail mass)."""
+        items = self.sampler.draw(self.local[b], self.generator)
+        dup = self._repeats(active, items)
+        for _ in range(self.max_rejections):
+            dup = self._repeats(active, items)
             if not bool(dup.any()):
-                break
-            items[dup] = sampler.draw(local[b[dup]], generator)
-        else:  # the extracted items hold almost all tail mass: draw from the exact remainder
-            for i in dup.nonzero().squeeze(1).tolist():
-                items[i] = _draw_excluding(
-                    s[b[i]], tail_mask[b[i]], _row_items(extracted, active[i]), generator
-                )
-        vals = tail_max[active]
-        if bool((n_extracted[active] >= extracted.shape[1]).any()):
-            column = torch.full((extracted.shape[0], 1), -1, dtype=torch.long, device=dev)
-            extracted = torch.cat([extracted, column], dim=1)
-        extracted[active, n_extracted[active]] = items
-        n_extracted[active] += 1
-        # insert (value, item) into the row's top-k
-        cand_vals = torch.cat([flat_vals[active], vals[:, None]], dim=1)
-        cand_idx = torch.cat([flat_idx[active], items[:, None]], dim=1)
-        v, pos = cand_vals.topk(k, dim=1)
-        flat_vals[active] = v
-        flat_idx[active] = cand_idx.gather(1, pos)
-        # remove the item's mass from the remaining tail (exact recomputation when it dominates)
-        item_scores = s[b, items].double()
-        ratio = item_scores - lse_rem[active]
-        new_lse = lse_rem[active] + log1mexp(ratio)
+                return items
+            items[dup] = self.sampler.draw(self.local[b[dup]], self.generator)
+        for i in dup.nonzero().squeeze(1).tolist():
+            excluded = _row_items(self.extracted, active[i])
+            items[i] = _draw_excluding(self.s[b[i]], self.tail_mask[b[i]], excluded, self.generator)
+        return items
+
+    def _repeats(self, active: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (self.extracted[active] == items[:, None]).any(dim=1)
+
+    def _record(self, active: torch.Tensor, items: torch.Tensor) -> None:
+        """Add `items` to the active rows' extracted items."""
+        if bool((self.n_extracted[active] >= self.extracted.shape[1]).any()):
+            column = torch.full(
+                (self.extracted.shape[0], 1), -1, dtype=torch.long, device=self.s.device
+            )
+            self.extracted = torch.cat([self.extracted, column], dim=1)
+        self.extracted[active, self.n_extracted[active]] = items
+        self.n_extracted[active] += 1
+
+    def _remaining_lse(
+        self, active: torch.Tensor, b: torch.Tensor, items: torch.Tensor
+    ) -> torch.Tensor:
+        """The remaining tail's log-sum-exp without `items` (exact recomputation when the item
+        held nearly all of it)."""
+        ratio = self.s[b, items].double() - self.lse_rem[active]
+        new_lse = self.lse_rem[active] + log1mexp(ratio)
         unstable = ratio > -1e-3
         for i in unstable.nonzero().squeeze(1).tolist():
-            new_lse[i] = _lse_excluding(s[b[i]], tail_mask[b[i]], _row_items(extracted, active[i]))
-        lse_rem[active] = new_lse
-        # next maximum: Gumbel at the remaining log-sum-exp, truncated below the previous one
-        fresh = new_lse + _gumbel((len(active),), generator, torch.float64, dev)
-        nxt = -torch.logaddexp(-vals, -fresh)
-        nxt = torch.where(torch.isfinite(new_lse), nxt, torch.full_like(nxt, ninf))
-        tail_max[active] = nxt
-        active = active[nxt > flat_vals[active, -1]]
-    return _order(flat_vals.view(batch, g, k), flat_idx.view(batch, g, k))
+            excluded = _row_items(self.extracted, active[i])
+            new_lse[i] = _lse_excluding(self.s[b[i]], self.tail_mask[b[i]], excluded)
+        return new_lse
 
 
 def _row_items(extracted: torch.Tensor, row: torch.Tensor) -> list[int]:
@@ -320,29 +395,24 @@ def _row_items(extracted: torch.Tensor, row: torch.Tensor) -> list[int]:
 
 def _bound_path(
     s: torch.Tensor,
-    tail_mask: torch.Tensor,
-    tail_bound: torch.Tensor,
-    n_tail: torch.Tensor,
-    rows_b: torch.Tensor,
-    flat_vals: torch.Tensor,
-    flat_idx: torch.Tensor,
+    head: _Head,
+    top: _FlatTop,
     pending: torch.Tensor,
     cap: int,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Complete the rows whose tail can be settled from the bound u alone (see
-    :func:`top_down_sample`); updates flat_vals/flat_idx in place, returns the rows done."""
-    dev = s.device
-    tau = flat_vals[:, -1]
-    a = tau - tail_bound.double()[rows_b]  # tail noise must exceed a to matter
-    p_enter = -torch.expm1(-torch.exp(-a))  # P(Gumbel > a)
+    :func:`top_down_sample`): how many tail items enter (Binomial), which (a uniform subset)
+    and their noise (a truncated Gumbel); updates `top` in place, returns the rows done."""
+    tau = top.vals[:, -1]
+    a = tau - head.tail_bound.double()[top.row_b]  # tail noise must exceed a to matter
     ok = pending & torch.isfinite(a)
     rows = ok.nonzero().squeeze(1)
     if len(rows) == 0:
         return ok
-    counts = torch.binomial(
-        n_tail.double()[rows_b[rows]], p_enter[rows].clamp(0.0, 1.0), generator=generator
-    ).long()
+    p_enter = -torch.expm1(-torch.exp(-a))  # P(Gumbel > a)
+    n_tail = torch.full((len(rows),), float(head.n_tail), dtype=torch.float64, device=s.device)
+    counts = torch.binomial(n_tail, p_enter[rows].clamp(0.0, 1.0), generator=generator).long()
     small = counts <= cap
     rows, counts = rows[small], counts[small]
     done = torch.zeros_like(pending)
@@ -351,13 +421,29 @@ def _bound_path(
     rows, counts = rows[todo], counts[todo]
     if len(rows) == 0:
         return done
-    b = rows_b[rows]
-    n_items = s.shape[1]
+    b = top.row_b[rows]
+    chosen = _uniform_tail_subset(head.tail_mask, b, counts, generator)
+    noise = _gumbel_above(a[rows][:, None], chosen.shape[1], generator)
+    values = s[b[:, None], chosen].double() + noise
+    live = torch.arange(chosen.shape[1], device=s.device)[None, :] < counts[:, None]
+    top.merge(rows, torch.where(live, values, torch.full_like(values, float("-inf"))), chosen)
+    return done
+
+
+def _uniform_tail_subset(
+    tail_mask: torch.Tensor,
+    b: torch.Tensor,
+    counts: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """For each batch row b[i], a uniform subset of `counts[i]` distinct tail items, [len(b),
+    max(counts)] (unused places 0): uniform draws over the corpus, keeping the first occurrence
+    of each tail item (rejecting head, masked and repeated items)."""
+    dev = tail_mask.device
+    n_items = tail_mask.shape[1]
     width = int(counts.max())
-    chosen = torch.zeros((len(rows), width), dtype=torch.long, device=dev)
-    filled = torch.zeros(len(rows), dtype=torch.long, device=dev)
-    # a uniform subset of `count` distinct tail items: uniform draws over the corpus, keeping
-    # the first occurrence of each tail item (rejecting head, masked and repeated items)
+    chosen = torch.zeros((len(b), width), dtype=torch.long, device=dev)
+    filled = torch.zeros(len(b), dtype=torch.long, device=dev)
     while bool((filled < counts).any()):
         need = (filled < counts).nonzero().squeeze(1)
         draws = torch.randint(
@@ -369,31 +455,31 @@ def _bound_path(
                 torch.arange(width, device=dev)[None, None, :] < filled[need][:, None, None]
             )
             valid &= ~seen_before.any(dim=2)
-        order = torch.sort(draws, dim=1, stable=True)
-        first = torch.ones_like(valid)
-        first_sorted = torch.ones_like(valid)
-        first_sorted[:, 1:] = order.values[:, 1:] != order.values[:, :-1]
-        first.scatter_(1, order.indices, first_sorted)
-        valid &= first
+        valid &= _first_occurrences(draws)
         rank = valid.long().cumsum(dim=1) - 1 + filled[need][:, None]
         take = valid & (rank < counts[need][:, None])
         r_idx, c_idx = take.nonzero(as_tuple=True)
         chosen[need[r_idx], rank[r_idx, c_idx]] = draws[r_idx, c_idx]
         filled[need] = torch.minimum(counts[need], filled[need] + valid.long().sum(dim=1))
-    # their noise: Gumbel truncated to (a, inf), via E = exp(-G) ~ Exp(1) truncated to [0, e^-a)
-    a_rows = a[rows][:, None]
-    v = torch.rand((len(rows), width), dtype=torch.float64, generator=generator, device=dev)
-    e = -torch.log1p(-v * (-torch.expm1(-torch.exp(-a_rows))))
-    noise = -torch.log(e)
-    values = s[b[:, None], chosen].double() + noise
-    live = torch.arange(width, device=dev)[None, :] < counts[:, None]
-    values = torch.where(live, values, torch.full_like(values, float("-inf")))
-    cand_vals = torch.cat([flat_vals[rows], values], dim=1)
-    cand_idx = torch.cat([flat_idx[rows], chosen], dim=1)
-    top = cand_vals.topk(flat_vals.shape[1], dim=1)
-    flat_vals[rows] = top.values
-    flat_idx[rows] = cand_idx.gather(1, top.indices)
-    return done
+    return chosen
+
+
+def _first_occurrences(draws: torch.Tensor) -> torch.Tensor:
+    """True where a row's draw is the first of its value in that row."""
+    order = torch.sort(draws, dim=1, stable=True)
+    first = torch.ones_like(draws, dtype=torch.bool)
+    first_sorted = torch.ones_like(draws, dtype=torch.bool)
+    first_sorted[:, 1:] = order.values[:, 1:] != order.values[:, :-1]
+    first.scatter_(1, order.indices, first_sorted)
+    return first
+
+
+def _gumbel_above(a: torch.Tensor, width: int, generator: torch.Generator | None) -> torch.Tensor:
+    """[len(a), width] Gumbel noise truncated to (a, inf), via E = exp(-G) ~ Exp(1) truncated
+    to [0, e^-a)."""
+    v = torch.rand((len(a), width), dtype=torch.float64, generator=generator, device=a.device)
+    e = -torch.log1p(-v * (-torch.expm1(-torch.exp(-a))))
+    return -torch.log(e)
 
 
 def _order(vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from rar.rankers.base import RankerStats
+from rar.rankers.base import Ranker, RankerStats
 
 # what each logged step row reports as `ranker_<name>`: its increase over the step (a choice of
 # columns for the step rows; the run's metrics.json reports every counter)
@@ -24,7 +24,7 @@ STEP_COUNTERS: tuple[str, ...] = (
 )
 
 
-def step_counters(ranker: Any) -> dict[str, float]:
+def step_counters(ranker: Ranker | None) -> dict[str, float]:
     """The ranker's :data:`STEP_COUNTERS` now (empty without a ranker, as in SFT)."""
     if ranker is None:
         return {}
@@ -42,7 +42,7 @@ class RankerTotals:
     (measured from when the run started using the ranker, so a shared ranker is not
     double-counted)."""
 
-    def __init__(self, ranker: Any):
+    def __init__(self, ranker: Ranker | None):
         self.ranker = ranker
         self.start = ranker.stats() if ranker is not None else RankerStats()
         self.carried = RankerStats()

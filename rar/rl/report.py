@@ -1,5 +1,5 @@
-"""Test reporting of `rar train`: the logged step means, the per-sample test figures and the
-flat metrics.json a finished run leaves (`finish`: the best checkpoint on validation and test)."""
+"""Reporting of `rar train`: validation and test through the pipeline, the logged step means,
+the per-sample test figures, and the pieces of the flat metrics.json a finished run leaves."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from rar.pipeline import PipelineResult, run_pipeline
 if TYPE_CHECKING:
     from rar.corpus import Corpus
     from rar.data.linking import LinkedSample
-    from rar.rl.trainer import RLTrainer
+    from rar.rankers.base import Ranker
+    from rar.retrievers import Retriever
+    from rar.rl.inputs import LinkedSplits
+    from rar.rl.ranker_totals import RankerTotals
+    from rar.rl.rl_config import RLConfig
+    from rar.rl.state import TrainerState
+    from rar.rl.train_config import TrainConfig
 
 log = logging.getLogger("rar.rl")
 
@@ -26,8 +32,8 @@ log = logging.getLogger("rar.rl")
 def evaluate_samples(
     samples: Sequence[LinkedSample],
     corpus: Corpus,
-    model: Any,
-    ranker: Any,
+    model: Retriever,
+    ranker: Ranker | None,
     k: int,
     ks: Sequence[int],
     what: str,
@@ -85,45 +91,37 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def finish(trainer: RLTrainer) -> dict[str, Any]:
-    """Evaluate the best checkpoint on validation (and test); write metrics.json."""
-    from rar.retrievers import load_retriever
-
-    t = trainer
-    best_path = t.run.checkpoints / "best.pt"
-    if best_path.exists():
-        best = load_retriever(best_path, t.corpus.vectors())
-        t.model.load_state_dict(best.state_dict())
-    final: dict[str, Any] = {
-        "method": t.rl.method,
-        "dataset": t.config.data.dataset,
-        "steps": t.step,
-        "budget_steps": t.total_steps,
-        "best_step": t.selection.best["step"],
-        "stopped_early": t.selection.stopped_early,
-        "candidate_order": t.rl.candidate_order,
-        "shuffle_rewards": t.rl.shuffle_rewards,
-        "n_train": len(t.train_samples),
-        "eval_protocol": t.config.eval_protocol,
-        "n_val": len(t.val_samples),
-        "link_stats": t.link_stats,
+def run_summary(
+    config: TrainConfig, rl: RLConfig, data: LinkedSplits, state: TrainerState, total_steps: int
+) -> dict[str, Any]:
+    """What a run was (`rl`: the trainer's RL settings) and how it ended: metrics.json's leading
+    entries."""
+    selection = state.selection
+    return {
+        "method": rl.method,
+        "dataset": config.data.dataset,
+        "steps": state.step,
+        "budget_steps": total_steps,
+        "best_step": selection.best["step"],
+        "stopped_early": selection.stopped_early,
+        "candidate_order": rl.candidate_order,
+        "shuffle_rewards": rl.shuffle_rewards,
+        "n_train": len(data.train),
+        "eval_protocol": config.eval_protocol,
+        "n_val": len(data.val),
+        "link_stats": data.link_stats,
     }
-    if t.val_samples:
-        # the best checkpoint's validation figures were measured when it was selected
-        best_val = t.selection.best.get("metrics") or t.evaluate(t.val_samples).metrics
-        final.update({f"val/{k}": v for k, v in best_val.items()})
-    test = t.splits.get("test") or []
-    if test:
-        result = t.evaluate(test, "test")
-        final.update({f"test/{k}": v for k, v in result.metrics.items()})
-        final["n_test"] = len(test)
-        write_per_sample(result, t.run.path)
-    if t.ranker is not None:
-        final["ranker"] = t.ranker_totals.report()  # this run's, across resumes
-        events = [r for r in t.run.history() if r.get("event") == "ranker_unavailable"]
-        final["ranker_interruptions"] = len(events)
-        final["ranker_interrupted_failures"] = sum(
+
+
+def ranker_block(totals: RankerTotals, history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json's ranker entries: the run's counters (across resumes) and how often, and
+    with how many failed calls, the ranker's server stopped a step (`history`: the run's
+    metrics.jsonl rows)."""
+    events = [r for r in history if r.get("event") == "ranker_unavailable"]
+    return {
+        "ranker": totals.report(),
+        "ranker_interruptions": len(events),
+        "ranker_interrupted_failures": sum(
             r.get("ranker_failures", 0) + r.get("ranker_outage_retries", 0) for r in events
-        )
-    t.run.finish(flatten(final))
-    return final
+        ),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -149,3 +150,12 @@ class TrainConfig(ConfigModel):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig, description="Run directory and W&B."
     )
+
+    def step_budget(self, n_train: int) -> tuple[int, int]:
+        """(steps per epoch, total steps): `epochs` passes over `n_train` training rows, capped
+        at `max_steps`."""
+        steps_per_epoch = math.ceil(n_train / self.optim.batch_size)
+        total_steps = max(1, int(round(self.epochs * steps_per_epoch)))
+        if self.max_steps is not None:  # a cap on the epoch budget
+            total_steps = min(total_steps, self.max_steps)
+        return steps_per_epoch, total_steps

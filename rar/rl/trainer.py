@@ -5,142 +5,145 @@ sample candidate sets from the Plackett-Luce policy, have the ranker rank every 
 (one concurrent batch, through its cache), reward = NDCG of the target(s) in the ranker's
 output, loss = NLL + RL loss (dpo | simpo | grpo; sft = NLL only), AdamW step with a cosine
 schedule. Validation runs the deterministic pipeline (top-k -> ranker) and keeps the best
-checkpoint. Resumable: model, optimiser, scheduler, every RNG and the data order are saved
-atomically, so a killed run continues exactly where its last checkpoint left off.
+checkpoint. Resumable: the trainer's whole :class:`TrainerState` (model, optimiser, scheduler,
+every RNG, model selection, ranker counters) and the data order are saved atomically, so a
+killed run continues exactly where its last checkpoint left off.
+
+The trainer is handed its policy, initial policy, data, corpus, ranker and run (as TRL's
+trainers are); :meth:`RLTrainer.from_config` and :func:`train` load them from a config
+(:func:`rar.rl.inputs.load_inputs`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from rar.checkpoints import DataOrder, seed_everything
+from rar.checkpoints import DataOrder
 from rar.data.linking import LinkedSample
-from rar.errors import InputError, MissingPathError
-from rar.optim import adamw, clip_gradients, cosine_with_warmup
+from rar.errors import MissingPathError
+from rar.optim import clip_gradients
 from rar.pipeline import PipelineResult
+from rar.progress import progress_bar
 from rar.rankers.concurrency import RankerUnavailable
 from rar.rl.batches import Batch, make_batch
-from rar.rl.feedback import FailedSets, rank_sets
-from rar.rl.inputs import (
-    frozen_copy,
-    load_policy,
-    load_splits,
-    with_seen_ids,
-    with_training_prior,
-)
+from rar.rl.feedback import FailedSets, Verdicts, rank_sets
+from rar.rl.inputs import LinkedSplits, TrainerInputs, check_inputs, frozen_copy, load_inputs
 from rar.rl.losses import nll_loss
 from rar.rl.objectives import rl_term
 from rar.rl.policy import sample_ranked_sets, top1_kl
-from rar.rl.ranker_totals import RankerTotals, step_counters, step_increase
-from rar.rl.report import evaluate_samples, finish, mean_rows
-from rar.rl.rl_checkpoint import load_checkpoint, save_checkpoint
-from rar.rl.selection import ModelSelection
+from rar.rl.ranker_totals import step_counters, step_increase
+from rar.rl.report import (
+    evaluate_samples,
+    flatten,
+    mean_rows,
+    ranker_block,
+    run_summary,
+    write_per_sample,
+)
+from rar.rl.state import TrainerState
 from rar.rl.train_config import TrainConfig
 from rar.tracking import Run, check_run_target
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.rankers.base import Ranker
+    from rar.retrievers import Retriever
 
 log = logging.getLogger("rar.rl")
 
 
 class RLTrainer:
-    """Runs one `rar train` job. Construct, then call :meth:`train` (returns the final metrics)."""
+    """Runs one `rar train` job. Construct (or :meth:`from_config`), then call :meth:`train`
+    (returns the final metrics)."""
 
     def __init__(
         self,
+        policy: Retriever,
+        reference: Retriever | None = None,
+        *,
         config: TrainConfig,
+        data: LinkedSplits,
+        corpus: Corpus,
+        ranker: Ranker | None,
         run: Run,
-        corpus: Corpus | None = None,
-        ranker: Any = None,
-        splits: dict[str, list[LinkedSample]] | None = None,
         progress: bool = True,
     ):
-        self.config = config
-        self.run = run
-        self.progress = progress
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        seed_everything(config.seed)
-        if corpus is None:
-            from rar.corpus import Corpus
-
-            corpus = Corpus.load(config.corpus)
-        self.corpus = corpus
+        """`policy` is trained as it is (fitted to the training split already, see
+        :func:`rar.rl.inputs.load_inputs`); `reference` is the initial policy (KL logging and
+        `rl.use_reference`), a frozen copy of `policy` when None. `ranker` may be None only for
+        a run that asks it nothing (SFT without validation rows)."""
+        check_inputs(config, data, len(corpus.ids))
+        if ranker is None and (config.rl.has_rl_term or data.val):
+            raise ValueError("a run with an RL term or validation rows needs a ranker")
+        self.config, self.rl, self.run, self.progress = config, config.rl, run, progress
+        self.data, self.corpus, self.ranker = data, corpus, ranker
         self.corpus_ids: list[str] = list(corpus.ids)
         self.row_of = {cid: i for i, cid in enumerate(self.corpus_ids)}
-        vectors = torch.tensor(np.asarray(corpus.vectors(), dtype=np.float32))
-        self.model = load_policy(config, corpus, vectors)
-        self.reference = frozen_copy(self.model)  # the initial policy (KL logging, optional ref)
-        self.link_stats: dict[str, Any] = {}
-        self.splits = splits if splits is not None else self._load_splits()
-        self.train_samples = self.splits["train"]
-        if not self.train_samples:
-            raise InputError(f"no linked training samples for dataset '{config.data.dataset}'")
-        self.val_samples = self.splits.get("val", [])
-        if config.id_embedding:  # hybrid item table: ID embedding for the items seen in training
-            self.model = with_seen_ids(self.model, self.train_samples, self.row_of, vectors)
-        if config.cooc_prior:  # fitted on the training dialogues only
-            self.model = with_training_prior(self.model, self.train_samples, self.row_of, vectors)
-        if self.model.turn_encoder is not None:  # every turn embedded once, up front
-            texts = (s.sample.context for split in self.splits.values() for s in split)
-            self.model.turn_encoder.warm_contexts(texts, progress=progress)
-
-        self.rl = config.rl
-        if self.rl.k > len(self.corpus_ids):
-            raise InputError(f"rl.k={self.rl.k} exceeds the corpus size {len(self.corpus_ids)}")
-
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = adamw(params, config.optim)
-        self.steps_per_epoch = math.ceil(len(self.train_samples) / config.optim.batch_size)
-        self.total_steps = max(1, int(round(config.epochs * self.steps_per_epoch)))
-        if config.max_steps is not None:  # a cap on the epoch budget
-            self.total_steps = min(self.total_steps, config.max_steps)
-        o = config.optim
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda s: cosine_with_warmup(s, o.warmup_steps, self.total_steps, o.min_lr_ratio),
-        )
-        self.generator = torch.Generator().manual_seed(config.seed)
-        if ranker is None and (self.rl.has_rl_term or self.val_samples):
-            from rar.rankers import build_ranker
-
-            ranker = build_ranker(config.ranker, corpus)
-        self.ranker = ranker
-        self.ranker_totals = RankerTotals(ranker)  # carried across resumes in the checkpoint
+        self.steps_per_epoch, self.total_steps = config.step_budget(len(data.train))
+        if reference is None:
+            reference = frozen_copy(policy)
+        self.state = TrainerState.start(policy, reference, config, self.total_steps, ranker)
         self._failed = FailedSets()  # this step's ranked / failed sets
         self._step_counters: dict[str, float] = {}  # ranker counters when the step began
-        self.step = 0
-        self.selection = ModelSelection(config.select_metric, config.patience)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TrainConfig,
+        run: Run,
+        *,
+        corpus: Corpus | None = None,
+        ranker: Ranker | None = None,
+        data: LinkedSplits | None = None,
+        progress: bool = True,
+    ) -> RLTrainer:
+        """A trainer on `run` for `config`, its inputs loaded (a `corpus`, `ranker` or `data`
+        given is used as it is; see :func:`rar.rl.inputs.load_inputs`). A ranker built here is
+        the caller's to close (`trainer.ranker.close()`)."""
+        inputs = load_inputs(config, corpus, ranker, data, progress)
+        return cls.of_inputs(inputs, config, run, progress)
+
+    @classmethod
+    def of_inputs(
+        cls, inputs: TrainerInputs, config: TrainConfig, run: Run, progress: bool = True
+    ) -> RLTrainer:
+        return cls(
+            inputs.policy,
+            inputs.reference,
+            config=config,
+            data=inputs.data,
+            corpus=inputs.corpus,
+            ranker=inputs.ranker,
+            run=run,
+            progress=progress,
+        )
+
+    @property
+    def model(self) -> Retriever:
+        """The policy being trained."""
+        return self.state.policy
 
     # ---- data ---------------------------------------------------------------------------
-    def _load_splits(self) -> dict[str, list[LinkedSample]]:
-        splits, self.link_stats = load_splits(self.config, self.corpus)
-        return splits
-
     def batch_for_step(self, step: int) -> Batch:
         """The batch of a step: its epoch's seeded permutation, so resuming at any step
         reproduces the data order exactly."""
         at = DataOrder.at_step(self.config.seed, step, self.steps_per_epoch)
-        idx = at.batch(len(self.train_samples), self.config.optim.batch_size)
-        return make_batch(
-            [self.train_samples[i] for i in idx], self.row_of, self.model.config.max_len
-        )
+        idx = at.batch(len(self.data.train), self.config.optim.batch_size)
+        return make_batch([self.data.train[i] for i in idx], self.row_of, self.model.config.max_len)
 
     # ---- ranker -------------------------------------------------------------------------
     def rank_sets(
         self, batch: Batch, rows: Sequence[int], sets: torch.Tensor, scores: torch.Tensor
-    ) -> tuple[np.ndarray, list[list[int | None]], np.ndarray]:
+    ) -> Verdicts:
         """The ranker's verdicts on sets [len(rows), g, k] (:func:`rar.rl.feedback.rank_sets`),
         counted in this step's :class:`FailedSets`."""
+        assert self.ranker is not None  # a run with an RL term has one (checked when built)
         return rank_sets(
             self.ranker, self.corpus_ids, self.rl, batch, rows, sets, scores, self._failed
         )
@@ -152,7 +155,7 @@ class RLTrainer:
             self.rl.k,
             g,
             self.rl.temperature,
-            self.generator,
+            self.state.generator,
             method=self.rl.sampler,
             head_size=self.rl.head_size,
         )
@@ -168,30 +171,24 @@ class RLTrainer:
         rl_loss = torch.zeros((), dtype=nll.dtype)
         t_sample = t_rank = 0.0
         with torch.no_grad():
-            ref_scores = self.reference.scores(batch.inputs)
+            ref_scores = self.state.reference.scores(batch.inputs)
         out["kl_top1_to_initial"] = float(top1_kl(scores.detach(), ref_scores).mean())
         if rl.has_rl_term:
-            shuffle_seed = [self.config.seed, self.step, 1]
+            shuffle_seed = [self.config.seed, self.state.step, 1]
             rl_loss, rl_stats, seconds = rl_term(
                 rl, batch, scores, ref_scores, self.sample, self.rank_sets, shuffle_seed
             )
             t_sample, t_rank = seconds["sample"], seconds["rank"]
             out.update(rl_stats)
-            self._failed.check(out, self.rl.max_failed_share, self.step + 1)
+            self._failed.check(out, self.rl.max_failed_share, self.state.step + 1)
         t0 = time.perf_counter()
         loss = rl.nll_weight * nll + rl.rl_weight * rl_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = clip_gradients(self.model, self.config.optim)
-        if norm is not None:
-            out["grad_norm"] = norm
-        self.optimizer.step()
-        self.scheduler.step()
+        self._update(loss, out)
         t_update = time.perf_counter() - t0
         total = time.perf_counter() - t_start
         out.update(
             loss=float(loss.detach()),
-            lr=self.scheduler.get_last_lr()[0],
+            lr=float(self.state.scheduler.get_last_lr()[0]),
             time_step=total,
             time_sample=t_sample,
             time_rank=t_rank,
@@ -201,106 +198,125 @@ class RLTrainer:
         out.update(step_increase(counters_before, step_counters(self.ranker)))
         return out
 
+    def _update(self, loss: torch.Tensor, out: dict[str, float]) -> None:
+        """One optimiser and schedule step on `loss` (the gradient norm goes to `out`)."""
+        self.state.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)  # = loss.backward(), which torch leaves untyped
+        norm = clip_gradients(self.model, self.config.optim)
+        if norm is not None:
+            out["grad_norm"] = norm
+        self.state.optimizer.step()
+        self.state.scheduler.step()
+
     # ---- validation and checkpoints -----------------------------------------------------
     def evaluate(
         self, samples: Sequence[LinkedSample], split: str = "validation"
     ) -> PipelineResult:
         """Pipeline metrics of the current policy (see :func:`rar.rl.report.evaluate_samples`)."""
-        what = f"{split} at step {self.step}"
+        what = f"{split} at step {self.state.step}"
         return evaluate_samples(
             samples, self.corpus, self.model, self.ranker, self.rl.k, self.config.eval_ks, what
         )
 
     def validate(self) -> dict[str, float]:
         """Validate through the pipeline; a new best is saved as best.pt."""
-        result = self.evaluate(self.val_samples)
-        if self.selection.update(result.metrics, self.step):
+        result = self.evaluate(self.data.val)
+        selection, step = self.state.selection, self.state.step
+        if selection.update(result.metrics, step):
             from rar.retrievers import save_retriever
 
-            metric = self.selection.metric
+            metric = selection.metric
             save_retriever(
                 self.model,
                 self.run.checkpoints / "best.pt",
-                extra={"step": self.step, metric: result.metrics[metric]},
+                extra={"step": step, metric: result.metrics[metric]},
             )
-        return {f"val/{k}": v for k, v in result.metrics.items()} | self.selection.row()
+        return {f"val/{k}": v for k, v in result.metrics.items()} | selection.row()
 
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.run.last_checkpoint
+    def _data_identity(self) -> dict[str, Any]:
+        """What a resume checks: the training rows are the checkpoint's."""
+        return {"train_ids": [s.sample.sample_id for s in self.data.train]}
 
     def save_checkpoint(self) -> Path:
-        """Write last.pt (atomically, prev.pt kept): :func:`rar.rl.rl_checkpoint.save_checkpoint`."""
-        return save_checkpoint(self)
+        """Write last.pt (atomically, prev.pt kept): the :class:`TrainerState`, the data order
+        and the training data's identity and step budget."""
+        order = DataOrder.at_step(self.config.seed, self.state.step, self.steps_per_epoch)
+        budget = {"steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps}
+        return self.state.save(self.run, order, self._data_identity() | budget)
 
     def load_checkpoint(self) -> None:
-        """Continue from last.pt: weights, optimiser, schedule, RNGs, best model, counters."""
-        load_checkpoint(self)
+        """Continue from last.pt: the whole :class:`TrainerState` (weights, optimiser,
+        schedule, RNGs, step, best model, counters)."""
+        self.state.load(self.run, self._data_identity())
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict[str, Any]:
         """Train to `total_steps`, or until `patience` validations bring no improvement
         (continuing from last.pt when resuming); returns final metrics of the best model."""
-        cfg = self.config
-        if resume:
-            if not self.last_checkpoint.is_file():
-                raise MissingPathError(f"cannot resume: {self.last_checkpoint} does not exist")
-            self.load_checkpoint()
-            self.run.truncate_history(self.step)
-            log.info("resumed %s at step %d", self.run.path, self.step)
-        elif self.val_samples and cfg.validate_at_start:
-            self.run.log(0, **self.validate())
-        window: list[dict[str, float]] = []
-        bar = None
-        if self.progress:
-            from rar.progress import progress_bar
-
-            bar = progress_bar(
-                self.total_steps, f"train {cfg.rl.method}", "step", initial=self.step
-            )
-        try:
-            while self.step < self.total_steps and not self.selection.stopped_early:
-                try:
-                    metrics = self.train_step(self.batch_for_step(self.step))
-                except RankerUnavailable as exc:
-                    self._log_interrupted_step(exc)
-                    raise
-                self.step += 1
-                window.append(metrics)
-                row: dict[str, float] = {}
-                if self.step % cfg.tracking.log_every == 0 or self.step == self.total_steps:
-                    row.update(mean_rows(window))
-                    row["epoch"] = self.step / self.steps_per_epoch
-                    window = []
-                if self.val_samples and (
-                    self.step % cfg.val_every == 0 or self.step == self.total_steps
-                ):
-                    row.update(self.validate())
-                if row:
-                    self.run.log(self.step, **row)
-                if self.selection.stopped_early:
-                    log.info(
-                        "early stop at step %d: %d validations without a better %s (best: step %s)",
-                        self.step,
-                        self.selection.bad_evals,
-                        cfg.select_metric,
-                        self.selection.best["step"],
-                    )
-                if (
-                    self.step % cfg.checkpoint_every == 0
-                    or self.step == self.total_steps
-                    or self.selection.stopped_early
-                ):
-                    self.save_checkpoint()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(
-                        loss=f"{metrics['loss']:.3f}", reward=f"{metrics.get('reward_mean', 0):.3f}"
-                    )
-        finally:
-            if bar is not None:
-                bar.close()
+        self._begin(resume)
+        window: list[dict[str, float]] = []  # the step rows since the last log line
+        title, step = f"train {self.config.rl.method}", self.state.step
+        with progress_bar(
+            self.total_steps, title, "step", enabled=self.progress, initial=step
+        ) as bar:
+            while self.state.step < self.total_steps and not self.state.selection.stopped_early:
+                metrics = self._step()
+                self._after_step(metrics, window)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{metrics['loss']:.3f}", reward=f"{metrics.get('reward_mean', 0):.3f}"
+                )
         return self.finish()
+
+    def _begin(self, resume: bool) -> None:
+        """Resume from last.pt (its later history dropped), or validate the initial policy."""
+        if resume:
+            if not self.run.last_checkpoint.is_file():
+                raise MissingPathError(f"cannot resume: {self.run.last_checkpoint} does not exist")
+            self.load_checkpoint()
+            self.run.truncate_history(self.state.step)
+            log.info("resumed %s at step %d", self.run.path, self.state.step)
+        elif self.data.val and self.config.validate_at_start:
+            self.run.log(0, **self.validate())
+
+    def _step(self) -> dict[str, float]:
+        """Train on the next batch; a step the ranker's server stopped is logged, then raised."""
+        try:
+            metrics = self.train_step(self.batch_for_step(self.state.step))
+        except RankerUnavailable as exc:
+            self._log_interrupted_step(exc)
+            raise
+        self.state.step += 1
+        return metrics
+
+    def _due(self, every: int) -> bool:
+        """Whether the step just taken is one of every `every` (the last step always is)."""
+        return self.state.step % every == 0 or self.state.step == self.total_steps
+
+    def _after_step(self, metrics: dict[str, float], window: list[dict[str, float]]) -> None:
+        """Log the step means when due (`window` holds the rows since the last log line),
+        validate, report an early stop, and checkpoint."""
+        cfg, step, selection = self.config, self.state.step, self.state.selection
+        window.append(metrics)
+        row: dict[str, float] = {}
+        if self._due(cfg.tracking.log_every):
+            row.update(mean_rows(window))
+            row["epoch"] = step / self.steps_per_epoch
+            window.clear()
+        if self.data.val and self._due(cfg.val_every):
+            row.update(self.validate())
+        if row:
+            self.run.log(step, **row)
+        if selection.stopped_early:
+            log.info(
+                "early stop at step %d: %d validations without a better %s (best: step %s)",
+                step,
+                selection.bad_evals,
+                cfg.select_metric,
+                selection.best["step"],
+            )
+        if self._due(cfg.checkpoint_every) or selection.stopped_early:
+            self.save_checkpoint()
 
     def _log_interrupted_step(self, exc: Exception) -> None:
         """A step the ranker's server stopped (the breaker tripped): its calls, retries and
@@ -308,12 +324,36 @@ class RLTrainer:
         logged again, once, when it completes)."""
         row: dict[str, Any] = {"event": "ranker_unavailable", "error": str(exc)}
         row.update(step_increase(self._step_counters, step_counters(self.ranker)))
-        self.run.log(self.step + 1, **row)
+        self.run.log(self.state.step + 1, **row)
 
+    # ---- the end ------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
-        """Evaluate the best checkpoint on validation (and test); write metrics.json
-        (:func:`rar.rl.report.finish`)."""
-        return finish(self)
+        """Restore the best checkpoint, evaluate it on validation (and test); write
+        metrics.json (flat) and return the final metrics."""
+        self._restore_best()
+        final = run_summary(self.config, self.rl, self.data, self.state, self.total_steps)
+        if self.data.val:
+            # the best checkpoint's validation figures were measured when it was selected
+            best_val = self.state.selection.best.get("metrics")
+            best_val = best_val or self.evaluate(self.data.val).metrics
+            final.update({f"val/{k}": v for k, v in best_val.items()})
+        if self.data.test:
+            result = self.evaluate(self.data.test, "test")
+            final.update({f"test/{k}": v for k, v in result.metrics.items()})
+            final["n_test"] = len(self.data.test)
+            write_per_sample(result, self.run.path)
+        if self.ranker is not None:
+            final.update(ranker_block(self.state.ranker_totals, self.run.history()))
+        self.run.finish(flatten(final))
+        return final
+
+    def _restore_best(self) -> None:
+        best_path = self.run.checkpoints / "best.pt"
+        if best_path.exists():
+            from rar.retrievers import load_retriever
+
+            best = load_retriever(best_path, self.corpus.vectors())
+            self.model.load_state_dict(best.state_dict())
 
 
 def train(
@@ -321,19 +361,19 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     corpus: Corpus | None = None,
-    ranker: Any = None,
+    ranker: Ranker | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Create (or reopen with `resume`) the run directory and train; returns the final metrics
     plus `run_dir`. Inputs are loaded and checked before the directory is made, and a run that
-    fails before recording any progress removes the directory it made."""
+    fails before recording any progress removes the directory it made. A ranker built here
+    (none given) is closed at the end."""
     t = config.tracking
-    path = Path(t.runs_dir) / config.name
-    check_run_target(path, resume, overwrite)
+    check_run_target(Path(t.runs_dir) / config.name, resume, overwrite)
     # loads corpus, pretrained run, data and ranker (any of which may fail) and writes nothing
-    trainer = RLTrainer(config, Run(path, config), corpus=corpus, ranker=ranker, progress=progress)
+    inputs = load_inputs(config, corpus, ranker, progress=progress)
     try:
-        run = trainer.run = Run.create(
+        run = Run.create(
             config.name,
             config,
             t.runs_dir,
@@ -343,12 +383,12 @@ def train(
             wandb_project=t.wandb_project,
         )
         try:
-            final = trainer.train(resume=resume)
+            final = RLTrainer.of_inputs(inputs, config, run, progress).train(resume=resume)
         except BaseException:
             run.discard_if_unstarted()
             raise
     finally:
-        if trainer.ranker is not None and ranker is None:
-            trainer.ranker.close()
+        if inputs.ranker is not None and ranker is None:
+            inputs.ranker.close()
     final["run_dir"] = str(run.path)
     return final
