@@ -77,12 +77,6 @@ LONG_FUNCTIONS: dict[str, str] = {
     "rar/commands/evaluate_cmd.py::evaluate": (
         "the Typer declarations of its 21 options (82 lines); the body is four calls"
     ),
-    "rar/retrievers/pretrain.py::_pretrain": "shrunk on branch h-trainer/h-types",
-    "rar/retrievers/pretrain.py::train_retriever": "shrunk on branch h-trainer/h-types",
-    "rar/rl/policy.py::_bound_path": "shrunk on branch h-trainer/h-types",
-    "rar/rl/policy.py::top_down_sample": "shrunk on branch h-trainer/h-types",
-    "rar/rl/trainer.py::RLTrainer.__init__": "shrunk on branch h-trainer/h-types",
-    "rar/rl/trainer.py::RLTrainer.train": "shrunk on branch h-trainer/h-types",
 }
 
 

@@ -13,13 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rar.atomic_files import atomic_write_text
-from rar.pipeline import PipelineResult, run_pipeline
+from rar.pipeline import PipelineResult, System
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
     from rar.data.linking import LinkedSample
-    from rar.rankers.base import Ranker
-    from rar.retrievers import Retriever
     from rar.rl.inputs import LinkedSplits
     from rar.rl.ranker_totals import RankerTotals
     from rar.rl.rl_config import RLConfig
@@ -32,18 +30,18 @@ log = logging.getLogger("rar.rl")
 def evaluate_samples(
     samples: Sequence[LinkedSample],
     corpus: Corpus,
-    model: Retriever,
-    ranker: Ranker | None,
+    system: System,
     k: int,
     ks: Sequence[int],
     what: str,
 ) -> PipelineResult:
-    """Pipeline metrics on `samples` (validation or test); failed ranker calls are misses,
+    """The system's pipeline metrics on `samples` (validation or test: the policy, + the
+    ranker when the run has one); failed ranker calls are misses,
     warned about, and an error (FailedCallsError) when every call failed: selecting on them
     would be noise. `what` names the pass in messages (e.g. "validation at step 50")."""
     from rar.evaluation.failed_calls import FailedCallsError, describe_failures
 
-    result = run_pipeline(samples, corpus, model, ranker, k=k, ks=ks)
+    result = system.run(samples, corpus, k=k, ks=ks)
     if result.ranker_failures:
         line = describe_failures(result.ranker_failures, len(samples), what)
         if result.ranker_failures >= len(samples):

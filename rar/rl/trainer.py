@@ -28,7 +28,7 @@ from rar.checkpoints import DataOrder
 from rar.data.linking import LinkedSample
 from rar.errors import MissingPathError
 from rar.optim import clip_gradients
-from rar.pipeline import PipelineResult
+from rar.pipeline import PipelineResult, System
 from rar.progress import progress_bar
 from rar.rankers.concurrency import RankerUnavailable
 from rar.rl.batches import Batch, make_batch
@@ -214,9 +214,8 @@ class RLTrainer:
     ) -> PipelineResult:
         """Pipeline metrics of the current policy (see :func:`rar.rl.report.evaluate_samples`)."""
         what = f"{split} at step {self.state.step}"
-        return evaluate_samples(
-            samples, self.corpus, self.model, self.ranker, self.rl.k, self.config.eval_ks, what
-        )
+        system = System(self.config.name, self.model, self.ranker)
+        return evaluate_samples(samples, self.corpus, system, self.rl.k, self.config.eval_ks, what)
 
     def validate(self) -> dict[str, float]:
         """Validate through the pipeline; a new best is saved as best.pt."""
