@@ -32,7 +32,7 @@ from rar.evaluation.evaluator import Evaluator
 from rar.metrics import paired_bootstrap
 from rar.pipeline import retrieve, score
 from rar.retrievers import Retriever, load_pretrained_run
-from rar.retrievers.fusion import fit_fusion
+from rar.retrievers.fusion import fit_linked
 
 KS = (10, 25, 50)
 
@@ -40,14 +40,7 @@ KS = (10, 25, 50)
 def fit_on(
     model: Retriever, linked: list[LinkedSample], corpus: Corpus, criterion: str
 ) -> dict[str, float]:
-    fit = fit_fusion(
-        model,
-        [[corpus.index_of(c) for c in item.history_ids] for item in linked],
-        [item.sample.context for item in linked],
-        [[corpus.index_of(c) for c in item.target_ids] for item in linked],
-        criterion,
-    )
-    return fit.weights
+    return fit_linked(model, linked, corpus, criterion).weights
 
 
 def main() -> None:

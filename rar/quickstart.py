@@ -159,8 +159,22 @@ class Quickstart:
             self.say(f"[{stage}/{STAGES}] {label}: {what}")
             train(train_config, overwrite=True, corpus=movies, ranker=ranker,
                   progress=self.progress)  # fmt: skip
+        self._say_fusion(run_dir)
         self.seconds[key] = time.perf_counter() - clock
         return run_dir
+
+    def _say_fusion(self, run_dir: Path) -> None:
+        """One line on the fused policy's weights, when SFT re-fitted them (fusion.json)."""
+        from rar.retrievers.fusion import FUSION_FILE
+
+        path = run_dir / FUSION_FILE
+        if path.is_file():
+            fit = json.loads(path.read_text(encoding="utf-8"))
+            weights = ", ".join(f"{k} {v:.3g}" for k, v in fit["weights"].items())
+            self.say(
+                f"      fusion weights fitted on validation ({weights}): retriever val N@10 "
+                f"{fit['val_ndcg10_before']:.4f} -> {fit['val_ndcg10_after']:.4f}"
+            )
 
     def sft_runs(self, movies: Corpus, pre_dir: Path) -> dict[str, Path]:
         """Stages 3-5: the item-only, text-only and fused policies, each SFT to convergence."""

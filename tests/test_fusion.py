@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,39 @@ def test_a_run_is_fitted_on_its_validation_split_and_loads_with_its_weights(
     (run / FUSION_FILE).write_text("{not json")
     with pytest.raises(InputError, match=FUSION_FILE):
         load_pretrained_run(run, corpus)
+
+
+@pytest.mark.slow
+def test_sft_of_a_fused_policy_fits_its_weights_and_says_so(
+    tmp_path, pretrained_run, small_corpus, data_dir
+):
+    """`rar train`'s SFT of a fused policy ends by fitting the weights on validation: fusion.json
+    in the run, the fitted figures in metrics.json, and loading the run applies them;
+    `fit_fusion=false` writes none."""
+    from rar.config import load_config
+    from rar.corpus import Corpus
+    from rar.retrievers import load_pretrained_run
+    from rar.rl.train_config import TrainConfig
+    from rar.rl.trainer import train
+
+    def run(name: str, *extra: str) -> Path:
+        overrides = [
+            f"name={name}", f"pretrained_run={pretrained_run}", f"corpus={small_corpus}",
+            f"data.data_dir={data_dir}", "data.dataset=redial", "data.train_size=200",
+            "data.val_size=60", "data.evaluate_test=false", "towers=fused", "cooc_prior=true",
+            "rl.method=sft", "rl.k=10", "optim.batch_size=16", "max_steps=6", "val_every=3",
+            "select_metric=retriever/ndcg@10", "ranker.backend=semantic", "threads=1",
+            f"tracking.runs_dir={tmp_path}", *extra,
+        ]  # fmt: skip
+        train(load_config(TrainConfig, None, overrides), progress=False)
+        return tmp_path / name
+
+    fitted = run("fitted")
+    record = json.loads((fitted / FUSION_FILE).read_text())
+    metrics = json.loads((fitted / "metrics.json").read_text())
+    assert record["val_rows"] > 0 and record["split"] == "val"
+    assert metrics["fusion.val_ndcg10_before"] == pytest.approx(record["val_ndcg10_before"])
+    assert metrics["val/retriever/ndcg@10"] == pytest.approx(record["val_ndcg10_after"], abs=1e-6)
+    corpus = Corpus.load(small_corpus)
+    assert load_pretrained_run(fitted, corpus).fusion.as_dict() == record["weights"]
+    assert not (run("unfitted", "fit_fusion=false") / FUSION_FILE).exists()

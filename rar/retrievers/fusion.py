@@ -41,6 +41,7 @@ from rar.metrics import ndcg_at_k
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
+    from rar.data.linking import LinkedSample
     from rar.retrievers.base import Retriever
 
 #: the parts of a retriever's score, in the order they are summed
@@ -219,6 +220,27 @@ def fit_fusion(
     )
 
 
+def fit_linked(
+    model: Retriever, linked: Sequence[LinkedSample], corpus: Corpus, criterion: str = "ndcg@10"
+) -> FusionFit:
+    """:func:`fit_fusion` on linked samples (their histories, conversations and targets)."""
+    return fit_fusion(
+        model,
+        [[corpus.index_of(c) for c in item.history_ids] for item in linked],
+        [item.sample.context for item in linked],
+        [[corpus.index_of(c) for c in item.target_ids] for item in linked],
+        criterion,
+    )
+
+
+def write_fusion_file(run_dir: str | Path, fit: FusionFit, dataset: str) -> Path:
+    """`<run_dir>/fusion.json`: the weights and what the fit measured on validation."""
+    record = asdict(fit) | {"dataset": dataset, "split": "val"}
+    path = Path(run_dir) / FUSION_FILE
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def fit_run_fusion(
     run_dir: str | Path, corpus: Corpus, dataset: str, data_dir: str | Path
 ) -> FusionFit | None:
@@ -232,14 +254,8 @@ def fit_run_fusion(
     if not is_fused(model):
         return None
     linked, _ = link_samples(load_conversation_samples(dataset, Path(data_dir), "val"), corpus)
-    fit = fit_fusion(
-        model,
-        [[corpus.index_of(c) for c in item.history_ids] for item in linked],
-        [item.sample.context for item in linked],
-        [[corpus.index_of(c) for c in item.target_ids] for item in linked],
-    )
-    record = asdict(fit) | {"dataset": dataset, "split": "val"}
-    atomic_write_text(Path(run_dir) / FUSION_FILE, json.dumps(record, indent=2) + "\n")
+    fit = fit_linked(model, linked, corpus)
+    write_fusion_file(run_dir, fit, dataset)
     return fit
 
 

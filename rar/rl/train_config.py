@@ -90,6 +90,13 @@ class TrainConfig(ConfigModel):
         "fitted on the training split's dialogues, with a learned scale; a policy that has one "
         "keeps it.",
     )
+    fit_fusion: bool = Field(
+        True,
+        description="After SFT (rl.method: sft) of a retriever that combines two or more "
+        "sources (item tower, text tower, co-occurrence prior), re-weight the parts of its score "
+        "on the validation split by N@10 and write fusion.json (rar/retrievers/fusion.py; "
+        "docs/retrievers.md); false keeps the balance SFT learned.",
+    )
     id_embedding: bool = Field(
         False,
         description="Hybrid item table: add a learned ID embedding (zero-initialised) for every "

@@ -31,6 +31,7 @@ from rar.optim import clip_gradients
 from rar.pipeline import PipelineResult, System
 from rar.progress import progress_bar
 from rar.rankers.concurrency import RankerUnavailable
+from rar.retrievers.fusion import FusionFit, fit_linked, is_fused, write_fusion_file
 from rar.rl.batches import Batch, make_batch
 from rar.rl.feedback import FailedSets, Verdicts, rank_sets
 from rar.rl.inputs import LinkedSplits, TrainerInputs, check_inputs, frozen_copy, load_inputs
@@ -330,12 +331,16 @@ class RLTrainer:
         """Restore the best checkpoint, evaluate it on validation (and test); write
         metrics.json (flat) and return the final metrics."""
         self._restore_best()
+        fusion = self._fit_fusion()
         final = run_summary(self.config, self.rl, self.data, self.state, self.total_steps)
         if self.data.val:
             # the best checkpoint's validation figures were measured when it was selected
-            best_val = self.state.selection.best.get("metrics")
+            best_val = self.state.selection.best.get("metrics") if fusion is None else None
             best_val = best_val or self.evaluate(self.data.val).metrics
             final.update({f"val/{k}": v for k, v in best_val.items()})
+        if fusion is not None:
+            final["fusion"] = {"weights": fusion.weights, "temperature": fusion.temperature}
+            final["fusion"] |= {"val_ndcg10_before": fusion.val_ndcg10_before}
         if self.data.test:
             result = self.evaluate(self.data.test, "test")
             final.update({f"test/{k}": v for k, v in result.metrics.items()})
@@ -345,6 +350,23 @@ class RLTrainer:
             final.update(ranker_block(self.state.ranker_totals, self.run.history()))
         self.run.finish(flatten(final))
         return final
+
+    def _fit_fusion(self) -> FusionFit | None:
+        """After SFT of a fused policy: its part weights re-fitted on the validation split
+        (rar/retrievers/fusion.py), written to fusion.json; the final figures are the fitted
+        policy's."""
+        fit = self.config.fit_fusion and self.rl.method == "sft" and bool(self.data.val)
+        if not fit or not is_fused(self.model):
+            return None
+        result = fit_linked(self.model, self.data.val, self.corpus)
+        write_fusion_file(self.run.path, result, self.config.data.dataset)
+        log.info(
+            "fusion weights fitted on validation: retriever N@10 %.4f -> %.4f (%s)",
+            result.val_ndcg10_before,
+            result.val_ndcg10_after,
+            ", ".join(f"{k} {v:.3g}" for k, v in result.weights.items()),
+        )
+        return result
 
     def _restore_best(self) -> None:
         best_path = self.run.checkpoints / "best.pt"
