@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rar.data.types import Turn
 from rar.demo.linking import ChatLinker, MovieOption
@@ -40,6 +40,12 @@ def scrub_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
     return text
 
 
+class CandidateFinder(Protocol):
+    """Where a demo turn's candidates come from: corpus ids and how they were found."""
+
+    def candidates(self, turns: list[Turn], k: int) -> tuple[list[str], str]: ...
+
+
 class DemoEngine:
     """Retrieve -> rank for chat turns, one :class:`rar.pipeline.System` per backend.
 
@@ -57,14 +63,16 @@ class DemoEngine:
         rankers: dict[str, Any],
         candidates: int = 20,
         timeout_s: float = 60.0,
-        source: Any = None,
+        source: CandidateFinder | None = None,
     ):
         from rar.pipeline import ConversationRetrieval, System
 
         self.corpus = corpus
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.source = source if source is not None else ConversationRetrieval(corpus, run_dir)
-        retriever = getattr(self.source, "retriever", None)
+        retriever = (
+            self.source.retriever if isinstance(self.source, ConversationRetrieval) else None
+        )
         origin = str(self.run_dir) if self.run_dir is not None else "corpus search"
         self.configs: dict[str, Any] = {}
         self.systems: dict[str, System] = {}
