@@ -43,7 +43,7 @@ def _register() -> None:
         if isinstance(target, typer.Typer):
             app.add_typer(target)
         else:
-            app.command(name=getattr(target, "command_name", None))(target)
+            app.command()(target)  # named after the function: fit_ranker -> fit-ranker
 
 
 _register()

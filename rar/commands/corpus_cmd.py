@@ -51,8 +51,6 @@ def build_corpus(
         console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
 
-build_corpus.command_name = "build-corpus"  # type: ignore[attr-defined]
-
 corpus_app = typer.Typer(name="corpus", help="Inspect a built corpus.", no_args_is_help=True)
 
 

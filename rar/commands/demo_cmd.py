@@ -224,6 +224,3 @@ def _serve(app: Any, host: str, port: int) -> None:
         if PORT_BUSY in str(exc):
             raise port_in_use_error(host, port) from None
         raise
-
-
-demo.command_name = "demo"  # type: ignore[attr-defined]

@@ -196,6 +196,3 @@ def _print_summary(report: EvaluationReport, max_failed_share: float | None) -> 
     )
     for warning in check_failed_calls(data["systems"], max_failed_share):
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
-
-
-evaluate.command_name = "evaluate"  # type: ignore[attr-defined]

@@ -64,6 +64,3 @@ def fit_ranker(
             f"retriever_weight {model.retriever_weight}, cooc_weight {model.cooc_weight}"
         )
         console.print(f"wrote {path}  (ranker.backend: trained, ranker.trained.path: {path})")
-
-
-fit_ranker.command_name = "fit-ranker"  # type: ignore[attr-defined]

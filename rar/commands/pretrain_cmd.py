@@ -58,6 +58,3 @@ def pretrain(
             console.print(
                 f"  {split}: " + "  ".join(f"{k} {metrics[f'{split}/{k}']:.4f}" for k in keys)
             )
-
-
-pretrain.command_name = "pretrain"  # type: ignore[attr-defined]

@@ -148,6 +148,3 @@ def paired_table(reports_dir: Path, keys: list[str]):
             ],
         )
     return table
-
-
-quickstart.command_name = "quickstart"  # type: ignore[attr-defined]

@@ -95,9 +95,6 @@ def rank(
         rk.close()
 
 
-rank.command_name = "rank"  # type: ignore[attr-defined]
-
-
 def _print_notes(result: RankResult, n: int, how: str, backend: str, model: str) -> None:
     """What the ranking above the list came from: the candidates' source and the ranker, then
     whether the call failed, titles the reply named that matched nothing, and candidates the
@@ -169,6 +166,3 @@ def recommend(
             turns.append(Turn("recommender", "You might like: " + "; ".join(shown)))
         rk.close()
         console.print("bye")
-
-
-recommend.command_name = "recommend"  # type: ignore[attr-defined]

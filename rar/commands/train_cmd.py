@@ -45,8 +45,9 @@ def train(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Post-train the retriever with sft | dpo | simpo | grpo (+ NLL) from ranker feedback;
-    writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/best.pt, metrics.json)."""
+    """Post-train the retriever from ranker feedback (rl.method: an objective of the table in
+    rar/rl/objectives.py, + NLL); writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/best.pt,
+    metrics.json, and fusion.json after SFT of a fused policy)."""
     with user_errors():
         from rar.config import load_config
         from rar.rl.train_config import TrainConfig
@@ -91,6 +92,3 @@ def _print_summary(cfg: TrainConfig, final: dict[str, Any]) -> None:
                 )
                 + ")"
             )
-
-
-train.command_name = "train"  # type: ignore[attr-defined]
