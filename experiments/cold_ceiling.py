@@ -36,25 +36,21 @@ from rar.evaluation.ceiling import cold_mask, training_targets
 from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator
 from rar.evaluation.runner import load_eval_samples
+from rar.metrics import ndcg_at_k, recall_at_k
 from rar.retrievers import load_pretrained_run
 from rar.retrievers.base import Retriever, mask_history
+from rar.retrievers.fusion import PARTS
 from rar.retrievers.retrieval_batch import RetrievalBatch
 
 
 def score_parts(model: Retriever, batch: RetrievalBatch) -> dict[str, torch.Tensor]:
-    """[B, N] item tower (without bias), bias, text tower, co-occurrence prior, zero-shot text."""
-    tokens = model.check_tokens(batch.history)
-    size = (len(tokens), model.num_items)
-    bias = model.item_bias()
-    bias = torch.zeros(model.num_items) if bias is None else bias
-    parts = {"bias": bias.expand(*size), "item": torch.zeros(size), "cooc": torch.zeros(size)}
-    if model.config.towers != "text":
-        parts["item"] = model.score_states(model.encode(batch.history)) - bias
-    if model.cooc is not None:
-        parts["cooc"] = model.cooc.scores(tokens)
+    """[B, N] each: the retriever's own parts (`Retriever.score_parts`: item tower without its
+    bias, bias, text tower, prior; zeros for a part it lacks) and zero-shot text."""
     assert model.text is not None and model.turn_encoder is not None, "a run with a text tower"
+    size = (len(batch.history), model.num_items)
+    parts = {name: torch.zeros(size) for name in PARTS}
+    parts |= {name: value.expand(*size) for name, value in model.score_parts(batch).items()}
     turns = model.turn_encoder(batch.contexts or [], model.text.max_turns)
-    parts["text"] = model.text.scores(turns, model.items.vectors)
     parts["zero-shot text"] = model.text.conversation(turns) @ model.items.vectors.T
     return parts
 
@@ -63,14 +59,9 @@ def ranked_metrics(
     scores: torch.Tensor, history: torch.Tensor, targets: Sequence[Sequence[int]], cold: np.ndarray
 ) -> dict[str, float]:
     """N@10, R@25 over all rows and N@10, R@25 over the cold rows (history masked)."""
-    top = mask_history(scores, history).topk(25, dim=1).indices.numpy()
-    ndcg, recall = [], []
-    for row, target in zip(top, targets, strict=True):
-        wanted = set(target)
-        dcg = sum(1 / np.log2(i + 2) for i, r in enumerate(row[:10]) if r in wanted)
-        ndcg.append(dcg / sum(1 / np.log2(i + 2) for i in range(min(len(wanted), 10))))
-        recall.append(len(wanted.intersection(row.tolist())) / len(wanted))
-    n, r = np.array(ndcg), np.array(recall)
+    top = mask_history(scores, history).topk(25, dim=1).indices.tolist()
+    n = np.array([ndcg_at_k(row, t, 10) for row, t in zip(top, targets, strict=True)])
+    r = np.array([recall_at_k(row, t, 25) for row, t in zip(top, targets, strict=True)])
     return {
         "N@10": n.mean(),
         "R@25": r.mean(),
@@ -93,7 +84,7 @@ def main() -> None:
     linked, _ = Evaluator(corpus, EvaluateConfig(), progress=False).link(samples)
     seen = training_targets(args.dataset, args.data_dir, corpus)
     cold = cold_mask((r.target_ids for r in linked), seen)
-    model = load_pretrained_run(args.run, corpus).eval()
+    model = load_pretrained_run(args.run, corpus, fusion=False).eval()  # the parts as SFT left them
     histories = [[corpus.index_of(c) for c in item.history_ids] for item in linked]
     targets = [[corpus.index_of(c) for c in item.target_ids] for item in linked]
     chunks: dict[str, list[torch.Tensor]] = {}
@@ -110,7 +101,7 @@ def main() -> None:
     history = model.check_tokens(
         RetrievalBatch.from_rows(histories, None, model.max_history).history
     )
-    full = parts["item"] + parts["bias"] + parts["text"] + parts["cooc"]
+    full = parts["item"] + parts["bias"] + parts["text"] + parts["prior"]
     warm = torch.zeros(model.num_items, dtype=torch.bool)
     warm[[corpus.index_of(c) for c in seen]] = True
     bias = parts["bias"][0]
@@ -128,7 +119,7 @@ def main() -> None:
         "fused without the bias": full - parts["bias"],
         "text tower alone": parts["text"],
         "zero-shot text": parts["zero-shot text"],
-        "co-occurrence prior alone": parts["cooc"],
+        "co-occurrence prior alone": parts["prior"],
     }
     out["signals"] = {name: ranked_metrics(s, history, targets, cold) for name, s in combos.items()}
     masked = mask_history(torch.zeros_like(full), history)
@@ -147,7 +138,7 @@ def main() -> None:
     for wi, wt, wc, wb in itertools.product(
         (0.5, 1.0), (0.5, 1.0, 1.5), (1.0, 1.5, 2.0), (0.5, 1.0)
     ):
-        s = wi * parts["item"] + wt * parts["text"] + wc * parts["cooc"] + wb * parts["bias"]
+        s = wi * parts["item"] + wt * parts["text"] + wc * parts["prior"] + wb * parts["bias"]
         grid[f"item {wi}, text {wt}, cooc {wc}, bias {wb}"] = ranked_metrics(
             s, history, targets, cold
         )

@@ -31,16 +31,10 @@ from rar.evaluation.evaluate_config import EvaluateConfig
 from rar.evaluation.evaluator import Evaluator
 from rar.metrics import paired_bootstrap
 from rar.pipeline import retrieve, score
-from rar.retrievers import Retriever, load_pretrained_run
+from rar.retrievers import load_pretrained_run
 from rar.retrievers.fusion import fit_linked
 
 KS = (10, 25, 50)
-
-
-def fit_on(
-    model: Retriever, linked: list[LinkedSample], corpus: Corpus, criterion: str
-) -> dict[str, float]:
-    return fit_linked(model, linked, corpus, criterion).weights
 
 
 def main() -> None:
@@ -75,7 +69,7 @@ def main() -> None:
         weights = model.fusion.as_dict()
         if source is not None:
             rows = split("val") if source[0] == "val" else train
-            weights = fit_on(model, rows, corpus, source[1])
+            weights = fit_linked(model, rows, corpus, source[1]).weights
         metrics = score(retrieve(model, test, corpus, max(KS)), test, KS)
         per_row[name] = metrics["ndcg@10"]
         out[name] = {"weights": weights} | {

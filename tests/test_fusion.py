@@ -128,9 +128,10 @@ def test_a_run_is_fitted_on_its_validation_split_and_loads_with_its_weights(
     assert load_pretrained_run(run, corpus, fusion=False).fusion.as_dict() == dict.fromkeys(
         PARTS, 1.0
     )
-    (run / FUSION_FILE).write_text("{not json")
-    with pytest.raises(InputError, match=FUSION_FILE):
-        load_pretrained_run(run, corpus)
+    for damaged in ("{not json", '{"weights": {"prior": -2.0}}', '{"weights": {"pop": 1.0}}'):
+        (run / FUSION_FILE).write_text(damaged)
+        with pytest.raises(InputError, match=FUSION_FILE):
+            load_pretrained_run(run, corpus)
 
 
 @pytest.mark.slow

@@ -120,6 +120,18 @@ def test_faiss_topk_is_exact_with_a_bias(vectors):
     assert not np.array_equal(rows, plain_rows)  # the bias really changed the ranking
 
 
+def test_faiss_topk_folds_in_fusion_weights_and_refuses_what_it_cannot_serve(vectors):
+    model = _model("lrurec", vectors)
+    _set_bias(model, _random_bias(N_ITEMS, scale=5.0))
+    model.fusion.set({"item": 3.0, "bias": 0.25})
+    exact_rows, exact_scores = model.topk(HISTORY, 10)
+    rows, scores = FaissTopK(model).topk(HISTORY, 10)
+    np.testing.assert_array_equal(rows, exact_rows.numpy())
+    np.testing.assert_allclose(scores, exact_scores.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="item tower only"):
+        FaissTopK(_model("lrurec", vectors, cooc_prior=True))
+
+
 def test_checkpoint_round_trip_keeps_the_bias(tmp_path, vectors):
     model = _model("sasrec", vectors)
     _set_bias(model, _random_bias(N_ITEMS))

@@ -36,7 +36,6 @@ from rar.rankers.llm_only import llm_only_ranker
 if TYPE_CHECKING:
     from rar.corpus import Corpus
     from rar.rankers.llm_only import LLMOnlyRanker
-    from rar.retrievers.retrieval_batch import CandidateSource
 
 Record = dict[str, object]  # one row of samples/<system>.jsonl: JSON values by field name
 
@@ -80,7 +79,7 @@ class Evaluator:
             assert spec.ranker is not None  # `kind` refused a system with neither
             rankings, extras = self._llm_only(llm_only_ranker(spec.ranker), linked)
         else:
-            rankings, extras = self._retrieve_and_rank(spec, spec.retriever, linked, candidates)
+            rankings, extras = self._retrieve_and_rank(spec, linked, candidates)
         ranker_stats = None
         if spec.ranker is not None and stats_before is not None:
             # only what this system spent: a ranker may be shared between systems
@@ -122,13 +121,12 @@ class Evaluator:
     def _retrieve_and_rank(
         self,
         spec: System,
-        retriever: CandidateSource,
         linked: Sequence[LinkedSample],
         candidates: Sequence[list[str]] | None,
     ) -> tuple[list[list[str]], list[Record]]:
         """The retriever's top-k (re-ranked when the system has a ranker) for each row, and
         what each record adds: the candidates and the ranker's reply."""
-        ran = System(spec.name, retriever, spec.ranker).run(
+        ran = spec.run(
             linked,
             self.corpus,
             k=self.config.k,

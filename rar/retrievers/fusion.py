@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 #: the parts of a retriever's score, in the order they are summed
 PARTS = ("item", "bias", "text", "prior")
-#: the sources a fusion combines (the bias belongs to whichever tower carries it)
-SOURCES = ("item", "text", "prior")
 FUSION_FILE = "fusion.json"
 MULTIPLIERS = (0.25, 0.5, 2.0, 4.0)  # coordinate-search steps per part and pass
 TEMPERATURES = tuple(2.0 ** (k / 4) for k in range(-12, 13))
@@ -134,6 +132,7 @@ class _ValidationParts:
         from rar.retrievers.retrieval_batch import RetrievalBatch
 
         chunks: dict[str, list[torch.Tensor]] = {}
+        self.parts: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for start in range(0, len(histories), batch_size):
                 batch = RetrievalBatch.from_rows(
@@ -142,11 +141,14 @@ class _ValidationParts:
                     model.max_history,
                 )
                 for name, value in model.score_parts(batch).items():
-                    chunks.setdefault(name, []).append(value.expand(len(batch), -1).float())
+                    if value.ndim == 1:  # the bias: one row for every sample
+                        self.parts[name] = value.float()
+                    else:
+                        chunks.setdefault(name, []).append(value.float())
             history = RetrievalBatch.from_rows(histories, None, model.max_history).history
             zeros = torch.zeros(len(histories), model.num_items)
             self.mask = mask_history(zeros, model.check_tokens(history))
-        self.parts = {name: torch.cat(values) for name, values in chunks.items()}
+        self.parts |= {name: torch.cat(values) for name, values in chunks.items()}
         self.targets = [list(t) for t in targets]
         self.rows = torch.tensor([i for i, t in enumerate(targets) for _ in t])
         self.cols = torch.tensor([c for t in targets for c in t])
@@ -266,8 +268,10 @@ def read_fusion_file(run_dir: str | Path) -> dict[str, float] | None:
         return None
     try:
         weights = json.loads(path.read_text(encoding="utf-8"))["weights"]
-        return {str(k): float(v) for k, v in weights.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        out = {str(k): float(v) for k, v in weights.items()}
+        FusionWeights().set(out)  # unknown parts, non-positive or non-finite weights
+    except (ValueError, KeyError, TypeError, AttributeError, InputError) as err:
         raise InputError(
             f"{path}: not a fusion file ({err}); delete it to use the run's own weights"
         ) from err
+    return out
