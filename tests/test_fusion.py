@@ -13,6 +13,7 @@ from test_text_tower import FakeEmbedder, _convo, _model, _vectors
 from rar.errors import InputError
 from rar.retrievers import RetrievalBatch, RetrieverConfig, build_retriever, save_retriever
 from rar.retrievers.fusion import FUSION_FILE, PARTS, fit_fusion, fit_run_fusion, is_fused
+from rar.retrievers.metadata_links import LINK_PARTS
 
 
 def _fused_with_prior():
@@ -39,7 +40,7 @@ def test_unfitted_weights_give_the_parts_sum_exactly():
     batch = RetrievalBatch(torch.tensor([[3, 5]]), [_convo("movie 9 please")])
     with torch.no_grad():
         parts = model.score_parts(batch)
-        assert set(parts) == set(PARTS)
+        assert set(parts) == set(PARTS) - set(LINK_PARTS)  # links: built by a fit only
         by_hand = parts["item"] + parts["bias"] + parts["text"] + parts["prior"]
         assert torch.equal(model.logits(batch), by_hand)
         model.fusion.set({"prior": 3.0, "text": 0.5})
@@ -54,7 +55,8 @@ def test_fitting_raises_validation_ndcg_and_moves_towards_the_informative_part()
     assert fit.val_ndcg10_before < 0.2 and fit.val_ndcg10_after == pytest.approx(1.0)
     w = fit.weights
     assert w["prior"] / w["item"] > 1.0 and w["prior"] / w["text"] > 1.0
-    assert model.fusion.as_dict() == w  # set on the model
+    assert set(w) == set(PARTS) - set(LINK_PARTS)  # the parts this retriever has
+    assert {k: model.fusion.as_dict()[k] for k in w} == w  # set on the model
     assert fit.steps and fit.temperature > 0
     again = _fused_with_prior()
     again.cooc.scale_param.data.fill_(0.01)
@@ -124,7 +126,9 @@ def test_a_run_is_fitted_on_its_validation_split_and_loads_with_its_weights(
     assert fit.val_ndcg10_after >= fit.val_ndcg10_before
     record = json.loads((run / FUSION_FILE).read_text())
     assert record["split"] == "val" and record["weights"] == fit.weights
-    assert load_pretrained_run(run, corpus).fusion.as_dict() == fit.weights
+    assert set(LINK_PARTS) <= set(fit.weights)  # the metadata links were built and weighed
+    loaded = load_pretrained_run(run, corpus)
+    assert loaded.fusion.as_dict() == fit.weights and loaded.links.is_built
     assert load_pretrained_run(run, corpus, fusion=False).fusion.as_dict() == dict.fromkeys(
         PARTS, 1.0
     )

@@ -22,6 +22,7 @@ from rar.corpus.turn_encoder import TurnEncoder
 from rar.retrievers.cooc_prior import CoocPrior
 from rar.retrievers.fusion import FusionWeights, combine
 from rar.retrievers.item_encoder import ItemEncoder
+from rar.retrievers.metadata_links import MetadataLinks
 from rar.retrievers.retrieval_batch import RetrievalBatch, as_batch
 from rar.retrievers.retriever_config import RetrieverConfig
 from rar.retrievers.text_tower import TextTower
@@ -52,6 +53,8 @@ class Retriever(nn.Module):
                 int(item_vectors.shape[1]), config.text_max_turns, config.text_scale
             )
         self.cooc: CoocPrior | None = CoocPrior(self.num_items) if config.cooc_prior else None
+        #: people and title links from the corpus metadata, built by the fusion fit
+        self.links = MetadataLinks(self.num_items)
         #: one weight per part of the score, fitted on validation after SFT (fusion.py)
         self.fusion = FusionWeights()
         #: frozen turn embedder of the text tower (not a parameter; attached by the loader)
@@ -131,7 +134,8 @@ class Retriever(nn.Module):
 
     def score_parts(self, batch: RetrievalBatch) -> dict[str, torch.Tensor]:
         """The unweighted parts of the score ([B, N] each; the bias [N]): 'item' (the item
-        tower without its bias), 'bias', 'text' and 'prior', those this retriever has."""
+        tower without its bias), 'bias', 'text', 'prior', and the metadata links 'people' and
+        'title' once built, those this retriever has."""
         parts: dict[str, torch.Tensor] = {}
         if self.config.towers != "text":
             parts["item"] = self.items.score(self.encode(batch.history), with_bias=False)
@@ -142,6 +146,8 @@ class Retriever(nn.Module):
             parts["text"] = self.text_scores(batch)
         if self.cooc is not None:
             parts["prior"] = self.cooc.scores(self.check_tokens(batch.history))
+        if self.links.is_built:
+            parts |= self.links.scores(self.check_tokens(batch.history))
         return parts
 
     def logits(self, inputs: RetrievalBatch | torch.Tensor) -> torch.Tensor:

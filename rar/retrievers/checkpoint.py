@@ -11,7 +11,7 @@ import torch
 from rar.atomic_files import atomic_torch_save, load_torch_file
 from rar.errors import InputError, MissingPathError
 from rar.retrievers.base import Retriever
-from rar.retrievers.fusion import read_fusion_file
+from rar.retrievers.fusion import has_link_parts, read_fusion_file
 from rar.retrievers.registry import build_retriever
 from rar.retrievers.retriever_config import RetrieverConfig
 
@@ -108,6 +108,8 @@ def load_pretrained_run(run_dir: str | Path, corpus: Corpus, fusion: bool = True
     model = attach_turn_encoder(load_retriever(best, corpus.vectors()), corpus)
     weights = read_fusion_file(run_dir) if fusion else None
     if weights is not None:
+        if has_link_parts(weights) and not model.links.is_built:
+            model.links.build(corpus)
         model.fusion.set(weights)
     return model
 

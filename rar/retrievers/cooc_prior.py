@@ -14,58 +14,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from rar.retrievers.sparse_item_matrix import SparseItemMatrix
 
-class CoocPrior(nn.Module):
+
+class CoocPrior(SparseItemMatrix):
     """Sparse item-item weights [N, N] (fixed buffers) and a learned scale."""
 
     def __init__(self, num_items: int, scale: float = 1.0, scale_lr_mult: float = 10.0):
-        super().__init__()
-        self.num_items = int(num_items)
-        self.register_buffer("src", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("dst", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("weight", torch.zeros(0, dtype=torch.float32))
+        super().__init__(num_items)
         # effective scale = mult * param: Adam moves a parameter ~lr per step, so the multiplier
         # lets a short run move the scale by whole units (as the item bias's scale does)
         self.scale_lr_mult = float(scale_lr_mult)
         self.scale_param = nn.Parameter(torch.tensor(scale / scale_lr_mult))
-        self._matrix: torch.Tensor | None = None
 
     @property
     def scale(self) -> torch.Tensor:
         return self.scale_param * self.scale_lr_mult
 
-    def set_weights(self, src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> None:
-        self.src = torch.as_tensor(src, dtype=torch.int32)
-        self.dst = torch.as_tensor(dst, dtype=torch.int32)
-        self.weight = torch.as_tensor(weight, dtype=torch.float32)
-        self._matrix = None
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
-        # buffers of any length: the pruned matrix's size is known only after fitting
-        for name in ("src", "dst", "weight"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        self._matrix = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def matrix_t(self) -> torch.Tensor:
-        """The sparse transposed matrix B^T [N, N] (coalesced COO), built once."""
-        if self._matrix is None:
-            indices = torch.stack([self.dst.long(), self.src.long()])
-            size = (self.num_items, self.num_items)
-            coo = torch.sparse_coo_tensor(indices, self.weight, size, check_invariants=False)
-            self._matrix = coo.coalesce()
-        return self._matrix
-
     def scores(self, history: torch.Tensor) -> torch.Tensor:
         """[B, L] left-padded tokens -> [B, N] scale * (multi-hot history) @ B."""
-        batch = history.shape[0]
-        hot = torch.zeros(batch, self.num_items + 1, dtype=torch.float32, device=history.device)
-        hot.scatter_(1, history, 1.0)
-        hot = hot[:, 1:]  # drop the padding column
-        # (B^T h^T)^T with B sparse: one sparse-dense product
-        raw = torch.sparse.mm(self.matrix_t(), hot.T).T if self.weight.numel() else hot * 0.0
-        return self.scale * raw
+        return self.scale * self.history_scores(history)
 
 
 def fit_cooc_prior(

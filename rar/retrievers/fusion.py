@@ -38,14 +38,16 @@ from rar.atomic_files import atomic_write_text
 from rar.data.types import Turn
 from rar.errors import InputError
 from rar.metrics import ndcg_at_k
+from rar.retrievers.metadata_links import LINK_PARTS
 
 if TYPE_CHECKING:
     from rar.corpus import Corpus
     from rar.data.linking import LinkedSample
     from rar.retrievers.base import Retriever
 
-#: the parts of a retriever's score, in the order they are summed
-PARTS = ("item", "bias", "text", "prior")
+#: the parts of a retriever's score, in the order they are summed (metadata_links.py has the
+#: last two; they exist only once a fit has built them)
+PARTS = ("item", "bias", "text", "prior", "people", "title")
 FUSION_FILE = "fusion.json"
 MULTIPLIERS = (0.25, 0.5, 2.0, 4.0)  # coordinate-search steps per part and pass
 TEMPERATURES = tuple(2.0 ** (k / 4) for k in range(-12, 13))
@@ -63,8 +65,10 @@ class FusionWeights(nn.Module):
         self.register_buffer("weights", torch.ones(len(PARTS)))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
-        # checkpoints written before fusion weights existed load as ones: the old scores
-        state_dict.setdefault(prefix + "weights", torch.ones(len(PARTS)))
+        # checkpoints written before fusion weights (or before some parts) existed load the
+        # missing weights as ones: the old scores
+        old = state_dict.get(prefix + "weights", torch.ones(0))
+        state_dict[prefix + "weights"] = torch.cat([old, torch.ones(len(PARTS) - len(old))])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def as_dict(self) -> dict[str, float]:
@@ -81,13 +85,13 @@ class FusionWeights(nn.Module):
 
 
 def combine(parts: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
-    """sum_p weight_p * part_p in PARTS order (a weight of 1 is not multiplied, so unfitted
-    retrievers give bit-identical scores)."""
+    """sum_p weight_p * part_p over the parts that have a weight, in PARTS order (a weight of 1
+    is not multiplied, so unfitted retrievers give bit-identical scores)."""
     out: torch.Tensor | None = None
     for name in PARTS:
-        if name not in parts:
+        if name not in parts or name not in weights:
             continue
-        term = parts[name] if weights.get(name, 1.0) == 1.0 else weights[name] * parts[name]
+        term = parts[name] if weights[name] == 1.0 else weights[name] * parts[name]
         out = term if out is None else out + term.to(out.dtype)
     if out is None:
         raise ValueError("a retriever score needs at least one part")
@@ -187,7 +191,8 @@ def fit_fusion(
     data = _ValidationParts(model, histories, contexts, targets)
     names = [name for name in PARTS if name in data.parts]
     weights = dict.fromkeys(names, 1.0)
-    before = data.ndcg10(weights)
+    # before: the parts as SFT trained them (the metadata links are not part of SFT)
+    before = data.ndcg10({n: 1.0 for n in names if n not in LINK_PARTS})
 
     def gain(w: dict[str, float]) -> float:  # higher is better
         return data.ndcg10(w) if criterion == "ndcg@10" else -data.nll(w)
@@ -205,13 +210,14 @@ def fit_fusion(
                     steps.append({"weights": dict(weights), criterion: abs(value)})
         if not improved:
             break
-    nll_before = data.nll(dict.fromkeys(names, 1.0))
+    nll_before = data.nll({n: 1.0 for n in names if n not in LINK_PARTS})
     temperature = min(TEMPERATURES, key=lambda t: data.nll({n: w * t for n, w in weights.items()}))
     weights = {n: w * temperature for n, w in weights.items()}
     model.fusion.set(weights)
     model.train(was_training)
     return FusionFit(
-        weights=model.fusion.as_dict(),
+        # the parts this retriever has (a reader builds no others), as the buffer holds them
+        weights={k: v for k, v in model.fusion.as_dict().items() if k in weights},
         temperature=temperature,
         val_rows=len(targets),
         val_ndcg10_before=before,
@@ -225,7 +231,10 @@ def fit_fusion(
 def fit_linked(
     model: Retriever, linked: Sequence[LinkedSample], corpus: Corpus, criterion: str = "ndcg@10"
 ) -> FusionFit:
-    """:func:`fit_fusion` on linked samples (their histories, conversations and targets)."""
+    """:func:`fit_fusion` on linked samples (their histories, conversations and targets), with
+    the metadata links of `corpus` built first so that their weights are fitted too."""
+    if not model.links.is_built:
+        model.links.build(corpus)
     return fit_fusion(
         model,
         [[corpus.index_of(c) for c in item.history_ids] for item in linked],
@@ -259,6 +268,12 @@ def fit_run_fusion(
     fit = fit_linked(model, linked, corpus)
     write_fusion_file(run_dir, fit, dataset)
     return fit
+
+
+def has_link_parts(weights: dict[str, float]) -> bool:
+    """Whether fitted weights include the metadata links (fits made before they existed
+    do not, and load without them)."""
+    return any(part in weights for part in LINK_PARTS)
 
 
 def read_fusion_file(run_dir: str | Path) -> dict[str, float] | None:
