@@ -1,11 +1,13 @@
 """Does re-weighting a fused retriever's parts on validation help, and what is the cause?
 
 `rar/retrievers/fusion.py` re-weights the parts of a fused SFT run's score (item tower, bias,
-text tower, co-occurrence prior) on the validation split, on the claim that SFT balanced them
-in-sample. This script measures that claim on the test split, paired on the same rows:
+text tower, co-occurrence prior, and the metadata links it adds: people, title words) on the
+validation split, on the claim that SFT balanced them in-sample. This script measures that
+claim on the test split, paired on the same rows:
 
-- the run as SFT left it (weights all 1);
+- the run as SFT left it (weights all 1, no links);
 - weights fitted on the validation split (what `rar train` and the quickstart do);
+- the same fit without the metadata links: what do the links add?
 - control 1: the same fit on training rows (a sample of the training split the towers and the
   prior were fitted on): is held-out data the cause?
 - control 2: the same search on validation, by likelihood (SFT's own criterion) instead of
@@ -33,6 +35,7 @@ from rar.metrics import paired_bootstrap
 from rar.pipeline import retrieve, score
 from rar.retrievers import load_pretrained_run
 from rar.retrievers.fusion import fit_linked
+from rar.retrievers.metadata_links import LINK_PARTS
 
 KS = (10, 25, 50)
 
@@ -56,20 +59,21 @@ def main() -> None:
     test, _ = Evaluator(corpus, EvaluateConfig(), progress=False).link(test_samples)
     train = split("train")
     train = random.Random(0).sample(train, min(args.train_rows, len(train)))
-    variants = {
+    variants = {  # rows fitted on, criterion, with the metadata links
         "as trained (weights 1)": None,
-        "fitted on validation (N@10)": ("val", "ndcg@10"),
-        "control: fitted on training rows (N@10)": ("train", "ndcg@10"),
-        "control: fitted on validation by likelihood": ("val", "nll"),
+        "fitted on validation (N@10)": ("val", "ndcg@10", True),
+        "fitted on validation (N@10), without the links": ("val", "ndcg@10", False),
+        "control: fitted on training rows (N@10)": ("train", "ndcg@10", True),
+        "control: fitted on validation by likelihood": ("val", "nll", True),
     }
     out: dict[str, dict] = {}
     per_row = {}
     for name, source in variants.items():
         model = load_pretrained_run(args.run, corpus, fusion=False)
-        weights = model.fusion.as_dict()
+        weights = {n: w for n, w in model.fusion.as_dict().items() if n not in LINK_PARTS}
         if source is not None:
             rows = split("val") if source[0] == "val" else train
-            weights = fit_linked(model, rows, corpus, source[1]).weights
+            weights = fit_linked(model, rows, corpus, source[1], links=source[2]).weights
         metrics = score(retrieve(model, test, corpus, max(KS)), test, KS)
         per_row[name] = metrics["ndcg@10"]
         out[name] = {"weights": weights} | {
@@ -85,7 +89,17 @@ def main() -> None:
             f"| {name} | {row['ndcg@10']:.4f} | {row['recall@25']:.4f} | {row['recall@50']:.4f} "
             f"| {test_vs.diff:+.4f} ({test_vs.p_value:.3f}) |"
         )
+    links = paired_bootstrap(
+        per_row["fitted on validation (N@10)"],
+        per_row["fitted on validation (N@10), without the links"],
+    )
+    out["links: fitted with vs without"] = {"diff": links.diff, "p": links.p_value}
+    print(
+        f"\nwhat the links add (fitted with vs without): {links.diff:+.4f} (p {links.p_value:.3f})"
+    )
     for name, row in out.items():
+        if "weights" not in row:
+            continue
         print(f"{name}: {json.dumps({k: round(v, 3) for k, v in row['weights'].items()})}")
     if args.out is not None:
         args.out.write_text(json.dumps(out, indent=2) + "\n")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,10 @@ MULTIPLIERS = (0.25, 0.5, 2.0, 4.0)  # coordinate-search steps per part and pass
 TEMPERATURES = tuple(2.0 ** (k / 4) for k in range(-12, 13))
 MAX_PASSES = 4
 MIN_GAIN = 1e-4  # a step must raise validation N@10 by more than this
+# the metadata links start almost off (SFT never saw them); a line search over LINK_GRID
+# first turns each up as far as validation N@10 asks, then the coordinate search refines all
+LINK_START = 1.0 / 64
+LINK_GRID = tuple(LINK_START * 4**k for k in range(6))  # 1/64 .. 16
 
 
 class FusionWeights(nn.Module):
@@ -190,26 +194,14 @@ def fit_fusion(
     model.fusion.set({})
     data = _ValidationParts(model, histories, contexts, targets)
     names = [name for name in PARTS if name in data.parts]
-    weights = dict.fromkeys(names, 1.0)
+    weights = {name: LINK_START if name in LINK_PARTS else 1.0 for name in names}
     # before: the parts as SFT trained them (the metadata links are not part of SFT)
     before = data.ndcg10({n: 1.0 for n in names if n not in LINK_PARTS})
 
     def gain(w: dict[str, float]) -> float:  # higher is better
         return data.ndcg10(w) if criterion == "ndcg@10" else -data.nll(w)
 
-    best = gain(weights)
-    steps: list[dict[str, Any]] = []
-    for _ in range(MAX_PASSES):
-        improved = False
-        for name in names:
-            for mult in MULTIPLIERS:
-                trial = weights | {name: weights[name] * mult}
-                value = gain(trial)
-                if value > best + MIN_GAIN:
-                    weights, best, improved = trial, value, True
-                    steps.append({"weights": dict(weights), criterion: abs(value)})
-        if not improved:
-            break
+    weights, steps = _search(gain, weights, criterion)
     nll_before = data.nll({n: 1.0 for n in names if n not in LINK_PARTS})
     temperature = min(TEMPERATURES, key=lambda t: data.nll({n: w * t for n, w in weights.items()}))
     weights = {n: w * temperature for n, w in weights.items()}
@@ -228,12 +220,48 @@ def fit_fusion(
     )
 
 
+def _search(
+    gain: Callable[[dict[str, float]], float], weights: dict[str, float], criterion: str
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Deterministic search for the weights of highest `gain`: a line search over LINK_GRID
+    for each link part, then coordinate passes (MULTIPLIERS per part) until none improves.
+    Returns the weights and every accepted step."""
+    best = gain(weights)
+    steps: list[dict[str, Any]] = []
+
+    def consider(trial: dict[str, float]) -> bool:
+        nonlocal weights, best
+        value = gain(trial)
+        if value <= best + MIN_GAIN:
+            return False
+        weights, best = trial, value
+        steps.append({"weights": dict(weights), criterion: abs(value)})
+        return True
+
+    for name in [n for n in weights if n in LINK_PARTS]:
+        for value in LINK_GRID:
+            consider(weights | {name: value})
+    for _ in range(MAX_PASSES):
+        improved = False
+        for name in list(weights):
+            for mult in MULTIPLIERS:
+                improved = consider(weights | {name: weights[name] * mult}) or improved
+        if not improved:
+            break
+    return weights, steps
+
+
 def fit_linked(
-    model: Retriever, linked: Sequence[LinkedSample], corpus: Corpus, criterion: str = "ndcg@10"
+    model: Retriever,
+    linked: Sequence[LinkedSample],
+    corpus: Corpus,
+    criterion: str = "ndcg@10",
+    links: bool = True,
 ) -> FusionFit:
     """:func:`fit_fusion` on linked samples (their histories, conversations and targets), with
-    the metadata links of `corpus` built first so that their weights are fitted too."""
-    if not model.links.is_built:
+    the metadata links of `corpus` built first so that their weights are fitted too
+    (`links=False`: the parts SFT trained only, the control of experiments/fusion_fit.py)."""
+    if links and not model.links.is_built:
         model.links.build(corpus)
     return fit_fusion(
         model,
