@@ -130,6 +130,10 @@ def test_faiss_topk_folds_in_fusion_weights_and_refuses_what_it_cannot_serve(vec
     np.testing.assert_allclose(scores, exact_scores.numpy(), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="item tower only"):
         FaissTopK(_model("lrurec", vectors, cooc_prior=True))
+    linked = _model("lrurec", vectors)
+    linked.links.people.set_weights(np.array([0]), np.array([1]), np.array([2.0]))
+    with pytest.raises(ValueError, match="item tower only"):
+        FaissTopK(linked)  # the links are scores FAISS cannot fold into the item table
 
 
 def test_checkpoint_round_trip_keeps_the_bias(tmp_path, vectors):

@@ -26,9 +26,11 @@ class FaissTopK:
         """(Re)build the index from the model's current item table."""
         with torch.no_grad():
             fusion = self.model.fusion.as_dict()
-            if self.model.config.towers != "item" or self.model.cooc is not None:
+            model = self.model
+            if model.config.towers != "item" or model.cooc is not None or model.links.is_built:
                 raise ValueError(
-                    "FAISS serving covers the item tower only (towers: item, no prior)"
+                    "FAISS serving covers the item tower only (towers: item, no prior, no "
+                    "metadata links)"
                 )
             table = self.model.item_table().detach().float().cpu() * fusion["item"]
             bias = self.model.item_bias()
