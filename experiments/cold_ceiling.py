@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from rar.evaluation.runner import load_eval_samples
 from rar.metrics import ndcg_at_k, recall_at_k
 from rar.retrievers import load_pretrained_run
 from rar.retrievers.base import Retriever, mask_history
-from rar.retrievers.fusion import combine
+from rar.retrievers.fusion import combine, search_weights
 from rar.retrievers.retrieval_batch import RetrievalBatch
 
 LAMBDA_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -77,7 +78,9 @@ class Split:
         return float(-values[torch.isfinite(values)].mean())
 
 
-def load_split(model: Retriever, corpus: Corpus, args, split: str, seen: set[str]) -> Split:  # noqa: ANN001
+def load_split(
+    model: Retriever, corpus: Corpus, args: argparse.Namespace, split: str, seen: set[str]
+) -> Split:
     samples, _ = load_eval_samples(args.dataset, args.data_dir, split)
     linked, _ = Evaluator(corpus, EvaluateConfig(), progress=False).link(samples)
     histories = [[corpus.index_of(c) for c in item.history_ids] for item in linked]
@@ -102,28 +105,18 @@ def load_split(model: Retriever, corpus: Corpus, args, split: str, seen: set[str
 
 
 def fit_cold_component(val: Split, novel: torch.Tensor) -> dict[str, float]:
-    """Part weights of P_cold by likelihood on the validation rows with a cold target
-    (coordinate search, the fusion fit's steps)."""
-    weights = dict.fromkeys(val.parts, 1.0)
+    """Part weights of P_cold by likelihood on the validation rows with a cold target (the
+    fusion fit's search, maximising minus the loss)."""
 
-    def loss(w: dict[str, float]) -> float:
-        return val.nll(combine(val.parts, w), val.cold, novel)
+    def gain(w: dict[str, float]) -> float:
+        return -val.nll(combine(val.parts, w), val.cold, novel)
 
-    best = loss(weights)
-    for _ in range(5):
-        improved = False
-        for name in list(weights):
-            for mult in (0.25, 0.5, 2.0, 4.0):
-                trial = weights | {name: weights[name] * mult}
-                value = loss(trial)
-                if value < best - 1e-4:
-                    weights, best, improved = trial, value, True
-        if not improved:
-            break
-    return weights
+    return search_weights(gain, dict.fromkeys(val.parts, 1.0), "nll")[0]
 
 
-def calibrated_mixture(val: Split, test: Split, fitted: dict[str, float], novel: torch.Tensor):  # noqa: ANN201
+def calibrated_mixture(
+    val: Split, test: Split, fitted: dict[str, float], novel: torch.Tensor
+) -> tuple[float, dict[str, float], Callable[[float], torch.Tensor]]:
     """lam, and a function lam -> [B, N] log-probabilities of the two-component mixture on
     the test rows (components fitted on validation)."""
     warm = ~novel

@@ -12,6 +12,8 @@ from test_text_tower import FakeEmbedder, N, _convo, _model, _vectors
 
 from rar.corpus import Corpus
 from rar.corpus.movie import Movie
+from rar.data.linking import LinkedSample
+from rar.data.types import Sample
 from rar.retrievers import (
     RetrievalBatch,
     RetrieverConfig,
@@ -20,7 +22,7 @@ from rar.retrievers import (
     load_retriever,
     save_retriever,
 )
-from rar.retrievers.fusion import FUSION_FILE, fit_fusion
+from rar.retrievers.fusion import FUSION_FILE, fit_linked
 from rar.retrievers.metadata_links import (
     LINK_PARTS,
     MetadataLinks,
@@ -83,15 +85,17 @@ def test_a_cold_movie_is_retrieved_through_a_shared_director():
     batch = RetrievalBatch(torch.tensor([[5]]), [_convo("hello")])  # token 5 = movie 4
     with torch.no_grad():
         assert 5 not in model.scores(batch).topk(5).indices[0].tolist()
-    model.links.build(_corpus())
+    corpus = _corpus()
+    linked = [
+        LinkedSample(
+            Sample("t", f"d{j}", 0, _convo(f"hello {j}"), [], []), [f"m{j}"], [f"m{j + 1}"]
+        )
+        for j in range(0, N, 2)
+    ]
+    unlinked = fit_linked(model, linked, corpus, links=False)  # the control: no links built
+    assert not model.links.is_built and not set(unlinked.weights) & set(LINK_PARTS)
+    fit = fit_linked(model, linked, corpus)  # builds the links, then fits them
     assert set(model.score_parts(batch)) >= set(LINK_PARTS)
-    rows = range(0, N, 2)
-    fit = fit_fusion(
-        model,
-        [[j] for j in rows],
-        [_convo(f"hello {j}") for j in rows],
-        [[j + 1] for j in rows],
-    )
     assert fit.val_ndcg10_before < 0.1 and fit.val_ndcg10_after > 0.9
     assert fit.weights["people"] > fit.weights["title"]
     with torch.no_grad():

@@ -201,7 +201,7 @@ def fit_fusion(
     def gain(w: dict[str, float]) -> float:  # higher is better
         return data.ndcg10(w) if criterion == "ndcg@10" else -data.nll(w)
 
-    weights, steps = _search(gain, weights, criterion)
+    weights, steps = search_weights(gain, weights, criterion)
     nll_before = data.nll({n: 1.0 for n in names if n not in LINK_PARTS})
     temperature = min(TEMPERATURES, key=lambda t: data.nll({n: w * t for n, w in weights.items()}))
     weights = {n: w * temperature for n, w in weights.items()}
@@ -220,7 +220,7 @@ def fit_fusion(
     )
 
 
-def _search(
+def search_weights(
     gain: Callable[[dict[str, float]], float], weights: dict[str, float], criterion: str
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Deterministic search for the weights of highest `gain`: a line search over LINK_GRID
